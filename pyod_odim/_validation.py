@@ -1,0 +1,114 @@
+"""Turning user input into clean float arrays, or a clear error."""
+
+import numbers
+
+import numpy as np
+
+
+def check_samples(X, *, name="X", n_features=None, min_samples=1):
+    """Validate a 2-D numeric sample matrix.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    name : str
+        Used in error messages.
+    n_features : int or None
+        Expected number of columns (the fitted model's), if known.
+    min_samples : int
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), float64, C-contiguous
+
+    Raises
+    ------
+    TypeError
+        Non-numeric data (strings, objects that are not numbers, complex).
+    ValueError
+        Wrong number of dimensions, too few rows, no columns, NaN or
+        infinite values, or a feature count other than ``n_features``.
+    """
+    if hasattr(X, "toarray") or hasattr(X, "tocsr"):
+        raise TypeError(f"{name} is a sparse matrix; pass a dense array")
+    arr = np.asarray(X)
+    if arr.dtype.kind in "USV" or arr.dtype.kind == "c":
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.dtype.kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be numeric; it holds non-numeric values") from None
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features), got {arr.ndim}-D with "
+            f"shape {arr.shape}; reshape 1-D data with X.reshape(-1, 1)"
+        )
+    if arr.shape[0] < min_samples:
+        raise ValueError(
+            f"{name} has {arr.shape[0]} sample(s); at least {min_samples} required"
+        )
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has 0 features")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {arr.shape[1]} features, but the model was fitted with "
+            f"{n_features}"
+        )
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        bad_nan = np.isnan(arr)
+        kind = "NaN" if bad_nan.any() else "infinite"
+        row = int(np.argwhere(bad_nan if bad_nan.any() else ~np.isfinite(arr))[0, 0])
+        raise ValueError(f"{name} contains {kind} values (first at row {row})")
+    return arr
+
+
+def check_int(value, name, minimum):
+    """An integer parameter that must be at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_float(value, name, low=None, high=None, low_open=True):
+    """A real parameter inside ``(low, high]`` (or ``[low, high]``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
+    return value
+
+
+def check_choice(value, name, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+def seed_from(random_state):
+    """An integer seed from ``random_state`` without touching global RNGs.
+
+    ``None`` draws fresh OS entropy; an int is used as is; a NumPy
+    ``RandomState`` or ``Generator`` supplies one draw.
+    """
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1, dtype=np.uint64)[0] >> 1)
+    if isinstance(random_state, (np.random.RandomState, np.random.Generator)):
+        draw = random_state.randint if hasattr(random_state, "randint") else random_state.integers
+        return int(draw(0, 2**62))
+    if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral):
+        raise TypeError(
+            f"random_state must be None, an int or a NumPy random generator, got "
+            f"{type(random_state).__name__}"
+        )
+    if random_state < 0:
+        raise ValueError(f"random_state must be non-negative, got {random_state}")
+    return int(random_state)

@@ -1,0 +1,224 @@
+"""The ensemble IWAE as one batched network.
+
+All ``M`` members share one set of stacked tensors: a linear layer of the
+ensemble is a weight of shape ``(M, in, out)`` and a bias of shape
+``(M, 1, out)``, applied with one batched matmul. The ``K`` importance samples
+are an extra batch dimension, so one call evaluates ``M * K * rows`` decoder
+passes.
+
+The math lives in plain functions of tensors so that it can run eagerly or be
+compiled with TorchScript (see :mod:`pyod_odim.compile`).
+"""
+
+import math
+from typing import Dict, List, NamedTuple, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+LOGVAR_MIN = -6.0
+LOGVAR_MAX = 2.0
+LEAKY_SLOPE = 0.01
+LOG_2PI = math.log(2.0 * math.pi)
+
+LIKELIHOODS = ("gaussian", "bernoulli")
+
+
+class Architecture(NamedTuple):
+    """Layer widths of the encoder; the decoder mirrors them."""
+
+    n_features: int
+    hidden_sizes: Tuple[int, ...]
+    latent_dim: int
+
+
+def default_architecture(n_features):
+    """Choose widths from the input dimension as the ODIM authors do.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of input features ``d``.
+
+    Returns
+    -------
+    hidden_sizes : tuple of int
+        ``(32, 16)`` for ``d <= 100``, ``(128, 64)`` up to 500, else
+        ``(512, 256)``.
+    latent_dim : int
+        8 for ``d <= 100`` (4 when ``d <= 7``, 2 when ``d <= 3``), 32 up to
+        500, else 128.
+    """
+    if n_features <= 100:
+        hidden = (32, 16)
+        if n_features <= 3:
+            latent = 2
+        elif n_features <= 7:
+            latent = 4
+        else:
+            latent = 8
+    elif n_features <= 500:
+        hidden, latent = (128, 64), 32
+    else:
+        hidden, latent = (512, 256), 128
+    return hidden, latent
+
+
+def _layer_shapes(arch):
+    """(in, out) of every linear layer: encoder, encoder head, decoder."""
+    enc = (arch.n_features,) + arch.hidden_sizes
+    encoder = list(zip(enc[:-1], enc[1:]))
+    # One head emits both the latent mean and log-variance.
+    head = [(arch.hidden_sizes[-1], 2 * arch.latent_dim)]
+    dec = (arch.latent_dim,) + tuple(reversed(arch.hidden_sizes)) + (arch.n_features,)
+    decoder = list(zip(dec[:-1], dec[1:]))
+    return encoder + head, decoder
+
+
+def init_parameters(arch, n_members, generator, device):
+    """Draw independent initial weights for every member.
+
+    Weights and biases follow ``torch.nn.Linear``'s default, uniform on
+    ``[-1/sqrt(in), 1/sqrt(in)]``; each member gets its own draw.
+
+    Parameters
+    ----------
+    arch : Architecture
+    n_members : int
+        Ensemble size ``M``.
+    generator : torch.Generator
+        Source of all randomness; the global RNG is never used.
+    device : torch.device
+
+    Returns
+    -------
+    params : dict of str to list of torch.Tensor
+        ``enc_w``/``enc_b`` (encoder layers, the last one is the head),
+        ``dec_w``/``dec_b`` (decoder layers) with shapes ``(M, in, out)`` and
+        ``(M, 1, out)``, and ``dec_logvar`` (one tensor ``(M, 1, d)``), the
+        decoder's learned per-feature log-variance.
+    """
+    encoder, decoder = _layer_shapes(arch)
+
+    def uniform(shape, fan_in):
+        bound = 1.0 / math.sqrt(fan_in)
+        t = torch.rand(shape, generator=generator, device=generator.device)
+        return ((2.0 * t - 1.0) * bound).to(device)
+
+    params = {"enc_w": [], "enc_b": [], "dec_w": [], "dec_b": []}
+    for prefix, layers in (("enc", encoder), ("dec", decoder)):
+        for fan_in, fan_out in layers:
+            params[prefix + "_w"].append(uniform((n_members, fan_in, fan_out), fan_in))
+            params[prefix + "_b"].append(uniform((n_members, 1, fan_out), fan_in))
+    params["dec_logvar"] = [torch.zeros((n_members, 1, arch.n_features), device=device)]
+    return params
+
+
+def flat_parameters(params):
+    """All parameter tensors of ``params`` in a fixed order."""
+    return [t for key in sorted(params) for t in params[key]]
+
+
+def log_importance_weights(
+    x: torch.Tensor,
+    eps: torch.Tensor,
+    enc_w: List[torch.Tensor],
+    enc_b: List[torch.Tensor],
+    dec_w: List[torch.Tensor],
+    dec_b: List[torch.Tensor],
+    dec_logvar: torch.Tensor,
+    bernoulli: bool,
+) -> torch.Tensor:
+    """Log importance weights ``log p(x, z_k) - log q(z_k | x)``.
+
+    Parameters
+    ----------
+    x : Tensor of shape (M, B, d) or (B, d)
+        Rows for every member, or the same rows for all members.
+    eps : Tensor of shape (M, K, B, L) or (M, K, 1, L)
+        Standard normal draws; the second form shares one set of ``K`` draws
+        across all rows (used for deterministic scoring).
+    enc_w, enc_b, dec_w, dec_b : list of Tensor
+        Stacked weights ``(M, in, out)`` and biases ``(M, 1, out)``.
+    dec_logvar : Tensor of shape (M, 1, d)
+        Decoder log-variance (ignored for the Bernoulli likelihood).
+    bernoulli : bool
+        Bernoulli instead of Gaussian decoder.
+
+    Returns
+    -------
+    log_w : Tensor of shape (M, K, B)
+    """
+    n_members = enc_w[0].shape[0]
+    n_samples = eps.shape[1]
+    h = x
+    n_enc = len(enc_w)
+    for i in range(n_enc):
+        h = torch.matmul(h, enc_w[i]) + enc_b[i]
+        if i < n_enc - 1:
+            h = F.leaky_relu(h, 0.01)
+    latent = h.shape[-1] // 2
+    mu = h[..., :latent]
+    logvar = torch.clamp(h[..., latent:], -6.0, 2.0)
+    n_rows = mu.shape[1]
+    # z = mu + sigma * eps, with K as a new axis: (M, K, B, L)
+    z = mu.unsqueeze(1) + torch.exp(0.5 * logvar).unsqueeze(1) * eps
+    # log p(z) - log q(z|x); the log(2 pi) terms cancel.
+    log_prior_ratio = 0.5 * (
+        (eps * eps).sum(-1) - (z * z).sum(-1) + logvar.sum(-1).unsqueeze(1)
+    )
+
+    g = z.reshape(n_members, n_samples * n_rows, latent)
+    n_dec = len(dec_w)
+    for i in range(n_dec):
+        g = torch.baddbmm(dec_b[i], g, dec_w[i])
+        if i < n_dec - 1:
+            g = F.leaky_relu(g, 0.01)
+    logits = g.reshape(n_members, n_samples, n_rows, g.shape[-1])
+    xb = x.unsqueeze(1) if x.dim() == 3 else x
+    if bernoulli:
+        log_px = (xb * logits - F.softplus(logits)).sum(-1)
+    else:
+        dlv = torch.clamp(dec_logvar, -6.0, 2.0)
+        inv_var = torch.exp(-dlv).unsqueeze(1)
+        diff = xb - torch.sigmoid(logits)
+        const = (dlv.sum(-1) + dlv.shape[-1] * 1.8378770664093453).unsqueeze(1)
+        log_px = -0.5 * ((diff * diff * inv_var).sum(-1) + const)
+    return log_px + log_prior_ratio
+
+
+def iwae_loss(log_w: torch.Tensor) -> torch.Tensor:
+    """Negative IWAE bound per row from log weights ``(M, K, B)`` -> ``(M, B)``."""
+    return math.log(log_w.shape[1]) - torch.logsumexp(log_w, dim=1)
+
+
+def cubo_loss(log_w: torch.Tensor, order: float) -> torch.Tensor:
+    """Chi upper bound ``CUBO_u`` per row from log weights ``(M, K, B)``.
+
+    ``CUBO_u(x) = (1/u) log mean_k w_k^u``, estimated in log space.
+    """
+    n_samples = log_w.shape[1]
+    return (torch.logsumexp(order * log_w, dim=1) - math.log(n_samples)) / order
+
+
+def params_to_numpy(params):
+    """Copy a parameter dict to CPU NumPy arrays (pickle-friendly, device-free)."""
+    return {k: [t.detach().cpu().numpy().copy() for t in v] for k, v in params.items()}
+
+
+def params_from_numpy(state, device):
+    """Inverse of :func:`params_to_numpy`."""
+    return {
+        k: [torch.as_tensor(a, device=device) for a in v] for k, v in state.items()
+    }
+
+
+def select_members(params, index):
+    """Parameters of a subset of members (``index`` into the first axis)."""
+    return {k: [t[index] for t in v] for k, v in params.items()}
+
+
+def parameter_count(params: Dict[str, List[torch.Tensor]]) -> int:
+    """Number of scalars per member."""
+    return int(sum(np.prod(t.shape[1:]) for t in flat_parameters(params)))

@@ -1,0 +1,311 @@
+"""The ODIM update loop: train briefly, check often, keep the best checkpoint.
+
+Every ``check_every`` updates the per-row losses of the selection set are
+scored for every member, a two-component Gaussian mixture is fitted to each
+member's min-max normalized losses, and the distance between its components
+measures how well inliers and outliers are separated at that moment. Each
+member keeps the parameters (and selection-set losses) of its own largest
+distance and stops after ``patience`` checks without a new maximum.
+"""
+
+import time
+from typing import Callable, NamedTuple, Optional
+
+import numpy as np
+import torch
+
+from . import network
+from .gmm import fit_gmm2
+
+# Elements of the widest (M, K, rows, width) activation per scoring chunk:
+# small enough to stay near the CPU caches, large enough to feed a GPU.
+_CHUNK_ELEMENTS = {"cpu": 4_000_000, "cuda": 256_000_000}
+
+
+class TrainingConfig(NamedTuple):
+    """Hyper-parameters of one ensemble fit (see :class:`pyod_odim.ODIM`)."""
+
+    n_members: int
+    n_samples: int
+    batch_size: int
+    lr: float
+    check_every: int
+    patience: int
+    max_updates: int
+    selection_size: Optional[int]
+    distance: str
+    bernoulli: bool
+    cubo_weight: float = 1.0
+    cubo_order: float = 2.0
+
+
+class TrainingResult(NamedTuple):
+    """What a fit leaves behind.
+
+    Attributes
+    ----------
+    params : dict of str to list of Tensor
+        Each member's parameters at its best check.
+    score_eps : Tensor of shape (M, K, 1, L)
+        The fixed importance draws used for every scoring pass.
+    train_losses : ndarray of shape (M, n) or None
+        Best-checkpoint losses of all rows when the selection set was all
+        rows, else ``None`` (the caller scores them once).
+    check_updates : ndarray of shape (n_checks,)
+    check_distances : ndarray of shape (n_checks, M)
+        GMM distance of each member at each check; NaN once it stopped.
+    best_update : ndarray of shape (M,)
+    best_distance : ndarray of shape (M,)
+    n_updates : int
+    selection_index : ndarray or None
+        Rows of the selection subset, ``None`` when all rows were used.
+    timings : dict of str to float
+        Seconds spent in ``"train"``, ``"score"`` and ``"gmm"``.
+    """
+
+    params: dict
+    score_eps: torch.Tensor
+    train_losses: Optional[np.ndarray]
+    check_updates: np.ndarray
+    check_distances: np.ndarray
+    best_update: np.ndarray
+    best_distance: np.ndarray
+    n_updates: int
+    selection_index: Optional[np.ndarray]
+    timings: dict
+
+
+def chunk_rows(n_members, n_samples, widest, device):
+    """Rows per scoring chunk under the device's activation budget."""
+    budget = _CHUNK_ELEMENTS["cuda" if device.type == "cuda" else "cpu"]
+    rows = budget // max(1, n_members * n_samples * widest)
+    return int(min(max(rows, 16), 1 << 20))
+
+
+def score_rows(log_weights_fn, params, X, score_eps, bernoulli, chunk):
+    """Negative IWAE bound of every row for every member.
+
+    Parameters
+    ----------
+    log_weights_fn : callable
+        Eager or scripted :func:`pyod_odim.network.log_importance_weights`.
+    params : dict
+        Detached parameters, first axis ``M``.
+    X : Tensor of shape (n, d)
+    score_eps : Tensor of shape (M, K, 1, L)
+        Shared draws: a row's score does not depend on its neighbours.
+    bernoulli : bool
+    chunk : int
+        Rows per pass.
+
+    Returns
+    -------
+    losses : Tensor of shape (M, n), float32, on X's device
+    """
+    out = []
+    with torch.no_grad():
+        for start in range(0, X.shape[0], chunk):
+            log_w = log_weights_fn(
+                X[start : start + chunk],
+                score_eps,
+                params["enc_w"],
+                params["enc_b"],
+                params["dec_w"],
+                params["dec_b"],
+                params["dec_logvar"][0],
+                bernoulli,
+            )
+            out.append(network.iwae_loss(log_w))
+    return torch.cat(out, dim=1)
+
+
+def _detached(params):
+    return {k: [t.detach() for t in v] for k, v in params.items()}
+
+
+def _copy_members(best, current, mask):
+    """Overwrite the members selected by ``mask`` in ``best`` with ``current``."""
+    for key in best:
+        for b, c in zip(best[key], current[key]):
+            b[mask] = c.detach()[mask]
+
+
+def train_ensemble(
+    X,
+    arch,
+    config,
+    generator,
+    log_weights_fn,
+    labeled_index=None,
+    selection_criterion=None,
+    on_check: Optional[Callable[[int, int], None]] = None,
+):
+    """Train all members at once and keep each one's best checkpoint.
+
+    Parameters
+    ----------
+    X : Tensor of shape (n, d)
+        Scaled training rows on the training device.
+    arch : network.Architecture
+    config : TrainingConfig
+    generator : torch.Generator
+        On ``X``'s device; every random draw comes from it.
+    log_weights_fn : callable
+    labeled_index : Tensor of int or None
+        Rows known to be outliers. They leave the IWAE term and enter a CUBO
+        term that lowers their likelihood (semi-supervised ODIM).
+    selection_criterion : callable or None
+        ``f(losses ndarray (M, m), rows) -> (M,)`` values to maximize at
+        each check, ``rows`` being the selection subset's row indices (or
+        ``None`` for all rows); default is the GMM-2 distance.
+    on_check : callable or None
+        Called as ``on_check(update, n_active_members)`` after each check.
+
+    Returns
+    -------
+    TrainingResult
+    """
+    device = X.device
+    n_rows = X.shape[0]
+    n_members, n_samples = config.n_members, config.n_samples
+    latent = arch.latent_dim
+    params = network.init_parameters(arch, n_members, generator, device)
+    flat = network.flat_parameters(params)
+    for t in flat:
+        t.requires_grad_(True)
+    optimizer = torch.optim.Adam(flat, lr=config.lr)
+
+    # Fixed draws for scoring: the same checkpoint always gets the same scores.
+    score_eps = torch.randn(
+        (n_members, n_samples, 1, latent), generator=generator, device=device
+    )
+
+    unlabeled = torch.arange(n_rows, device=device)
+    if labeled_index is not None:
+        keep = torch.ones(n_rows, dtype=torch.bool, device=device)
+        keep[labeled_index] = False
+        unlabeled = unlabeled[keep]
+    n_unlabeled = unlabeled.shape[0]
+    batch = min(config.batch_size, n_unlabeled)
+    labeled_batch = 0 if labeled_index is None else min(config.batch_size, len(labeled_index))
+
+    selection_index = None
+    X_select = X
+    if config.selection_size is not None and n_rows > config.selection_size:
+        perm = torch.randperm(n_rows, generator=generator, device=device)
+        selection_index = torch.sort(perm[: config.selection_size]).values
+        X_select = X[selection_index]
+        selection_index = selection_index.cpu().numpy()
+    widest = max(arch.hidden_sizes + (arch.n_features,))
+    chunk = chunk_rows(n_members, n_samples, widest, device)
+
+    if selection_criterion is None:
+
+        def selection_criterion(losses, rows):
+            return fit_gmm2(losses, distance=config.distance).distance
+
+    best_params = {k: [t.detach().clone() for t in v] for k, v in params.items()}
+    best_losses = None
+    best_distance = np.full(n_members, -np.inf)
+    best_update = np.zeros(n_members, dtype=np.int64)
+    waited = np.zeros(n_members, dtype=np.int64)
+    active = np.ones(n_members, dtype=bool)
+    check_updates, check_distances = [], []
+    timings = {"train": 0.0, "score": 0.0, "gmm": 0.0}
+
+    update = 0
+    while update < config.max_updates and active.any():
+        t0 = time.perf_counter()
+        for _ in range(config.check_every):
+            update += 1
+            rows = unlabeled[
+                torch.randint(n_unlabeled, (n_members, batch), generator=generator, device=device)
+            ]
+            eps = torch.randn(
+                (n_members, n_samples, batch, latent), generator=generator, device=device
+            )
+            log_w = _log_weights(log_weights_fn, X[rows], eps, params, config.bernoulli)
+            loss = network.iwae_loss(log_w).mean(dim=1).sum()
+            if labeled_batch:
+                pick = torch.randint(
+                    len(labeled_index), (n_members, labeled_batch),
+                    generator=generator, device=device,
+                )
+                eps_l = torch.randn(
+                    (n_members, n_samples, labeled_batch, latent),
+                    generator=generator, device=device,
+                )
+                log_w_l = _log_weights(
+                    log_weights_fn, X[labeled_index[pick]], eps_l, params, config.bernoulli
+                )
+                cubo = network.cubo_loss(log_w_l, config.cubo_order)
+                loss = loss + config.cubo_weight * cubo.mean(dim=1).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if update >= config.max_updates:
+                break
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t1 = time.perf_counter()
+        timings["train"] += t1 - t0
+
+        losses = score_rows(
+            log_weights_fn, _detached(params), X_select, score_eps, config.bernoulli, chunk
+        )
+        losses = losses.double().cpu().numpy()
+        t2 = time.perf_counter()
+        timings["score"] += t2 - t1
+
+        distance = np.full(n_members, np.nan)
+        finite = active & np.isfinite(losses).all(axis=1)
+        if finite.any():
+            distance[finite] = selection_criterion(losses[finite], selection_index)
+        timings["gmm"] += time.perf_counter() - t2
+
+        improved = finite & (distance > best_distance)
+        if improved.any():
+            _copy_members(best_params, params, torch.as_tensor(improved, device=device))
+            if best_losses is None:
+                best_losses = np.zeros_like(losses)
+            best_losses[improved] = losses[improved]
+            best_distance[improved] = distance[improved]
+            best_update[improved] = update
+        waited[improved] = 0
+        waited[active & ~improved] += 1
+        active &= waited < config.patience
+        check_updates.append(update)
+        check_distances.append(distance)
+        if on_check is not None:
+            on_check(update, int(active.sum()))
+
+    if not np.isfinite(best_distance).any():
+        raise FloatingPointError(
+            "training diverged: every member produced non-finite losses; "
+            "check the input scale or lower lr"
+        )
+    return TrainingResult(
+        params=best_params,
+        score_eps=score_eps,
+        train_losses=best_losses if selection_index is None else None,
+        check_updates=np.asarray(check_updates, dtype=np.int64),
+        check_distances=np.vstack(check_distances),
+        best_update=best_update,
+        best_distance=best_distance,
+        n_updates=update,
+        selection_index=selection_index,
+        timings=timings,
+    )
+
+
+def _log_weights(fn, x, eps, params, bernoulli):
+    return fn(
+        x,
+        eps,
+        params["enc_w"],
+        params["enc_b"],
+        params["dec_w"],
+        params["dec_b"],
+        params["dec_logvar"][0],
+        bernoulli,
+    )
