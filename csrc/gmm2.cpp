@@ -1,0 +1,498 @@
+// Batched two-component 1-D Gaussian mixture; see gmm2.hpp.
+//
+// Per row: min-max normalize, 2-means (Lloyd) for hard labels, then EM as in
+// scikit-learn's GaussianMixture: the E-step of parameters theta_t gives the
+// mean log-likelihood l_t and the M-step gives theta_{t+1}; EM stops once
+// |l_t - l_{t-1}| < tol. Each E-step is fused with the sums of the M-step in
+// one pass over the data. Moments are accumulated about the current means
+// (shifted sums) so that variances keep their accuracy without a second pass.
+#include "gmm2.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace gmm2 {
+namespace {
+
+// Sums run over fixed blocks combined in block order: the rounding is then
+// the same whether a row runs on one thread or its blocks on many.
+constexpr std::size_t kBlock = 4096;
+// Points whose (1 + t) factors share one log in the log-likelihood sum;
+// each factor is in [1, 2], so the product stays far from overflow.
+constexpr std::size_t kLogChunk = 32;
+constexpr int kLloydMaxIter = 100;
+constexpr double kLog2Pi = 1.8378770664093454835606594728112;
+// scikit-learn adds 10 * eps to every component's effective count.
+constexpr double kCountGuard = 10.0 * std::numeric_limits<double>::epsilon();
+// Keeps 1 / variance finite when reg_covar is 0 and a component collapses.
+constexpr double kMinVariance = 1e-30;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+struct Exec {
+  bool parallel_blocks;  // spread one row's blocks over the threads
+  int n_threads;
+};
+
+struct Params {
+  double w[2];
+  double mu[2];
+  double var[2];
+};
+
+// Per-component constants of the E-step: log N(x) = log_norm - half_prec*d^2.
+struct Estep {
+  double mu[2];
+  double half_prec[2];
+  double log_norm[2];
+};
+
+struct Range {
+  double lo = kInf;
+  double hi = -kInf;
+  Range& operator+=(const Range& o) {
+    lo = std::min(lo, o.lo);
+    hi = std::max(hi, o.hi);
+    return *this;
+  }
+};
+
+struct Sum {
+  double value = 0.0;
+  Sum& operator+=(const Sum& o) {
+    value += o.value;
+    return *this;
+  }
+};
+
+// Points at or below a threshold ("low") and above it ("high").
+struct SplitSums {
+  std::size_t count_low = 0;
+  double sum_low = 0.0;
+  double sum_high = 0.0;
+  SplitSums& operator+=(const SplitSums& o) {
+    count_low += o.count_low;
+    sum_low += o.sum_low;
+    sum_high += o.sum_high;
+    return *this;
+  }
+};
+
+// Responsibility-weighted moments of d = x - shift_k per component:
+// n = sum r, a = sum r d, b = sum r d^2.
+struct Moments {
+  double n[2] = {0.0, 0.0};
+  double a[2] = {0.0, 0.0};
+  double b[2] = {0.0, 0.0};
+  Moments& operator+=(const Moments& o) {
+    for (int k = 0; k < 2; ++k) {
+      n[k] += o.n[k];
+      a[k] += o.a[k];
+      b[k] += o.b[k];
+    }
+    return *this;
+  }
+};
+
+struct EmSums {
+  double ll = 0.0;  // sum of per-point log-likelihoods
+  Moments mo;
+  EmSums& operator+=(const EmSums& o) {
+    ll += o.ll;
+    mo += o.mo;
+    return *this;
+  }
+};
+
+struct RowFit {
+  Params p;
+  double ll;
+  int n_iter;
+  bool converged;
+};
+
+int thread_index() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+int resolve_threads(int requested) {
+  if (requested > 0 && openmp_enabled()) return requested;
+  return default_threads();
+}
+
+std::size_t n_blocks(std::size_t n) { return (n + kBlock - 1) / kBlock; }
+
+// Runs fn(begin, end) on every block and adds the results in block order.
+template <class Sums, class BlockFn>
+Sums reduce_blocks(std::size_t n, const Exec& ex, BlockFn&& fn) {
+  const std::size_t nb = n_blocks(n);
+  Sums total{};
+  if (!ex.parallel_blocks || nb < 2) {
+    for (std::size_t b = 0; b < nb; ++b) {
+      total += fn(b * kBlock, std::min(n, (b + 1) * kBlock));
+    }
+    return total;
+  }
+  std::vector<Sums> part(nb);
+  const std::ptrdiff_t nbs = static_cast<std::ptrdiff_t>(nb);
+#pragma omp parallel for schedule(static) num_threads(ex.n_threads)
+  for (std::ptrdiff_t b = 0; b < nbs; ++b) {
+    const std::size_t begin = static_cast<std::size_t>(b) * kBlock;
+    part[b] = fn(begin, std::min(n, begin + kBlock));
+  }
+  for (const Sums& s : part) total += s;
+  return total;
+}
+
+// Runs fn(begin, end) on every block, for side effects only.
+template <class BlockFn>
+void for_blocks(std::size_t n, const Exec& ex, BlockFn&& fn) {
+  (void)ex;  // only read by the OpenMP pragma
+  const std::ptrdiff_t nbs = static_cast<std::ptrdiff_t>(n_blocks(n));
+#pragma omp parallel for schedule(static) num_threads(ex.n_threads) \
+    if (ex.parallel_blocks && nbs > 1)
+  for (std::ptrdiff_t b = 0; b < nbs; ++b) {
+    const std::size_t begin = static_cast<std::size_t>(b) * kBlock;
+    fn(begin, std::min(n, begin + kBlock));
+  }
+}
+
+// ---------------------------------------------------------------- normalize
+
+template <class T>
+Range row_range(const T* raw, std::size_t n, const Exec& ex) {
+  return reduce_blocks<Range>(n, ex, [raw](std::size_t b, std::size_t e) {
+    Range r;
+    for (std::size_t i = b; i < e; ++i) {
+      const double v = static_cast<double>(raw[i]);
+      r.lo = std::min(r.lo, v);
+      r.hi = std::max(r.hi, v);
+    }
+    return r;
+  });
+}
+
+// Writes (x - min) / (max - min) into out, shape (n,). Returns false for a
+// constant row. When max - min overflows, everything is halved first
+// (exact), which keeps the span finite.
+template <class T>
+bool normalize_row(const T* raw, std::size_t n, double* out, const Exec& ex) {
+  const Range r = row_range(raw, n, ex);
+  if (!(r.hi > r.lo)) return false;
+  double scale = 1.0;
+  double lo = r.lo;
+  double span = r.hi - r.lo;
+  if (!std::isfinite(span)) {
+    scale = 0.5;
+    lo = 0.5 * r.lo;
+    span = 0.5 * r.hi - 0.5 * r.lo;
+  }
+  for_blocks(n, ex, [=](std::size_t b, std::size_t e) {
+    for (std::size_t i = b; i < e; ++i) {
+      out[i] = (scale * static_cast<double>(raw[i]) - lo) / span;
+    }
+  });
+  return true;
+}
+
+// ---------------------------------------------------------------- 2-means
+
+SplitSums split_at(const double* x, std::size_t n, double t, const Exec& ex) {
+  return reduce_blocks<SplitSums>(n, ex, [x, t](std::size_t b, std::size_t e) {
+    SplitSums s;
+    for (std::size_t i = b; i < e; ++i) {
+      const bool low = x[i] <= t;
+      s.count_low += low ? 1 : 0;
+      s.sum_low += low ? x[i] : 0.0;
+      s.sum_high += low ? 0.0 : x[i];
+    }
+    return s;
+  });
+}
+
+bool both_sides_used(const SplitSums& s, std::size_t n) {
+  return s.count_low > 0 && s.count_low < n;
+}
+
+double low_center(const SplitSums& s) {
+  return s.sum_low / static_cast<double>(s.count_low);
+}
+
+double high_center(const SplitSums& s, std::size_t n) {
+  return s.sum_high / static_cast<double>(n - s.count_low);
+}
+
+struct Split {
+  double threshold;
+  SplitSums sums;
+};
+
+// 1-D 2-means by Lloyd's iteration: start from the split at the row mean,
+// move the threshold to the midpoint of the two centers until the partition
+// stops changing. A row normalized to [0, 1] always splits at 0.5, the
+// fallback should rounding put the mean on an edge.
+Split two_means(const double* x, std::size_t n, const Exec& ex) {
+  const double mean =
+      reduce_blocks<Sum>(n, ex, [x](std::size_t b, std::size_t e) {
+        Sum s;
+        for (std::size_t i = b; i < e; ++i) s.value += x[i];
+        return s;
+      }).value / static_cast<double>(n);
+  Split cur{mean, split_at(x, n, mean, ex)};
+  if (!both_sides_used(cur.sums, n)) cur = Split{0.5, split_at(x, n, 0.5, ex)};
+  for (int it = 0; it < kLloydMaxIter; ++it) {
+    const double t = 0.5 * (low_center(cur.sums) + high_center(cur.sums, n));
+    const SplitSums next = split_at(x, n, t, ex);
+    // Nested partitions: an unchanged count means an unchanged partition.
+    if (!both_sides_used(next, n) || next.count_low == cur.sums.count_low) break;
+    cur = Split{t, next};
+  }
+  return cur;
+}
+
+// Moments of the hard 2-means labels about the two centers.
+Moments hard_moments(const double* x, std::size_t n, double t,
+                     const double shift[2], const Exec& ex) {
+  const double s0 = shift[0];
+  const double s1 = shift[1];
+  return reduce_blocks<Moments>(n, ex, [=](std::size_t b, std::size_t e) {
+    Moments m;
+    for (std::size_t i = b; i < e; ++i) {
+      const int k = x[i] <= t ? 0 : 1;
+      const double d = x[i] - (k == 0 ? s0 : s1);
+      m.n[k] += 1.0;
+      m.a[k] += d;
+      m.b[k] += d * d;
+    }
+    return m;
+  });
+}
+
+// ---------------------------------------------------------------- EM
+
+// M-step from moments about `shift`: means and regularized variances exactly
+// as scikit-learn computes them; weights are left as the effective counts.
+Params estimate(const Moments& mo, const double shift[2], double reg_covar) {
+  Params p{};
+  for (int k = 0; k < 2; ++k) {
+    const double nk = mo.n[k] + kCountGuard;
+    const double mu = (shift[k] * mo.n[k] + mo.a[k]) / nk;
+    const double delta = mu - shift[k];
+    // sum r (x - mu)^2 = b - 2 delta a + delta^2 n, with x - mu = d - delta
+    const double sq = mo.b[k] - 2.0 * delta * mo.a[k] + delta * delta * mo.n[k];
+    const double var = std::max(sq / nk, 0.0) + reg_covar;
+    p.w[k] = nk;
+    p.mu[k] = mu;
+    p.var[k] = std::max(var, kMinVariance);
+  }
+  return p;
+}
+
+Params weights_over(Params p, double total) {
+  p.w[0] /= total;
+  p.w[1] /= total;
+  return p;
+}
+
+Estep prepare(const Params& p) {
+  Estep e{};
+  for (int k = 0; k < 2; ++k) {
+    e.mu[k] = p.mu[k];
+    e.half_prec[k] = 0.5 / p.var[k];
+    e.log_norm[k] = std::log(p.w[k]) - 0.5 * (kLog2Pi + std::log(p.var[k]));
+  }
+  return e;
+}
+
+// E-step over [b, e): log-likelihood and the M-step moments about the
+// current means. With t = exp(-|l0 - l1|), log(p0 + p1) = max(l0, l1) +
+// log(1 + t) and the responsibilities are 1 / (1 + t) and t / (1 + t); the
+// logs of (1 + t) are taken once per chunk of kLogChunk points.
+EmSums em_block(const double* x, std::size_t b, std::size_t e, const Estep& es) {
+  EmSums s;
+  double prod = 1.0;
+  std::size_t in_chunk = 0;
+  for (std::size_t i = b; i < e; ++i) {
+    const double d0 = x[i] - es.mu[0];
+    const double d1 = x[i] - es.mu[1];
+    const double sq0 = d0 * d0;
+    const double sq1 = d1 * d1;
+    const double l0 = es.log_norm[0] - es.half_prec[0] * sq0;
+    const double l1 = es.log_norm[1] - es.half_prec[1] * sq1;
+    const double gap = l0 - l1;
+    const double t = std::exp(-std::fabs(gap));
+    const double denom = 1.0 + t;
+    const double big = 1.0 / denom;
+    const double small = t * big;
+    const bool first = gap >= 0.0;
+    const double r0 = first ? big : small;
+    const double r1 = first ? small : big;
+    s.ll += first ? l0 : l1;
+    prod *= denom;
+    if (++in_chunk == kLogChunk) {
+      s.ll += std::log(prod);
+      prod = 1.0;
+      in_chunk = 0;
+    }
+    s.mo.n[0] += r0;
+    s.mo.n[1] += r1;
+    s.mo.a[0] += r0 * d0;
+    s.mo.a[1] += r1 * d1;
+    s.mo.b[0] += r0 * sq0;
+    s.mo.b[1] += r1 * sq1;
+  }
+  s.ll += std::log(prod);
+  return s;
+}
+
+EmSums em_pass(const double* x, std::size_t n, const Params& p, const Exec& ex) {
+  const Estep es = prepare(p);
+  return reduce_blocks<EmSums>(n, ex, [x, &es](std::size_t b, std::size_t e) {
+    return em_block(x, b, e, es);
+  });
+}
+
+RowFit ordered(RowFit f) {
+  if (f.p.mu[0] > f.p.mu[1]) {
+    std::swap(f.p.w[0], f.p.w[1]);
+    std::swap(f.p.mu[0], f.p.mu[1]);
+    std::swap(f.p.var[0], f.p.var[1]);
+  }
+  return f;
+}
+
+// Fits one normalized row x, shape (n,), with at least two distinct values.
+RowFit fit_normalized(const double* x, std::size_t n, const Options& o,
+                      const Exec& ex) {
+  const Split split = two_means(x, n, ex);
+  const double centers[2] = {low_center(split.sums),
+                             high_center(split.sums, n)};
+  const Moments hard = hard_moments(x, n, split.threshold, centers, ex);
+  // scikit-learn divides the initial counts by n, later ones by their sum.
+  RowFit fit{weights_over(estimate(hard, centers, o.reg_covar),
+                          static_cast<double>(n)),
+             0.0, 0, false};
+  double prev = -kInf;
+  for (int it = 1; it <= o.max_iter; ++it) {
+    const EmSums s = em_pass(x, n, fit.p, ex);
+    const Params next = estimate(s.mo, fit.p.mu, o.reg_covar);
+    fit.p = weights_over(next, next.w[0] + next.w[1]);
+    fit.n_iter = it;
+    const double ll = s.ll / static_cast<double>(n);
+    if (std::fabs(ll - prev) < o.tol) {
+      fit.converged = true;
+      break;
+    }
+    prev = ll;
+  }
+  // Report the log-likelihood of the parameters returned, not of the
+  // previous ones (scikit-learn's score(), not its lower_bound_).
+  fit.ll = em_pass(x, n, fit.p, ex).ll / static_cast<double>(n);
+  return ordered(fit);
+}
+
+// A constant row: two identical components at 0 (its normalized value).
+RowFit constant_fit(double reg_covar) {
+  const double var = std::max(reg_covar, kMinVariance);
+  const Params p{{0.5, 0.5}, {0.0, 0.0}, {var, var}};
+  return RowFit{p, -0.5 * (kLog2Pi + std::log(var)), 0, true};
+}
+
+void store(const Outputs& out, std::size_t r, const RowFit& f, Distance d) {
+  for (int k = 0; k < 2; ++k) {
+    out.weights[2 * r + k] = f.p.w[k];
+    out.means[2 * r + k] = f.p.mu[k];
+    out.variances[2 * r + k] = f.p.var[k];
+  }
+  out.log_likelihood[r] = f.ll;
+  out.n_iter[r] = static_cast<std::int32_t>(f.n_iter);
+  out.converged[r] = f.converged;
+  out.distance[r] = normal_pair_distance(f.p.mu[0], f.p.var[0], f.p.mu[1],
+                                         f.p.var[1], d);
+}
+
+// Normalizes row r into buf, shape (n,), fits it and stores the result.
+template <class T>
+void fit_one(const T* raw, std::size_t n, double* buf, const Options& o,
+             const Exec& ex, const Outputs& out, std::size_t r) {
+  const RowFit f = normalize_row(raw, n, buf, ex)
+                       ? fit_normalized(buf, n, o, ex)
+                       : constant_fit(o.reg_covar);
+  store(out, r, f, o.distance);
+}
+
+template <class T>
+void fit_all(const T* data, std::size_t m, std::size_t n, const Options& o,
+             const Outputs& out) {
+  const int threads = resolve_threads(o.n_threads);
+  // Whole rows per thread when there are enough of them, else one row at a
+  // time with its blocks spread; the sums are the same either way.
+  const bool rows_parallel =
+      threads > 1 && (m >= static_cast<std::size_t>(threads) || n < 2 * kBlock);
+  if (!rows_parallel) {
+    std::vector<double> buf(n);
+    const Exec ex{threads > 1, threads};
+    for (std::size_t r = 0; r < m; ++r) {
+      fit_one(data + r * n, n, buf.data(), o, ex, out, r);
+    }
+    return;
+  }
+  // Allocated up front: nothing may throw inside the parallel region.
+  std::vector<double> bufs(static_cast<std::size_t>(threads) * n);
+  const std::ptrdiff_t ms = static_cast<std::ptrdiff_t>(m);
+  const Exec ex{false, 1};
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (std::ptrdiff_t r = 0; r < ms; ++r) {
+    double* buf = bufs.data() + static_cast<std::size_t>(thread_index()) * n;
+    fit_one(data + static_cast<std::size_t>(r) * n, n, buf, o, ex, out,
+            static_cast<std::size_t>(r));
+  }
+}
+
+}  // namespace
+
+void fit_rows(const double* data, std::size_t m, std::size_t n,
+              const Options& options, const Outputs& out) {
+  fit_all(data, m, n, options, out);
+}
+
+void fit_rows(const float* data, std::size_t m, std::size_t n,
+              const Options& options, const Outputs& out) {
+  fit_all(data, m, n, options, out);
+}
+
+double normal_pair_distance(double mu0, double var0, double mu1, double var1,
+                            Distance distance) {
+  const double dm = mu0 - mu1;
+  const double ds = distance == Distance::kSigma
+                        ? std::sqrt(var0) - std::sqrt(var1)
+                        : var0 - var1;
+  return dm * dm + ds * ds;
+}
+
+bool openmp_enabled() {
+#ifdef _OPENMP
+  return true;
+#else
+  return false;
+#endif
+}
+
+int default_threads() {
+#ifdef _OPENMP
+  return std::max(1, omp_get_max_threads());
+#else
+  return 1;
+#endif
+}
+
+}  // namespace gmm2

@@ -1,0 +1,69 @@
+"""Build script for the optional compiled kernel ``pyod_odim._gmm``.
+
+Metadata lives in pyproject.toml. The extension is optional: OpenMP is
+tried first and dropped if the compiler rejects it, and if the extension
+cannot be built at all the install still succeeds and ``pyod_odim.gmm``
+falls back to NumPy (with a RuntimeWarning at import).
+
+Only setuptools and pybind11 are imported here, so the build works in an
+isolated environment.
+"""
+
+from pybind11.setup_helpers import Pybind11Extension
+from pybind11.setup_helpers import build_ext as _pybind11_build_ext
+from setuptools import setup
+
+try:  # setuptools >= 59 re-exports the distutils errors
+    from setuptools.errors import CCompilerError, CompileError, LinkError
+except ImportError:  # pragma: no cover - old setuptools
+    from distutils.errors import CCompilerError, CompileError, LinkError
+
+_BUILD_ERRORS = (CCompilerError, CompileError, LinkError, OSError)
+
+_UNIX_FLAGS = ["-O3", "-ffp-contract=off"]  # no FMA: same rounding everywhere
+_MSVC_FLAGS = ["/O2", "/fp:precise"]
+
+
+class OptionalOpenMPBuildExt(_pybind11_build_ext):
+    """build_ext that adds OpenMP when it can and never fails the install."""
+
+    def build_extension(self, ext):
+        is_msvc = self.compiler.compiler_type == "msvc"
+        base_compile = list(ext.extra_compile_args)
+        base_link = list(ext.extra_link_args)
+        ext.extra_compile_args = base_compile + (_MSVC_FLAGS if is_msvc else _UNIX_FLAGS)
+        openmp = ["/openmp"] if is_msvc else ["-fopenmp"]
+        attempts = [
+            ("with OpenMP", openmp, [] if is_msvc else openmp),
+            ("without OpenMP", [], []),
+        ]
+        flags_only = list(ext.extra_compile_args)
+        for label, compile_extra, link_extra in attempts:
+            ext.extra_compile_args = flags_only + compile_extra
+            ext.extra_link_args = base_link + link_extra
+            try:
+                super().build_extension(ext)
+            except _BUILD_ERRORS as exc:
+                print(f"warning: building {ext.name} {label} failed: {exc}")
+                continue
+            print(f"built {ext.name} {label}")
+            return
+        print(
+            f"WARNING: could not compile {ext.name}; pyod_odim.gmm will use "
+            "its NumPy fallback (slower, same results)."
+        )
+
+
+ext_modules = [
+    Pybind11Extension(
+        "pyod_odim._gmm",
+        sources=["csrc/bindings.cpp", "csrc/gmm2.cpp"],
+        include_dirs=["csrc"],
+        depends=["csrc/gmm2.hpp"],
+        cxx_std=17,
+        # Lets setuptools skip a missing library when copying it in place.
+        optional=True,
+    ),
+]
+
+setup(ext_modules=ext_modules, cmdclass={"build_ext": OptionalOpenMPBuildExt})
