@@ -30,10 +30,16 @@ def get_log_weights_fn(mode, device):
     Parameters
     ----------
     mode : {"auto", "torchscript", "none"}
-        ``"auto"`` uses TorchScript, which measured about 30 % faster per
-        training update than eager mode on the CPU (see ``benchmarks/``).
+        ``"auto"`` runs eagerly: on the CPU a whole TorchScript fit measured
+        slower than eager (its profiling executor re-specializes for every
+        new input shape, which costs more than its fusion saves at these
+        sizes; ``benchmarks/bench_speed.py`` prints the ratio), and the
+        scripted graph's first calls round differently from its optimized
+        later calls, so repeated fits in one process would differ in the
+        last bits. No GPU was available to measure CUDA, so CUDA follows
+        the CPU's choice.
     device : torch.device
-        Unused for now; kept so a per-device choice needs no API change.
+        Kept so that a per-device choice needs no API change.
 
     Returns
     -------
@@ -44,7 +50,7 @@ def get_log_weights_fn(mode, device):
     """
     if mode not in COMPILE_MODES:
         raise ValueError(f"compile must be one of {COMPILE_MODES}, got {mode!r}")
-    if mode == "none":
+    if mode in ("none", "auto"):
         return log_importance_weights, "eager"
     try:
         fn = _script_log_weights()

@@ -17,11 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-LOGVAR_MIN = -6.0
-LOGVAR_MAX = 2.0
-LEAKY_SLOPE = 0.01
-LOG_2PI = math.log(2.0 * math.pi)
-
+# Log-variances are clamped to [-6, 2] and hidden layers use LeakyReLU(0.01),
+# as in the ODIM authors' code; the literals live in log_importance_weights
+# because TorchScript compiles that function on its own.
 LIKELIHOODS = ("gaussian", "bernoulli")
 
 
@@ -65,18 +63,25 @@ def default_architecture(n_features):
     return hidden, latent
 
 
-def _layer_shapes(arch):
+def widest_layer(arch):
+    """Largest activation width, which sizes the scoring chunks."""
+    return max(arch.hidden_sizes + (2 * arch.n_features,))
+
+
+def _layer_shapes(arch, bernoulli):
     """(in, out) of every linear layer: encoder, encoder head, decoder."""
     enc = (arch.n_features,) + arch.hidden_sizes
     encoder = list(zip(enc[:-1], enc[1:]))
     # One head emits both the latent mean and log-variance.
     head = [(arch.hidden_sizes[-1], 2 * arch.latent_dim)]
-    dec = (arch.latent_dim,) + tuple(reversed(arch.hidden_sizes)) + (arch.n_features,)
+    # A Gaussian decoder emits a mean and a log-variance per feature.
+    n_out = arch.n_features if bernoulli else 2 * arch.n_features
+    dec = (arch.latent_dim,) + tuple(reversed(arch.hidden_sizes)) + (n_out,)
     decoder = list(zip(dec[:-1], dec[1:]))
     return encoder + head, decoder
 
 
-def init_parameters(arch, n_members, generator, device):
+def init_parameters(arch, n_members, generator, device, bernoulli=False):
     """Draw independent initial weights for every member.
 
     Weights and biases follow ``torch.nn.Linear``'s default, uniform on
@@ -90,16 +95,17 @@ def init_parameters(arch, n_members, generator, device):
     generator : torch.Generator
         Source of all randomness; the global RNG is never used.
     device : torch.device
+    bernoulli : bool
+        Size the decoder for a Bernoulli instead of a Gaussian likelihood.
 
     Returns
     -------
     params : dict of str to list of torch.Tensor
         ``enc_w``/``enc_b`` (encoder layers, the last one is the head),
         ``dec_w``/``dec_b`` (decoder layers) with shapes ``(M, in, out)`` and
-        ``(M, 1, out)``, and ``dec_logvar`` (one tensor ``(M, 1, d)``), the
-        decoder's learned per-feature log-variance.
+        ``(M, 1, out)``.
     """
-    encoder, decoder = _layer_shapes(arch)
+    encoder, decoder = _layer_shapes(arch, bernoulli)
 
     def uniform(shape, fan_in):
         bound = 1.0 / math.sqrt(fan_in)
@@ -111,7 +117,6 @@ def init_parameters(arch, n_members, generator, device):
         for fan_in, fan_out in layers:
             params[prefix + "_w"].append(uniform((n_members, fan_in, fan_out), fan_in))
             params[prefix + "_b"].append(uniform((n_members, 1, fan_out), fan_in))
-    params["dec_logvar"] = [torch.zeros((n_members, 1, arch.n_features), device=device)]
     return params
 
 
@@ -127,7 +132,6 @@ def log_importance_weights(
     enc_b: List[torch.Tensor],
     dec_w: List[torch.Tensor],
     dec_b: List[torch.Tensor],
-    dec_logvar: torch.Tensor,
     bernoulli: bool,
 ) -> torch.Tensor:
     """Log importance weights ``log p(x, z_k) - log q(z_k | x)``.
@@ -141,10 +145,9 @@ def log_importance_weights(
         across all rows (used for deterministic scoring).
     enc_w, enc_b, dec_w, dec_b : list of Tensor
         Stacked weights ``(M, in, out)`` and biases ``(M, 1, out)``.
-    dec_logvar : Tensor of shape (M, 1, d)
-        Decoder log-variance (ignored for the Bernoulli likelihood).
     bernoulli : bool
-        Bernoulli instead of Gaussian decoder.
+        Bernoulli decoder (``d`` logits) instead of the Gaussian one, whose
+        last layer emits ``2 d`` values: means and log-variances.
 
     Returns
     -------
@@ -180,11 +183,12 @@ def log_importance_weights(
     if bernoulli:
         log_px = (xb * logits - F.softplus(logits)).sum(-1)
     else:
-        dlv = torch.clamp(dec_logvar, -6.0, 2.0)
-        inv_var = torch.exp(-dlv).unsqueeze(1)
-        diff = xb - torch.sigmoid(logits)
-        const = (dlv.sum(-1) + dlv.shape[-1] * 1.8378770664093453).unsqueeze(1)
-        log_px = -0.5 * ((diff * diff * inv_var).sum(-1) + const)
+        # The decoder emits a mean (through a sigmoid) and a clamped
+        # log-variance for every feature of every row.
+        d = logits.shape[-1] // 2
+        dlv = torch.clamp(logits[..., d:], -6.0, 2.0)
+        diff = xb - torch.sigmoid(logits[..., :d])
+        log_px = -0.5 * ((diff * diff * torch.exp(-dlv) + dlv).sum(-1) + d * 1.8378770664093453)
     return log_px + log_prior_ratio
 
 

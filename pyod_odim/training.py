@@ -112,7 +112,6 @@ def score_rows(log_weights_fn, params, X, score_eps, bernoulli, chunk):
                 params["enc_b"],
                 params["dec_w"],
                 params["dec_b"],
-                params["dec_logvar"][0],
                 bernoulli,
             )
             out.append(network.iwae_loss(log_w))
@@ -169,7 +168,7 @@ def train_ensemble(
     n_rows = X.shape[0]
     n_members, n_samples = config.n_members, config.n_samples
     latent = arch.latent_dim
-    params = network.init_parameters(arch, n_members, generator, device)
+    params = network.init_parameters(arch, n_members, generator, device, config.bernoulli)
     flat = network.flat_parameters(params)
     for t in flat:
         t.requires_grad_(True)
@@ -196,8 +195,7 @@ def train_ensemble(
         selection_index = torch.sort(perm[: config.selection_size]).values
         X_select = X[selection_index]
         selection_index = selection_index.cpu().numpy()
-    widest = max(arch.hidden_sizes + (arch.n_features,))
-    chunk = chunk_rows(n_members, n_samples, widest, device)
+    chunk = chunk_rows(n_members, n_samples, network.widest_layer(arch), device)
 
     if selection_criterion is None:
 
@@ -306,6 +304,5 @@ def _log_weights(fn, x, eps, params, bernoulli):
         params["enc_b"],
         params["dec_w"],
         params["dec_b"],
-        params["dec_logvar"][0],
         bernoulli,
     )
