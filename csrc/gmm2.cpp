@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -23,9 +25,10 @@ namespace {
 // Sums run over fixed blocks combined in block order: the rounding is then
 // the same whether a row runs on one thread or its blocks on many.
 constexpr std::size_t kBlock = 4096;
-// Points whose (1 + t) factors share one log in the log-likelihood sum;
-// each factor is in [1, 2], so the product stays far from overflow.
-constexpr std::size_t kLogChunk = 32;
+// Points whose (1 + t) factors share one log in the log-likelihood sum:
+// each factor is in [1, 2] and a lane multiplies at most 256 of them, far
+// from overflow.
+constexpr std::size_t kLogChunk = 256;
 constexpr int kLloydMaxIter = 100;
 constexpr double kLog2Pi = 1.8378770664093454835606594728112;
 // scikit-learn adds 10 * eps to every component's effective count.
@@ -166,6 +169,169 @@ void for_blocks(std::size_t n, const Exec& ex, BlockFn&& fn) {
   }
 }
 
+// ---------------------------------------------------------------- packs
+
+// The hot loops run on packs of points. With GCC or Clang a pack is a
+// vector-extension type: two doubles (SSE2 / NEON), or four where the CPU
+// has AVX2 (chosen at run time, see use_avx2). Other compilers run the same
+// templates on plain doubles. Lane j of a pack accumulates the points i with
+// i % width == j of a block; lanes are added in order. The rounding thus
+// depends on the pack width (the machine), never on the thread count.
+// Define GMM2_NO_PACKS or GMM2_NO_AVX2 to build (and test) the plainer paths.
+#if defined(__GNUC__) && !defined(GMM2_NO_PACKS)
+#define GMM2_PACKS 1
+typedef double Pack2 __attribute__((vector_size(16)));
+typedef std::uint64_t UPack2 __attribute__((vector_size(16)));
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(GMM2_NO_AVX2)
+#define GMM2_AVX2 1
+typedef double Pack4 __attribute__((vector_size(32)));
+typedef std::uint64_t UPack4 __attribute__((vector_size(32)));
+#endif
+#endif
+
+// Helpers are forced inline so that, inside the AVX2 entry points, they are
+// compiled for AVX2 too.
+#if defined(__GNUC__)
+#define GMM2_INLINE inline __attribute__((always_inline))
+#if !defined(__clang__)
+// The packs never cross a non-inlined call, so the ABI note is moot.
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+#else
+#define GMM2_INLINE inline
+#endif
+
+#ifdef GMM2_PACKS
+typedef Pack2 BasePack;  // pack of the portable code path
+#else
+typedef double BasePack;
+#endif
+
+// The unsigned integer pack with the lanes of P.
+template <class P>
+struct Unsigned {
+  using type = std::uint64_t;
+};
+#ifdef GMM2_PACKS
+template <>
+struct Unsigned<Pack2> {
+  using type = UPack2;
+};
+#endif
+#ifdef GMM2_AVX2
+template <>
+struct Unsigned<Pack4> {
+  using type = UPack4;
+};
+#endif
+
+template <class P>
+constexpr std::size_t width() {
+  return sizeof(P) / sizeof(double);
+}
+
+// P{} + c broadcasts c; for a plain double it is c itself.
+template <class P>
+GMM2_INLINE P splat(double c) {
+  return P{} + c;
+}
+
+template <class To, class From>
+GMM2_INLINE To bit_cast(const From& from) {
+  static_assert(sizeof(To) == sizeof(From), "sizes differ");
+  To to;
+  std::memcpy(&to, &from, sizeof to);
+  return to;
+}
+
+template <class P>
+GMM2_INLINE P load(const double* x) {
+  P v;
+  std::memcpy(&v, x, sizeof v);
+  return v;
+}
+
+template <class P>
+struct Lanes {
+  double v[width<P>()];
+};
+
+template <class P>
+GMM2_INLINE Lanes<P> lanes(const P& p) {
+  return bit_cast<Lanes<P>>(p);
+}
+
+// Sum of the lanes of p, lane 0 first.
+template <class P>
+GMM2_INLINE double lane_sum(const P& p) {
+  const Lanes<P> l = lanes(p);
+  double s = 0.0;
+  for (std::size_t j = 0; j < width<P>(); ++j) s += l.v[j];
+  return s;
+}
+
+// p with c added to, or multiplied into, lane 0.
+template <class P>
+GMM2_INLINE P add_first_lane(const P& p, double c) {
+  Lanes<P> l = lanes(p);
+  l.v[0] += c;
+  return bit_cast<P>(l);
+}
+
+template <class P>
+GMM2_INLINE P mul_first_lane(const P& p, double c) {
+  Lanes<P> l = lanes(p);
+  l.v[0] *= c;
+  return bit_cast<P>(l);
+}
+
+// exp(y) for y <= 0, within about 1 ulp: y = k ln2 + r with |r| <= ln2 / 2
+// (Cody-Waite, ln2 split so that k * hi is exact), a degree-13 Taylor
+// polynomial for exp(r) and 2^k written into the exponent bits. Branch-free
+// so that it runs on packs. Below exp(-708) the result is flushed to 0
+// rather than made subnormal.
+template <class P>
+GMM2_INLINE P exp_nonpositive(const P& y) {
+  using U = typename Unsigned<P>::type;
+  const P floor = splat<P>(-708.0);
+  const P round = splat<P>(6755399441055744.0);  // 1.5 * 2^52
+  const P yc = y < floor ? floor : y;
+  const P shifted = yc * 1.4426950408889634074 + round;  // k in the low bits
+  const P k = shifted - round;
+  const P r = (yc - k * 6.93147180369123816490e-01)  // ln2, 32 low bits zero
+              - k * 1.90821492927058770002e-10;     // the rest of ln2
+  P p = splat<P>(1.0 / 6227020800.0);               // 1 / 13!
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  // k in [-1021, 0]: the biased exponent k + 1023 fits in 11 bits.
+  const U biased = bit_cast<U>(shifted) - bit_cast<U>(round) + 1023;
+  const P scale = bit_cast<P>(U(biased << 52));
+  return y < floor ? splat<P>(0.0) : p * scale;
+}
+
+// A lone double (a block's tail, or builds without packs) uses the library's
+// exp: a table-driven scalar exp beats the long polynomial above.
+GMM2_INLINE double exp_nonpositive(const double& y) { return std::exp(y); }
+
+#ifdef GMM2_AVX2
+// Whether this CPU runs the AVX2 entry points (checked once).
+bool use_avx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+#endif
+
 // ---------------------------------------------------------------- normalize
 
 template <class T>
@@ -206,16 +372,47 @@ bool normalize_row(const T* raw, std::size_t n, double* out, const Exec& ex) {
 
 // ---------------------------------------------------------------- 2-means
 
+// Lane-wise sums of split_at; counts are exact in doubles below 2^53.
+template <class P>
+struct SplitLanes {
+  P count = splat<P>(0.0);
+  P sum_low = splat<P>(0.0);
+  P sum_high = splat<P>(0.0);
+
+  GMM2_INLINE void add(const P& x, const P& t) {
+    const P zero = splat<P>(0.0);
+    const auto low = x <= t;
+    count += low ? splat<P>(1.0) : zero;
+    sum_low += low ? x : zero;
+    sum_high += low ? zero : x;
+  }
+
+  GMM2_INLINE SplitSums total() const {
+    return SplitSums{static_cast<std::size_t>(lane_sum(count)),
+                     lane_sum(sum_low), lane_sum(sum_high)};
+  }
+};
+
+// Points of [b, e) at or below t, and their sums on either side.
+SplitSums split_block(const double* x, std::size_t b, std::size_t e, double t) {
+  constexpr std::size_t w = width<BasePack>();
+  SplitLanes<BasePack> acc;
+  const BasePack tv = splat<BasePack>(t);
+  std::size_t i = b;
+  for (; i + w <= e; i += w) acc.add(load<BasePack>(x + i), tv);
+  SplitSums s = acc.total();
+  for (; i < e; ++i) {  // fewer than w points left
+    const bool low = x[i] <= t;
+    s.count_low += low ? 1 : 0;
+    s.sum_low += low ? x[i] : 0.0;
+    s.sum_high += low ? 0.0 : x[i];
+  }
+  return s;
+}
+
 SplitSums split_at(const double* x, std::size_t n, double t, const Exec& ex) {
   return reduce_blocks<SplitSums>(n, ex, [x, t](std::size_t b, std::size_t e) {
-    SplitSums s;
-    for (std::size_t i = b; i < e; ++i) {
-      const bool low = x[i] <= t;
-      s.count_low += low ? 1 : 0;
-      s.sum_low += low ? x[i] : 0.0;
-      s.sum_high += low ? 0.0 : x[i];
-    }
-    return s;
+    return split_block(x, b, e, t);
   });
 }
 
@@ -313,45 +510,127 @@ Estep prepare(const Params& p) {
   return e;
 }
 
-// E-step over [b, e): log-likelihood and the M-step moments about the
-// current means. With t = exp(-|l0 - l1|), log(p0 + p1) = max(l0, l1) +
-// log(1 + t) and the responsibilities are 1 / (1 + t) and t / (1 + t); the
-// logs of (1 + t) are taken once per chunk of kLogChunk points.
-EmSums em_block(const double* x, std::size_t b, std::size_t e, const Estep& es) {
-  EmSums s;
-  double prod = 1.0;
-  std::size_t in_chunk = 0;
-  for (std::size_t i = b; i < e; ++i) {
-    const double d0 = x[i] - es.mu[0];
-    const double d1 = x[i] - es.mu[1];
-    const double sq0 = d0 * d0;
-    const double sq1 = d1 * d1;
-    const double l0 = es.log_norm[0] - es.half_prec[0] * sq0;
-    const double l1 = es.log_norm[1] - es.half_prec[1] * sq1;
-    const double gap = l0 - l1;
-    const double t = std::exp(-std::fabs(gap));
-    const double denom = 1.0 + t;
-    const double big = 1.0 / denom;
-    const double small = t * big;
-    const bool first = gap >= 0.0;
-    const double r0 = first ? big : small;
-    const double r1 = first ? small : big;
-    s.ll += first ? l0 : l1;
-    prod *= denom;
-    if (++in_chunk == kLogChunk) {
-      s.ll += std::log(prod);
-      prod = 1.0;
-      in_chunk = 0;
-    }
-    s.mo.n[0] += r0;
-    s.mo.n[1] += r1;
-    s.mo.a[0] += r0 * d0;
-    s.mo.a[1] += r1 * d1;
-    s.mo.b[0] += r0 * sq0;
-    s.mo.b[1] += r1 * sq1;
+// What points add to the E-step sums. With t = exp(-|l0 - l1|),
+// log(p0 + p1) = max(l0, l1) + log(1 + t) and the responsibilities are
+// 1 / (1 + t) and t / (1 + t).
+template <class P>
+struct PointTerms {
+  P top;    // max(l0, l1)
+  P denom;  // 1 + t
+  P r0, r1, d0, d1, sq0, sq1;
+};
+
+template <class P>
+GMM2_INLINE PointTerms<P> point_terms(const P& x, const Estep& es) {
+  PointTerms<P> p;
+  p.d0 = x - es.mu[0];
+  p.d1 = x - es.mu[1];
+  p.sq0 = p.d0 * p.d0;
+  p.sq1 = p.d1 * p.d1;
+  const P l0 = es.log_norm[0] - es.half_prec[0] * p.sq0;
+  const P l1 = es.log_norm[1] - es.half_prec[1] * p.sq1;
+  const P gap = l0 - l1;
+  const auto first = gap >= splat<P>(0.0);
+  const P t = exp_nonpositive(first ? -gap : gap);
+  p.denom = 1.0 + t;
+  const P big = 1.0 / p.denom;
+  const P small = t * big;
+  p.top = first ? l0 : l1;
+  p.r0 = first ? big : small;
+  p.r1 = first ? small : big;
+  return p;
+}
+
+// Lane-wise accumulators of em_block.
+template <class P>
+struct EmLanes {
+  P ll = splat<P>(0.0);
+  P prod = splat<P>(1.0);  // pending (1 + t) factors of ll
+  P n0 = splat<P>(0.0), n1 = splat<P>(0.0);
+  P a0 = splat<P>(0.0), a1 = splat<P>(0.0);
+  P b0 = splat<P>(0.0), b1 = splat<P>(0.0);
+
+  GMM2_INLINE void add(const PointTerms<P>& p) {
+    ll += p.top;
+    prod *= p.denom;
+    n0 += p.r0;
+    n1 += p.r1;
+    a0 += p.r0 * p.d0;
+    a1 += p.r1 * p.d1;
+    b0 += p.r0 * p.sq0;
+    b1 += p.r1 * p.sq1;
   }
-  s.ll += std::log(prod);
-  return s;
+
+  // A single point (a block's tail) goes to lane 0.
+  GMM2_INLINE void add_tail(const PointTerms<double>& p) {
+    ll = add_first_lane(ll, p.top);
+    prod = mul_first_lane(prod, p.denom);
+    n0 = add_first_lane(n0, p.r0);
+    n1 = add_first_lane(n1, p.r1);
+    a0 = add_first_lane(a0, p.r0 * p.d0);
+    a1 = add_first_lane(a1, p.r1 * p.d1);
+    b0 = add_first_lane(b0, p.r0 * p.sq0);
+    b1 = add_first_lane(b1, p.r1 * p.sq1);
+  }
+
+  // Moves the pending factors into ll: one log per lane and chunk.
+  GMM2_INLINE void flush_logs() {
+    Lanes<P> l = lanes(ll);
+    const Lanes<P> pr = lanes(prod);
+    for (std::size_t j = 0; j < width<P>(); ++j) l.v[j] += std::log(pr.v[j]);
+    ll = bit_cast<P>(l);
+    prod = splat<P>(1.0);
+  }
+
+  GMM2_INLINE EmSums total() const {
+    EmSums s;
+    s.ll = lane_sum(ll);
+    s.mo.n[0] = lane_sum(n0);
+    s.mo.n[1] = lane_sum(n1);
+    s.mo.a[0] = lane_sum(a0);
+    s.mo.a[1] = lane_sum(a1);
+    s.mo.b[0] = lane_sum(b0);
+    s.mo.b[1] = lane_sum(b1);
+    return s;
+  }
+};
+
+// E-step over [b, e): sum of log-likelihoods and the M-step moments about
+// the current means. Logs of (1 + t) are taken once per kLogChunk points.
+template <class P>
+GMM2_INLINE EmSums em_block_packed(const double* x, std::size_t b,
+                                   std::size_t e, const Estep& es) {
+  constexpr std::size_t w = width<P>();
+  static_assert(kLogChunk % w == 0, "chunks hold whole packs");
+  EmLanes<P> acc;
+  std::size_t i = b;
+  for (; i + kLogChunk <= e; i += kLogChunk) {
+    for (std::size_t k = 0; k < kLogChunk; k += w) {
+      acc.add(point_terms(load<P>(x + i + k), es));
+    }
+    acc.flush_logs();
+  }
+  for (; i + w <= e; i += w) acc.add(point_terms(load<P>(x + i), es));
+  for (; i < e; ++i) acc.add_tail(point_terms(x[i], es));
+  acc.flush_logs();
+  return acc.total();
+}
+
+#ifdef GMM2_AVX2
+__attribute__((target("avx2"))) EmSums em_block_avx2(const double* x,
+                                                     std::size_t b,
+                                                     std::size_t e,
+                                                     const Estep& es) {
+  return em_block_packed<Pack4>(x, b, e, es);
+}
+#endif
+
+EmSums em_block(const double* x, std::size_t b, std::size_t e,
+                const Estep& es) {
+#ifdef GMM2_AVX2
+  if (use_avx2()) return em_block_avx2(x, b, e, es);
+#endif
+  return em_block_packed<BasePack>(x, b, e, es);
 }
 
 EmSums em_pass(const double* x, std::size_t n, const Params& p, const Exec& ex) {
