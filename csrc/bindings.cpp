@@ -94,4 +94,6 @@ PYBIND11_MODULE(_gmm, m) {
   m.attr("openmp") = gmm2::openmp_enabled();
   m.def("default_threads", &gmm2::default_threads,
         "Threads used when n_threads <= 0 (1 without OpenMP).");
+  m.def("pack_kind", &gmm2::pack_kind,
+        "E-step code path on this CPU: 'avx2', 'sse2/neon' or 'scalar'.");
 }

@@ -22,9 +22,12 @@
 namespace gmm2 {
 namespace {
 
-// Sums run over fixed blocks combined in block order: the rounding is then
-// the same whether a row runs on one thread or its blocks on many.
+// Sums run over fixed blocks, added in block order (blocked summation keeps
+// the rounding error small on long rows).
 constexpr std::size_t kBlock = 4096;
+// Below this many values in all a call runs on one thread: waking a team
+// costs more than the work.
+constexpr std::size_t kMinParallelValues = std::size_t{1} << 15;
 // Points whose (1 + t) factors share one log in the log-likelihood sum:
 // each factor is in [1, 2] and a lane multiplies at most 256 of them, far
 // from overflow.
@@ -36,11 +39,6 @@ constexpr double kCountGuard = 10.0 * std::numeric_limits<double>::epsilon();
 // Keeps 1 / variance finite when reg_covar is 0 and a component collapses.
 constexpr double kMinVariance = 1e-30;
 constexpr double kInf = std::numeric_limits<double>::infinity();
-
-struct Exec {
-  bool parallel_blocks;  // spread one row's blocks over the threads
-  int n_threads;
-};
 
 struct Params {
   double w[2];
@@ -132,41 +130,12 @@ int resolve_threads(int requested) {
   return default_threads();
 }
 
-std::size_t n_blocks(std::size_t n) { return (n + kBlock - 1) / kBlock; }
-
 // Runs fn(begin, end) on every block and adds the results in block order.
 template <class Sums, class BlockFn>
-Sums reduce_blocks(std::size_t n, const Exec& ex, BlockFn&& fn) {
-  const std::size_t nb = n_blocks(n);
+Sums reduce_blocks(std::size_t n, BlockFn&& fn) {
   Sums total{};
-  if (!ex.parallel_blocks || nb < 2) {
-    for (std::size_t b = 0; b < nb; ++b) {
-      total += fn(b * kBlock, std::min(n, (b + 1) * kBlock));
-    }
-    return total;
-  }
-  std::vector<Sums> part(nb);
-  const std::ptrdiff_t nbs = static_cast<std::ptrdiff_t>(nb);
-#pragma omp parallel for schedule(static) num_threads(ex.n_threads)
-  for (std::ptrdiff_t b = 0; b < nbs; ++b) {
-    const std::size_t begin = static_cast<std::size_t>(b) * kBlock;
-    part[b] = fn(begin, std::min(n, begin + kBlock));
-  }
-  for (const Sums& s : part) total += s;
+  for (std::size_t b = 0; b < n; b += kBlock) total += fn(b, std::min(n, b + kBlock));
   return total;
-}
-
-// Runs fn(begin, end) on every block, for side effects only.
-template <class BlockFn>
-void for_blocks(std::size_t n, const Exec& ex, BlockFn&& fn) {
-  (void)ex;  // only read by the OpenMP pragma
-  const std::ptrdiff_t nbs = static_cast<std::ptrdiff_t>(n_blocks(n));
-#pragma omp parallel for schedule(static) num_threads(ex.n_threads) \
-    if (ex.parallel_blocks && nbs > 1)
-  for (std::ptrdiff_t b = 0; b < nbs; ++b) {
-    const std::size_t begin = static_cast<std::size_t>(b) * kBlock;
-    fn(begin, std::min(n, begin + kBlock));
-  }
 }
 
 // ---------------------------------------------------------------- packs
@@ -193,8 +162,10 @@ typedef std::uint64_t UPack4 __attribute__((vector_size(32)));
 // compiled for AVX2 too.
 #if defined(__GNUC__)
 #define GMM2_INLINE inline __attribute__((always_inline))
-#if !defined(__clang__)
 // The packs never cross a non-inlined call, so the ABI note is moot.
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpsabi"
+#else
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 #else
@@ -335,8 +306,8 @@ bool use_avx2() {
 // ---------------------------------------------------------------- normalize
 
 template <class T>
-Range row_range(const T* raw, std::size_t n, const Exec& ex) {
-  return reduce_blocks<Range>(n, ex, [raw](std::size_t b, std::size_t e) {
+Range row_range(const T* raw, std::size_t n) {
+  return reduce_blocks<Range>(n, [raw](std::size_t b, std::size_t e) {
     Range r;
     for (std::size_t i = b; i < e; ++i) {
       const double v = static_cast<double>(raw[i]);
@@ -351,8 +322,8 @@ Range row_range(const T* raw, std::size_t n, const Exec& ex) {
 // constant row. When max - min overflows, everything is halved first
 // (exact), which keeps the span finite.
 template <class T>
-bool normalize_row(const T* raw, std::size_t n, double* out, const Exec& ex) {
-  const Range r = row_range(raw, n, ex);
+bool normalize_row(const T* raw, std::size_t n, double* out) {
+  const Range r = row_range(raw, n);
   if (!(r.hi > r.lo)) return false;
   double scale = 1.0;
   double lo = r.lo;
@@ -362,11 +333,9 @@ bool normalize_row(const T* raw, std::size_t n, double* out, const Exec& ex) {
     lo = 0.5 * r.lo;
     span = 0.5 * r.hi - 0.5 * r.lo;
   }
-  for_blocks(n, ex, [=](std::size_t b, std::size_t e) {
-    for (std::size_t i = b; i < e; ++i) {
-      out[i] = (scale * static_cast<double>(raw[i]) - lo) / span;
-    }
-  });
+  for (std::size_t i = 0; i < n; ++i) {
+    out[i] = (scale * static_cast<double>(raw[i]) - lo) / span;
+  }
   return true;
 }
 
@@ -410,8 +379,8 @@ SplitSums split_block(const double* x, std::size_t b, std::size_t e, double t) {
   return s;
 }
 
-SplitSums split_at(const double* x, std::size_t n, double t, const Exec& ex) {
-  return reduce_blocks<SplitSums>(n, ex, [x, t](std::size_t b, std::size_t e) {
+SplitSums split_at(const double* x, std::size_t n, double t) {
+  return reduce_blocks<SplitSums>(n, [x, t](std::size_t b, std::size_t e) {
     return split_block(x, b, e, t);
   });
 }
@@ -437,18 +406,18 @@ struct Split {
 // move the threshold to the midpoint of the two centers until the partition
 // stops changing. A row normalized to [0, 1] always splits at 0.5, the
 // fallback should rounding put the mean on an edge.
-Split two_means(const double* x, std::size_t n, const Exec& ex) {
+Split two_means(const double* x, std::size_t n) {
   const double mean =
-      reduce_blocks<Sum>(n, ex, [x](std::size_t b, std::size_t e) {
+      reduce_blocks<Sum>(n, [x](std::size_t b, std::size_t e) {
         Sum s;
         for (std::size_t i = b; i < e; ++i) s.value += x[i];
         return s;
       }).value / static_cast<double>(n);
-  Split cur{mean, split_at(x, n, mean, ex)};
-  if (!both_sides_used(cur.sums, n)) cur = Split{0.5, split_at(x, n, 0.5, ex)};
+  Split cur{mean, split_at(x, n, mean)};
+  if (!both_sides_used(cur.sums, n)) cur = Split{0.5, split_at(x, n, 0.5)};
   for (int it = 0; it < kLloydMaxIter; ++it) {
     const double t = 0.5 * (low_center(cur.sums) + high_center(cur.sums, n));
-    const SplitSums next = split_at(x, n, t, ex);
+    const SplitSums next = split_at(x, n, t);
     // Nested partitions: an unchanged count means an unchanged partition.
     if (!both_sides_used(next, n) || next.count_low == cur.sums.count_low) break;
     cur = Split{t, next};
@@ -458,10 +427,10 @@ Split two_means(const double* x, std::size_t n, const Exec& ex) {
 
 // Moments of the hard 2-means labels about the two centers.
 Moments hard_moments(const double* x, std::size_t n, double t,
-                     const double shift[2], const Exec& ex) {
+                     const double shift[2]) {
   const double s0 = shift[0];
   const double s1 = shift[1];
-  return reduce_blocks<Moments>(n, ex, [=](std::size_t b, std::size_t e) {
+  return reduce_blocks<Moments>(n, [=](std::size_t b, std::size_t e) {
     Moments m;
     for (std::size_t i = b; i < e; ++i) {
       const int k = x[i] <= t ? 0 : 1;
@@ -633,9 +602,9 @@ EmSums em_block(const double* x, std::size_t b, std::size_t e,
   return em_block_packed<BasePack>(x, b, e, es);
 }
 
-EmSums em_pass(const double* x, std::size_t n, const Params& p, const Exec& ex) {
+EmSums em_pass(const double* x, std::size_t n, const Params& p) {
   const Estep es = prepare(p);
-  return reduce_blocks<EmSums>(n, ex, [x, &es](std::size_t b, std::size_t e) {
+  return reduce_blocks<EmSums>(n, [x, &es](std::size_t b, std::size_t e) {
     return em_block(x, b, e, es);
   });
 }
@@ -650,19 +619,18 @@ RowFit ordered(RowFit f) {
 }
 
 // Fits one normalized row x, shape (n,), with at least two distinct values.
-RowFit fit_normalized(const double* x, std::size_t n, const Options& o,
-                      const Exec& ex) {
-  const Split split = two_means(x, n, ex);
+RowFit fit_normalized(const double* x, std::size_t n, const Options& o) {
+  const Split split = two_means(x, n);
   const double centers[2] = {low_center(split.sums),
                              high_center(split.sums, n)};
-  const Moments hard = hard_moments(x, n, split.threshold, centers, ex);
+  const Moments hard = hard_moments(x, n, split.threshold, centers);
   // scikit-learn divides the initial counts by n, later ones by their sum.
   RowFit fit{weights_over(estimate(hard, centers, o.reg_covar),
                           static_cast<double>(n)),
              0.0, 0, false};
   double prev = -kInf;
   for (int it = 1; it <= o.max_iter; ++it) {
-    const EmSums s = em_pass(x, n, fit.p, ex);
+    const EmSums s = em_pass(x, n, fit.p);
     const Params next = estimate(s.mo, fit.p.mu, o.reg_covar);
     fit.p = weights_over(next, next.w[0] + next.w[1]);
     fit.n_iter = it;
@@ -675,7 +643,7 @@ RowFit fit_normalized(const double* x, std::size_t n, const Options& o,
   }
   // Report the log-likelihood of the parameters returned, not of the
   // previous ones (scikit-learn's score(), not its lower_bound_).
-  fit.ll = em_pass(x, n, fit.p, ex).ll / static_cast<double>(n);
+  fit.ll = em_pass(x, n, fit.p).ll / static_cast<double>(n);
   return ordered(fit);
 }
 
@@ -702,37 +670,39 @@ void store(const Outputs& out, std::size_t r, const RowFit& f, Distance d) {
 // Normalizes row r into buf, shape (n,), fits it and stores the result.
 template <class T>
 void fit_one(const T* raw, std::size_t n, double* buf, const Options& o,
-             const Exec& ex, const Outputs& out, std::size_t r) {
-  const RowFit f = normalize_row(raw, n, buf, ex)
-                       ? fit_normalized(buf, n, o, ex)
+             const Outputs& out, std::size_t r) {
+  const RowFit f = normalize_row(raw, n, buf)
+                       ? fit_normalized(buf, n, o)
                        : constant_fit(o.reg_covar);
   store(out, r, f, o.distance);
 }
 
+// Threads worth using for m rows of n values: one per row at most, and one
+// for small inputs.
+int plan_threads(int threads, std::size_t m, std::size_t n) {
+  if (threads <= 1 || m * n < kMinParallelValues) return 1;
+  return static_cast<int>(
+      std::min(static_cast<std::size_t>(threads), m));
+}
+
+// Each row is fitted by one thread from start to end, so the results do not
+// depend on the number of threads.
 template <class T>
 void fit_all(const T* data, std::size_t m, std::size_t n, const Options& o,
              const Outputs& out) {
-  const int threads = resolve_threads(o.n_threads);
-  // Whole rows per thread when there are enough of them, else one row at a
-  // time with its blocks spread; the sums are the same either way.
-  const bool rows_parallel =
-      threads > 1 && (m >= static_cast<std::size_t>(threads) || n < 2 * kBlock);
-  if (!rows_parallel) {
+  const int threads = plan_threads(resolve_threads(o.n_threads), m, n);
+  if (threads == 1) {
     std::vector<double> buf(n);
-    const Exec ex{threads > 1, threads};
-    for (std::size_t r = 0; r < m; ++r) {
-      fit_one(data + r * n, n, buf.data(), o, ex, out, r);
-    }
+    for (std::size_t r = 0; r < m; ++r) fit_one(data + r * n, n, buf.data(), o, out, r);
     return;
   }
   // Allocated up front: nothing may throw inside the parallel region.
   std::vector<double> bufs(static_cast<std::size_t>(threads) * n);
   const std::ptrdiff_t ms = static_cast<std::ptrdiff_t>(m);
-  const Exec ex{false, 1};
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (std::ptrdiff_t r = 0; r < ms; ++r) {
     double* buf = bufs.data() + static_cast<std::size_t>(thread_index()) * n;
-    fit_one(data + static_cast<std::size_t>(r) * n, n, buf, o, ex, out,
+    fit_one(data + static_cast<std::size_t>(r) * n, n, buf, o, out,
             static_cast<std::size_t>(r));
   }
 }
@@ -771,6 +741,17 @@ int default_threads() {
   return std::max(1, omp_get_max_threads());
 #else
   return 1;
+#endif
+}
+
+const char* pack_kind() {
+#ifdef GMM2_AVX2
+  if (use_avx2()) return "avx2";
+#endif
+#ifdef GMM2_PACKS
+  return "sse2/neon";
+#else
+  return "scalar";
 #endif
 }
 

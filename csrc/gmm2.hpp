@@ -4,8 +4,8 @@
 // Pure C++17, no Python. Each row of an (M, n) array is min-max normalized
 // to [0, 1], initialized by 1-D 2-means (Lloyd) and fitted by EM that
 // mirrors scikit-learn's GaussianMixture(n_components=2). Rows are
-// independent; results are bitwise identical for any thread count because
-// every sum is taken over fixed-size blocks that are combined in order.
+// independent and each is fitted by one thread from start to end, so the
+// results are bitwise identical for any thread count.
 #pragma once
 
 #include <cstddef>
@@ -55,5 +55,9 @@ bool openmp_enabled();
 
 // Threads a call with n_threads <= 0 would use (1 without OpenMP).
 int default_threads();
+
+// Which E-step code path this build runs on this CPU: "avx2", "sse2/neon"
+// (two-lane packs) or "scalar".
+const char* pack_kind();
 
 }  // namespace gmm2
