@@ -28,18 +28,29 @@ class OptionalOpenMPBuildExt(_pybind11_build_ext):
     """build_ext that adds OpenMP when it can and never fails the install."""
 
     def build_extension(self, ext):
-        is_msvc = self.compiler.compiler_type == "msvc"
         base_compile = list(ext.extra_compile_args)
         base_link = list(ext.extra_link_args)
-        ext.extra_compile_args = base_compile + (_MSVC_FLAGS if is_msvc else _UNIX_FLAGS)
+        try:
+            built = self._build_first_that_works(ext, base_compile, base_link)
+        finally:
+            ext.extra_compile_args, ext.extra_link_args = base_compile, base_link
+        if not built:
+            print(
+                f"WARNING: could not compile {ext.name}; pyod_odim.gmm will use "
+                "its NumPy fallback (slower, same results)."
+            )
+
+    def _build_first_that_works(self, ext, base_compile, base_link):
+        """Build with OpenMP, else without; return False if neither works."""
+        is_msvc = self.compiler.compiler_type == "msvc"
+        flags = base_compile + (_MSVC_FLAGS if is_msvc else _UNIX_FLAGS)
         openmp = ["/openmp"] if is_msvc else ["-fopenmp"]
         attempts = [
             ("with OpenMP", openmp, [] if is_msvc else openmp),
             ("without OpenMP", [], []),
         ]
-        flags_only = list(ext.extra_compile_args)
         for label, compile_extra, link_extra in attempts:
-            ext.extra_compile_args = flags_only + compile_extra
+            ext.extra_compile_args = flags + compile_extra
             ext.extra_link_args = base_link + link_extra
             try:
                 super().build_extension(ext)
@@ -47,11 +58,8 @@ class OptionalOpenMPBuildExt(_pybind11_build_ext):
                 print(f"warning: building {ext.name} {label} failed: {exc}")
                 continue
             print(f"built {ext.name} {label}")
-            return
-        print(
-            f"WARNING: could not compile {ext.name}; pyod_odim.gmm will use "
-            "its NumPy fallback (slower, same results)."
-        )
+            return True
+        return False
 
 
 ext_modules = [

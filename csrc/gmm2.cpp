@@ -629,11 +629,11 @@ RowFit fit_normalized(const double* x, std::size_t n, const Options& o) {
                           static_cast<double>(n)),
              0.0, 0, false};
   double prev = -kInf;
-  for (int it = 1; it <= o.max_iter; ++it) {
+  for (int it = 0; it < o.max_iter; ++it) {
     const EmSums s = em_pass(x, n, fit.p);
     const Params next = estimate(s.mo, fit.p.mu, o.reg_covar);
     fit.p = weights_over(next, next.w[0] + next.w[1]);
-    fit.n_iter = it;
+    fit.n_iter = it + 1;
     const double ll = s.ll / static_cast<double>(n);
     if (std::fabs(ll - prev) < o.tol) {
       fit.converged = true;

@@ -16,7 +16,7 @@ LOG_2PI = float(np.log(2.0 * np.pi))
 
 # Rows are fitted in groups of at most this many values, which bounds the
 # size of the (rows, n) temporaries of one EM pass.
-_GROUP_VALUES = 1 << 22
+_GROUP_VALUES = 1 << 20
 
 
 def pair_distance(mu0, var0, mu1, var1, distance):
