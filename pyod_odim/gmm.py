@@ -21,7 +21,9 @@ identical components at 0 with variance ``reg_covar``, distance 0,
 The work is done by the compiled extension ``pyod_odim._gmm`` (C++17, GIL
 released, OpenMP across rows when available; results do not depend on the
 thread count). Without it a NumPy implementation of the same algorithm is
-used; float64 results of both agree to about 1e-12 relative.
+used; only the order of floating-point sums differs, so float64 results of
+both agree to about 1e-12 relative (for ``reg_covar > 0``; with
+``reg_covar == 0`` a collapsed component can make the fit ill-conditioned).
 """
 
 import numbers

@@ -259,6 +259,7 @@ def test_explicit_cpp_backend_without_extension(monkeypatch):
 def test_missing_extension_warns_once_and_falls_back(monkeypatch):
     import pyod_odim
 
+    saved = dict(vars(gmm))  # restored whole, so other tests see the same objects
     monkeypatch.setitem(sys.modules, "pyod_odim._gmm", None)  # import fails
     monkeypatch.delattr(pyod_odim, "_gmm", raising=False)
     try:
@@ -269,7 +270,8 @@ def test_missing_extension_warns_once_and_falls_back(monkeypatch):
         assert np.isfinite(gmm.gmm2_distance(np.arange(6.0))).all()
     finally:
         monkeypatch.undo()
-        importlib.reload(gmm)
+        vars(gmm).clear()
+        vars(gmm).update(saved)
 
 
 # ----------------------------------------------------------------- bad input
