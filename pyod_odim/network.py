@@ -161,9 +161,10 @@ def log_importance_weights(
         h = torch.matmul(h, enc_w[i]) + enc_b[i]
         if i < n_enc - 1:
             h = F.leaky_relu(h, 0.01)
+    # split (not slicing): its backward concatenates instead of zero-filling.
     latent = h.shape[-1] // 2
-    mu = h[..., :latent]
-    logvar = torch.clamp(h[..., latent:], -6.0, 2.0)
+    mu, logvar = torch.split(h, latent, dim=-1)
+    logvar = F.hardtanh(logvar, -6.0, 2.0)
     n_rows = mu.shape[1]
     # z = mu + sigma * eps, with K as a new axis: (M, K, B, L)
     z = mu.unsqueeze(1) + torch.exp(0.5 * logvar).unsqueeze(1) * eps
@@ -174,20 +175,23 @@ def log_importance_weights(
 
     g = z.reshape(n_members, n_samples * n_rows, latent)
     n_dec = len(dec_w)
-    for i in range(n_dec):
-        g = torch.baddbmm(dec_b[i], g, dec_w[i])
-        if i < n_dec - 1:
-            g = F.leaky_relu(g, 0.01)
-    logits = g.reshape(n_members, n_samples, n_rows, g.shape[-1])
+    for i in range(n_dec - 1):
+        g = F.leaky_relu(torch.baddbmm(dec_b[i], g, dec_w[i]), 0.01)
     xb = x.unsqueeze(1) if x.dim() == 3 else x
+    shape = [n_members, n_samples, n_rows, -1]
     if bernoulli:
+        logits = torch.baddbmm(dec_b[-1], g, dec_w[-1]).view(shape)
         log_px = (xb * logits - F.softplus(logits)).sum(-1)
     else:
-        # The decoder emits a mean (through a sigmoid) and a clamped
-        # log-variance for every feature of every row.
-        d = logits.shape[-1] // 2
-        dlv = torch.clamp(logits[..., d:], -6.0, 2.0)
-        diff = xb - torch.sigmoid(logits[..., :d])
+        # The last layer emits a mean (through a sigmoid) and a clamped
+        # log-variance per feature. Two products keep each output contiguous,
+        # which the elementwise kernels below need to run at full speed.
+        d = dec_w[-1].shape[-1] // 2
+        w_mean, w_logvar = torch.split(dec_w[-1], d, dim=-1)
+        b_mean, b_logvar = torch.split(dec_b[-1], d, dim=-1)
+        mean = torch.sigmoid(torch.baddbmm(b_mean, g, w_mean)).view(shape)
+        dlv = F.hardtanh(torch.baddbmm(b_logvar, g, w_logvar), -6.0, 2.0).view(shape)
+        diff = xb - mean
         log_px = -0.5 * ((diff * diff * torch.exp(-dlv) + dlv).sum(-1) + d * 1.8378770664093453)
     return log_px + log_prior_ratio
 

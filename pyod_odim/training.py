@@ -19,7 +19,7 @@ from .gmm import fit_gmm2
 
 # Elements of the widest (M, K, rows, width) activation per scoring chunk:
 # small enough to stay near the CPU caches, large enough to feed a GPU.
-_CHUNK_ELEMENTS = {"cpu": 4_000_000, "cuda": 256_000_000}
+_CHUNK_ELEMENTS = {"cpu": 1_000_000, "cuda": 256_000_000}
 
 
 class TrainingConfig(NamedTuple):
@@ -118,15 +118,59 @@ def score_rows(log_weights_fn, params, X, score_eps, bernoulli, chunk):
     return torch.cat(out, dim=1)
 
 
-def _detached(params):
-    return {k: [t.detach() for t in v] for k, v in params.items()}
-
-
-def _copy_members(best, current, mask):
-    """Overwrite the members selected by ``mask`` in ``best`` with ``current``."""
+def _copy_members(best, current, targets, sources, device):
+    """``best[...][targets] = current[...][sources]`` for every parameter."""
+    targets = torch.as_tensor(targets, device=device)
+    sources = torch.as_tensor(sources, device=device)
     for key in best:
         for b, c in zip(best[key], current[key]):
-            b[mask] = c.detach()[mask]
+            b[targets] = c.detach()[sources]
+
+
+class _LiveMembers:
+    """The members still training: their stacked parameters and Adam state.
+
+    Adam's update is elementwise, so one optimizer over stacked tensors is
+    exactly one independent Adam per member, and members can be dropped by
+    slicing the parameters and the optimizer's moments alike.
+    """
+
+    def __init__(self, params, lr):
+        self.lr = lr
+        self.ids = np.arange(params["enc_w"][0].shape[0])
+        self.params = params
+        for t in network.flat_parameters(params):
+            t.requires_grad_(True)
+        self.optimizer = torch.optim.Adam(network.flat_parameters(params), lr=lr)
+
+    def step(self, loss):
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+    def detached(self):
+        return {k: [t.detach() for t in v] for k, v in self.params.items()}
+
+    def keep(self, mask):
+        """Drop the members where ``mask`` (over live members) is False."""
+        if mask.all():
+            return
+        self.ids = self.ids[mask]
+        index = torch.as_tensor(np.flatnonzero(mask), device=self.params["enc_w"][0].device)
+        old_flat = network.flat_parameters(self.params)
+        self.params = {
+            k: [t.detach()[index].clone().requires_grad_(True) for t in v]
+            for k, v in self.params.items()
+        }
+        new_flat = network.flat_parameters(self.params)
+        optimizer = torch.optim.Adam(new_flat, lr=self.lr)
+        for old, new in zip(old_flat, new_flat):
+            state = self.optimizer.state.get(old)
+            if state:
+                optimizer.state[new] = {
+                    k: (v[index].clone() if k != "step" else v.clone()) for k, v in state.items()
+                }
+        self.optimizer = optimizer
 
 
 def train_ensemble(
@@ -168,12 +212,10 @@ def train_ensemble(
     n_rows = X.shape[0]
     n_members, n_samples = config.n_members, config.n_samples
     latent = arch.latent_dim
-    params = network.init_parameters(arch, n_members, generator, device, config.bernoulli)
-    flat = network.flat_parameters(params)
-    for t in flat:
-        t.requires_grad_(True)
-    optimizer = torch.optim.Adam(flat, lr=config.lr)
-
+    live = _LiveMembers(
+        network.init_parameters(arch, n_members, generator, device, config.bernoulli),
+        config.lr,
+    )
     # Fixed draws for scoring: the same checkpoint always gets the same scores.
     score_eps = torch.randn(
         (n_members, n_samples, 1, latent), generator=generator, device=device
@@ -202,45 +244,35 @@ def train_ensemble(
         def selection_criterion(losses, rows):
             return fit_gmm2(losses, distance=config.distance).distance
 
-    best_params = {k: [t.detach().clone() for t in v] for k, v in params.items()}
+    best_params = {k: [t.detach().clone() for t in v] for k, v in live.params.items()}
     best_losses = None
     best_distance = np.full(n_members, -np.inf)
     best_update = np.zeros(n_members, dtype=np.int64)
     waited = np.zeros(n_members, dtype=np.int64)
-    active = np.ones(n_members, dtype=bool)
     check_updates, check_distances = [], []
     timings = {"train": 0.0, "score": 0.0, "gmm": 0.0}
 
+    def draw(n_live, pool, size):
+        """Row indices (n_live, size) from ``pool`` and their noise."""
+        pick = torch.randint(len(pool), (n_live, size), generator=generator, device=device)
+        eps = torch.randn((n_live, n_samples, size, latent), generator=generator, device=device)
+        return X[pool[pick]], eps
+
     update = 0
-    while update < config.max_updates and active.any():
+    while update < config.max_updates and live.ids.size:
         t0 = time.perf_counter()
+        n_live = live.ids.size
         for _ in range(config.check_every):
             update += 1
-            rows = unlabeled[
-                torch.randint(n_unlabeled, (n_members, batch), generator=generator, device=device)
-            ]
-            eps = torch.randn(
-                (n_members, n_samples, batch, latent), generator=generator, device=device
-            )
-            log_w = _log_weights(log_weights_fn, X[rows], eps, params, config.bernoulli)
+            x, eps = draw(n_live, unlabeled, batch)
+            log_w = _log_weights(log_weights_fn, x, eps, live.params, config.bernoulli)
             loss = network.iwae_loss(log_w).mean(dim=1).sum()
             if labeled_batch:
-                pick = torch.randint(
-                    len(labeled_index), (n_members, labeled_batch),
-                    generator=generator, device=device,
-                )
-                eps_l = torch.randn(
-                    (n_members, n_samples, labeled_batch, latent),
-                    generator=generator, device=device,
-                )
-                log_w_l = _log_weights(
-                    log_weights_fn, X[labeled_index[pick]], eps_l, params, config.bernoulli
-                )
-                cubo = network.cubo_loss(log_w_l, config.cubo_order)
+                x, eps = draw(n_live, labeled_index, labeled_batch)
+                log_w = _log_weights(log_weights_fn, x, eps, live.params, config.bernoulli)
+                cubo = network.cubo_loss(log_w, config.cubo_order)
                 loss = loss + config.cubo_weight * cubo.mean(dim=1).sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            live.step(loss)
             if update >= config.max_updates:
                 break
         if device.type == "cuda":
@@ -248,34 +280,39 @@ def train_ensemble(
         t1 = time.perf_counter()
         timings["train"] += t1 - t0
 
+        ids = live.ids
         losses = score_rows(
-            log_weights_fn, _detached(params), X_select, score_eps, config.bernoulli, chunk
+            log_weights_fn, live.detached(), X_select, score_eps[ids], config.bernoulli, chunk
         )
         losses = losses.double().cpu().numpy()
         t2 = time.perf_counter()
         timings["score"] += t2 - t1
 
-        distance = np.full(n_members, np.nan)
-        finite = active & np.isfinite(losses).all(axis=1)
+        distance = np.full(n_live, np.nan)
+        finite = np.isfinite(losses).all(axis=1)
         if finite.any():
             distance[finite] = selection_criterion(losses[finite], selection_index)
         timings["gmm"] += time.perf_counter() - t2
 
-        improved = finite & (distance > best_distance)
+        improved = finite & (distance > best_distance[ids])
         if improved.any():
-            _copy_members(best_params, params, torch.as_tensor(improved, device=device))
+            _copy_members(best_params, live.params, ids[improved], improved, device)
             if best_losses is None:
-                best_losses = np.zeros_like(losses)
-            best_losses[improved] = losses[improved]
-            best_distance[improved] = distance[improved]
-            best_update[improved] = update
-        waited[improved] = 0
-        waited[active & ~improved] += 1
-        active &= waited < config.patience
+                best_losses = np.zeros((n_members, losses.shape[1]))
+            best_losses[ids[improved]] = losses[improved]
+            best_distance[ids[improved]] = distance[improved]
+            best_update[ids[improved]] = update
+        waited[ids[improved]] = 0
+        waited[ids[~improved]] += 1
+        all_distances = np.full(n_members, np.nan)
+        all_distances[ids] = distance
         check_updates.append(update)
-        check_distances.append(distance)
+        check_distances.append(all_distances)
+        # Members out of patience leave the batched network: their best
+        # checkpoint is final, and the others train faster without them.
+        live.keep(waited[ids] < config.patience)
         if on_check is not None:
-            on_check(update, int(active.sum()))
+            on_check(update, int(live.ids.size))
 
     if not np.isfinite(best_distance).any():
         raise FloatingPointError(
