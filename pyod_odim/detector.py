@@ -83,6 +83,11 @@ class ODIM(BaseDetector):
     likelihood : {"gaussian", "bernoulli"}, optional (default="gaussian")
         Decoder distribution. Use "bernoulli" for binary data.
 
+    batch_norm : bool, optional (default=False)
+        Batch-normalize every hidden layer (no affine part), as the authors'
+        networks do; scoring uses the running statistics. Off by default
+        (see the README's ablation).
+
     distance : {"sigma", "variance"}, optional (default="sigma")
         Distance between the two mixture components: "sigma" is the paper's
         squared 2-Wasserstein distance ``(mu1-mu2)^2 + (s1-s2)^2``;
@@ -197,6 +202,7 @@ class ODIM(BaseDetector):
         hidden_sizes=None,
         latent_dim=None,
         likelihood="gaussian",
+        batch_norm=False,
         distance="sigma",
         selection_size=8192,
         combination="mean",
@@ -220,6 +226,7 @@ class ODIM(BaseDetector):
         self.hidden_sizes = hidden_sizes
         self.latent_dim = latent_dim
         self.likelihood = likelihood
+        self.batch_norm = batch_norm
         self.distance = distance
         self.selection_size = selection_size
         self.combination = combination
@@ -245,6 +252,9 @@ class ODIM(BaseDetector):
         check_float(self.cubo_weight, "cubo_weight", 0.0, low_open=False)
         check_float(self.cubo_order, "cubo_order", 1.0)
         check_int(self.verbose, "verbose", 0)
+        for name in ("batch_norm", "use_labels"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.selection_size is not None:
             check_int(self.selection_size, "selection_size", 2)
         hidden, latent = network.default_architecture(n_features)
@@ -267,6 +277,7 @@ class ODIM(BaseDetector):
             selection_size=self.selection_size,
             distance=self.distance,
             bernoulli=self.likelihood == "bernoulli",
+            batch_norm=bool(self.batch_norm),
             cubo_weight=float(self.cubo_weight),
             cubo_order=float(self.cubo_order),
         )

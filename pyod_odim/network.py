@@ -81,7 +81,10 @@ def _layer_shapes(arch, bernoulli):
     return encoder + head, decoder
 
 
-def init_parameters(arch, n_members, generator, device, bernoulli=False):
+TRAINABLE = ("dec_b", "dec_w", "enc_b", "enc_w")
+
+
+def init_parameters(arch, n_members, generator, device, bernoulli=False, batch_norm=False):
     """Draw independent initial weights for every member.
 
     Weights and biases follow ``torch.nn.Linear``'s default, uniform on
@@ -97,13 +100,18 @@ def init_parameters(arch, n_members, generator, device, bernoulli=False):
     device : torch.device
     bernoulli : bool
         Size the decoder for a Bernoulli instead of a Gaussian likelihood.
+    batch_norm : bool
+        Add running statistics for batch normalization (no affine part) of
+        every hidden layer, as the ODIM authors' networks have.
 
     Returns
     -------
     params : dict of str to list of torch.Tensor
         ``enc_w``/``enc_b`` (encoder layers, the last one is the head),
         ``dec_w``/``dec_b`` (decoder layers) with shapes ``(M, in, out)`` and
-        ``(M, 1, out)``.
+        ``(M, 1, out)``; ``bn_mean``/``bn_var`` ``(M, 1, width)`` per hidden
+        layer (empty lists without batch normalization), which are state,
+        not trained parameters.
     """
     encoder, decoder = _layer_shapes(arch, bernoulli)
 
@@ -117,12 +125,31 @@ def init_parameters(arch, n_members, generator, device, bernoulli=False):
         for fan_in, fan_out in layers:
             params[prefix + "_w"].append(uniform((n_members, fan_in, fan_out), fan_in))
             params[prefix + "_b"].append(uniform((n_members, 1, fan_out), fan_in))
+    hidden = [out for _, out in encoder[:-1] + decoder[:-1]] if batch_norm else []
+    params["bn_mean"] = [torch.zeros((n_members, 1, w), device=device) for w in hidden]
+    params["bn_var"] = [torch.ones((n_members, 1, w), device=device) for w in hidden]
     return params
 
 
 def flat_parameters(params):
-    """All parameter tensors of ``params`` in a fixed order."""
-    return [t for key in sorted(params) for t in params[key]]
+    """The trained tensors of ``params`` (no normalization state), in a fixed order."""
+    return [t for key in TRAINABLE for t in params[key]]
+
+
+def _batch_norm(
+    h: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor, training: bool
+) -> torch.Tensor:
+    """Normalize each member's rows (axis -2); update running stats in training."""
+    if training:
+        mean = h.mean(dim=-2, keepdim=True)
+        var = h.var(dim=-2, unbiased=False, keepdim=True)
+        n = h.shape[-2]
+        running_mean.mul_(0.9).add_(0.1 * mean.detach())
+        running_var.mul_(0.9).add_((0.1 * n / max(n - 1, 1)) * var.detach())
+    else:
+        mean = running_mean
+        var = running_var
+    return (h - mean) * torch.rsqrt(var + 1e-5)
 
 
 def log_importance_weights(
@@ -132,6 +159,9 @@ def log_importance_weights(
     enc_b: List[torch.Tensor],
     dec_w: List[torch.Tensor],
     dec_b: List[torch.Tensor],
+    bn_mean: List[torch.Tensor],
+    bn_var: List[torch.Tensor],
+    bn_training: bool,
     bernoulli: bool,
 ) -> torch.Tensor:
     """Log importance weights ``log p(x, z_k) - log q(z_k | x)``.
@@ -145,6 +175,12 @@ def log_importance_weights(
         across all rows (used for deterministic scoring).
     enc_w, enc_b, dec_w, dec_b : list of Tensor
         Stacked weights ``(M, in, out)`` and biases ``(M, 1, out)``.
+    bn_mean, bn_var : list of Tensor
+        Running statistics of each hidden layer's batch normalization, or
+        empty lists for none.
+    bn_training : bool
+        Normalize with this batch's statistics (and update the running
+        ones) rather than with the running statistics.
     bernoulli : bool
         Bernoulli decoder (``d`` logits) instead of the Gaussian one, whose
         last layer emits ``2 d`` values: means and log-variances.
@@ -155,11 +191,14 @@ def log_importance_weights(
     """
     n_members = enc_w[0].shape[0]
     n_samples = eps.shape[1]
+    use_bn = len(bn_mean) > 0
     h = x
     n_enc = len(enc_w)
     for i in range(n_enc):
         h = torch.matmul(h, enc_w[i]) + enc_b[i]
         if i < n_enc - 1:
+            if use_bn:
+                h = _batch_norm(h, bn_mean[i], bn_var[i], bn_training)
             h = F.leaky_relu(h, 0.01)
     # split (not slicing): its backward concatenates instead of zero-filling.
     latent = h.shape[-1] // 2
@@ -176,7 +215,11 @@ def log_importance_weights(
     g = z.reshape(n_members, n_samples * n_rows, latent)
     n_dec = len(dec_w)
     for i in range(n_dec - 1):
-        g = F.leaky_relu(torch.baddbmm(dec_b[i], g, dec_w[i]), 0.01)
+        g = torch.baddbmm(dec_b[i], g, dec_w[i])
+        if use_bn:
+            j = n_enc - 1 + i
+            g = _batch_norm(g, bn_mean[j], bn_var[j], bn_training)
+        g = F.leaky_relu(g, 0.01)
     xb = x.unsqueeze(1) if x.dim() == 3 else x
     shape = [n_members, n_samples, n_rows, -1]
     if bernoulli:

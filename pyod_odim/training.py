@@ -35,6 +35,7 @@ class TrainingConfig(NamedTuple):
     selection_size: Optional[int]
     distance: str
     bernoulli: bool
+    batch_norm: bool = False
     cubo_weight: float = 1.0
     cubo_order: float = 2.0
 
@@ -105,14 +106,9 @@ def score_rows(log_weights_fn, params, X, score_eps, bernoulli, chunk):
     out = []
     with torch.no_grad():
         for start in range(0, X.shape[0], chunk):
-            log_w = log_weights_fn(
-                X[start : start + chunk],
-                score_eps,
-                params["enc_w"],
-                params["enc_b"],
-                params["dec_w"],
-                params["dec_b"],
-                bernoulli,
+            log_w = _call_log_weights(
+                log_weights_fn, X[start : start + chunk], score_eps, params, bernoulli,
+                bn_training=False,
             )
             out.append(network.iwae_loss(log_w))
     return torch.cat(out, dim=1)
@@ -159,7 +155,7 @@ class _LiveMembers:
         index = torch.as_tensor(np.flatnonzero(mask), device=self.params["enc_w"][0].device)
         old_flat = network.flat_parameters(self.params)
         self.params = {
-            k: [t.detach()[index].clone().requires_grad_(True) for t in v]
+            k: [t.detach()[index].clone().requires_grad_(k in network.TRAINABLE) for t in v]
             for k, v in self.params.items()
         }
         new_flat = network.flat_parameters(self.params)
@@ -213,7 +209,9 @@ def train_ensemble(
     n_members, n_samples = config.n_members, config.n_samples
     latent = arch.latent_dim
     live = _LiveMembers(
-        network.init_parameters(arch, n_members, generator, device, config.bernoulli),
+        network.init_parameters(
+            arch, n_members, generator, device, config.bernoulli, config.batch_norm
+        ),
         config.lr,
     )
     # Fixed draws for scoring: the same checkpoint always gets the same scores.
@@ -265,11 +263,17 @@ def train_ensemble(
         for _ in range(config.check_every):
             update += 1
             x, eps = draw(n_live, unlabeled, batch)
-            log_w = _log_weights(log_weights_fn, x, eps, live.params, config.bernoulli)
+            log_w = _call_log_weights(
+                log_weights_fn, x, eps, live.params, config.bernoulli, bn_training=True
+            )
             loss = network.iwae_loss(log_w).mean(dim=1).sum()
             if labeled_batch:
                 x, eps = draw(n_live, labeled_index, labeled_batch)
-                log_w = _log_weights(log_weights_fn, x, eps, live.params, config.bernoulli)
+                # Running statistics: a batch of known outliers must not be
+                # normalized by its own (outlying) statistics.
+                log_w = _call_log_weights(
+                    log_weights_fn, x, eps, live.params, config.bernoulli, bn_training=False
+                )
                 cubo = network.cubo_loss(log_w, config.cubo_order)
                 loss = loss + config.cubo_weight * cubo.mean(dim=1).sum()
             live.step(loss)
@@ -333,13 +337,9 @@ def train_ensemble(
     )
 
 
-def _log_weights(fn, x, eps, params, bernoulli):
+def _call_log_weights(fn, x, eps, params, bernoulli, bn_training):
+    """Call ``fn`` (eager or scripted) with the tensors of a parameter dict."""
     return fn(
-        x,
-        eps,
-        params["enc_w"],
-        params["enc_b"],
-        params["dec_w"],
-        params["dec_b"],
-        bernoulli,
+        x, eps, params["enc_w"], params["enc_b"], params["dec_w"], params["dec_b"],
+        params["bn_mean"], params["bn_var"], bn_training, bernoulli,
     )

@@ -199,12 +199,28 @@ def test_standardized_combination_ranks_like_members(data):
     assert_allclose(clf.decision_function(X_train), clf.decision_scores_, rtol=1e-5, atol=1e-6)
 
 
-def test_torchscript_and_eager_agree(data):
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_torchscript_and_eager_agree(data, batch_norm):
     X_train = data[0]
-    eager = ODIM(**dict(FAST, compile="none")).fit(X_train)
-    scripted = ODIM(**dict(FAST, compile="torchscript")).fit(X_train)
+    eager = ODIM(**dict(FAST, compile="none", batch_norm=batch_norm)).fit(X_train)
+    scripted = ODIM(**dict(FAST, compile="torchscript", batch_norm=batch_norm)).fit(X_train)
     assert eager.compile_ == "eager"
     assert_allclose(scripted.decision_scores_, eager.decision_scores_, rtol=1e-4)
+
+
+def test_batch_norm_state_is_kept_and_used(data):
+    X_train, X_test = data[0], data[1]
+    clf = ODIM(**dict(FAST, batch_norm=True)).fit(X_train)
+    means = clf.network_state_["bn_mean"]
+    # Encoder and decoder hidden layers: (5 -> 32 -> 16) and (4 -> 16 -> 32).
+    assert [m.shape for m in means] == [(2, 1, 32), (2, 1, 16), (2, 1, 16), (2, 1, 32)]
+    assert all(np.abs(m).sum() > 0 for m in means)
+    assert_allclose(clf.decision_function(X_train), clf.decision_scores_, rtol=1e-5)
+    loaded = pickle.loads(pickle.dumps(clf))
+    assert_array_equal(loaded.decision_function(X_test), clf.decision_function(X_test))
+    plain = ODIM(**FAST).fit(X_train)
+    assert not np.allclose(plain.decision_scores_, clf.decision_scores_)
+    assert plain.network_state_["bn_mean"] == []
 
 
 def test_no_warning_leaks(data, recwarn):

@@ -80,6 +80,8 @@ def test_unfitted():
         (dict(device="tpu:0"), ValueError, "device"),
         (dict(random_state="seed"), TypeError, "random_state"),
         (dict(cubo_order=1.0), ValueError, "cubo_order"),
+        (dict(batch_norm="yes"), TypeError, "batch_norm"),
+        (dict(use_labels=1), TypeError, "use_labels"),
     ],
 )
 def test_bad_parameters(X, params, error, match):
