@@ -22,6 +22,7 @@ VARIANTS = {
     "variance distance (authors' code)": {"distance": "variance"},
     "lr 5e-4 (paper)": {"lr": 5e-4},
     "standardized member combination": {"combination": "standardized"},
+    "batch normalization (authors' networks)": {"batch_norm": True},
 }
 
 

@@ -11,9 +11,8 @@ compiled with TorchScript (see :mod:`pyod_odim.compile`).
 """
 
 import math
-from typing import Dict, List, NamedTuple, Tuple
+from typing import List, NamedTuple, Tuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -268,8 +267,3 @@ def params_from_numpy(state, device):
 def select_members(params, index):
     """Parameters of a subset of members (``index`` into the first axis)."""
     return {k: [t[index] for t in v] for k, v in params.items()}
-
-
-def parameter_count(params: Dict[str, List[torch.Tensor]]) -> int:
-    """Number of scalars per member."""
-    return int(sum(np.prod(t.shape[1:]) for t in flat_parameters(params)))

@@ -9,6 +9,7 @@ distance and stops after ``patience`` checks without a new maximum.
 """
 
 import time
+import warnings
 from typing import Callable, NamedTuple, Optional
 
 import numpy as np
@@ -318,11 +319,24 @@ def train_ensemble(
         if on_check is not None:
             on_check(update, int(live.ids.size))
 
-    if not np.isfinite(best_distance).any():
+    usable = np.isfinite(best_distance)
+    if not usable.any():
         raise FloatingPointError(
             "training diverged: every member produced non-finite losses; "
             "check the input scale or lower lr"
         )
+    if not usable.all():
+        # A member whose losses were never finite has no checkpoint to score with.
+        warnings.warn(
+            f"{int((~usable).sum())} of {n_members} members produced only non-finite "
+            "losses and were left out of the ensemble",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        keep = torch.as_tensor(np.flatnonzero(usable), device=device)
+        best_params = network.select_members(best_params, keep)
+        score_eps = score_eps[keep]
+        best_losses = best_losses[usable]
     return TrainingResult(
         params=best_params,
         score_eps=score_eps,
