@@ -115,10 +115,12 @@ class ODIM(BaseDetector):
     cubo_order : float, optional (default=2.0)
         Order ``u > 1`` of the chi upper bound.
 
-    label_selection : {"gmm", "rank"}, optional (default="gmm")
-        Checkpoint criterion in semi-supervised mode: "gmm" is the
-        unsupervised GMM distance; "rank" maximizes the mean rank of the
-        known outliers among all losses, with the GMM distance breaking ties.
+    label_selection : {"rank", "gmm"}, optional (default="rank")
+        Checkpoint criterion in semi-supervised mode: "rank" maximizes the
+        mean rank of the known outliers among the selection set's losses,
+        with the GMM distance breaking ties; "gmm" is the unsupervised GMM
+        distance. "rank" measured better on every data set of the README's
+        semi-supervised table.
 
     compile : {"auto", "torchscript", "none"}, optional (default="auto")
         Run the IWAE through TorchScript or eagerly ("none"). "auto" picks
@@ -209,7 +211,7 @@ class ODIM(BaseDetector):
         use_labels=False,
         cubo_weight=1.0,
         cubo_order=2.0,
-        label_selection="gmm",
+        label_selection="rank",
         compile="auto",
         device=None,
         random_state=None,

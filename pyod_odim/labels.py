@@ -5,7 +5,7 @@ from scipy.stats import rankdata
 
 from .gmm import fit_gmm2
 
-LABEL_SELECTIONS = ("gmm", "rank")
+LABEL_SELECTIONS = ("rank", "gmm")
 
 # Weight of the GMM distance when it only breaks ties between equal ranks.
 _TIE_BREAK = 1e-3

@@ -81,6 +81,7 @@ def test_unfitted():
         (dict(random_state="seed"), TypeError, "random_state"),
         (dict(cubo_order=1.0), ValueError, "cubo_order"),
         (dict(batch_norm="yes"), TypeError, "batch_norm"),
+        (dict(label_selection="auc"), ValueError, "label_selection"),
         (dict(use_labels=1), TypeError, "use_labels"),
     ],
 )

@@ -50,10 +50,14 @@ def test_semi_supervised_is_deterministic(data):
     assert_array_equal(a, b)
 
 
-def test_rank_selection_runs(data):
+def test_selection_criteria(data):
     X, _, known = data
-    clf = ODIM(use_labels=True, label_selection="rank", **FAST).fit(X, known)
-    assert np.isfinite(clf.decision_scores_).all()
+    rank = ODIM(use_labels=True, **FAST).fit(X, known)
+    gmm = ODIM(use_labels=True, label_selection="gmm", **FAST).fit(X, known)
+    assert np.isfinite(rank.decision_scores_).all()
+    # The label-aware criterion is the default and picks its own checkpoints.
+    assert not np.array_equal(rank.best_distance_, gmm.best_distance_)
+    assert (rank.best_distance_ <= 1.0 + 1e-3 * 2).all()
     # With subset selection, the criterion sees the subset's labels only.
     sub = ODIM(use_labels=True, label_selection="rank", selection_size=100, **FAST)
     assert np.isfinite(sub.fit(X, known).decision_scores_).all()
