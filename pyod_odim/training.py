@@ -37,6 +37,7 @@ class TrainingConfig(NamedTuple):
     distance: str
     bernoulli: bool
     batch_norm: bool = False
+    min_updates: int = 0
     cubo_weight: float = 1.0
     cubo_order: float = 2.0
 
@@ -299,7 +300,13 @@ def train_ensemble(
             distance[finite] = selection_criterion(losses[finite], selection_index)
         timings["gmm"] += time.perf_counter() - t2
 
-        improved = finite & (distance > best_distance[ids])
+        # Warm-up: a barely trained network's losses can look bimodal (its
+        # random structure, not memorization); such checks are recorded but
+        # neither kept nor counted against patience.
+        warming_up = (
+            update < config.min_updates and update + config.check_every <= config.max_updates
+        )
+        improved = finite & (distance > best_distance[ids]) & (not warming_up)
         if improved.any():
             _copy_members(best_params, live.params, ids[improved], improved, device)
             if best_losses is None:
@@ -308,7 +315,8 @@ def train_ensemble(
             best_distance[ids[improved]] = distance[improved]
             best_update[ids[improved]] = update
         waited[ids[improved]] = 0
-        waited[ids[~improved]] += 1
+        if not warming_up:
+            waited[ids[~improved]] += 1
         all_distances = np.full(n_members, np.nan)
         all_distances[ids] = distance
         check_updates.append(update)

@@ -17,7 +17,7 @@ from pyod_odim import ODIM, gmm
 
 # Small settings: these tests check the API, not accuracy.
 FAST = dict(
-    n_estimators=2, n_samples_iwae=8, patience=3, max_updates=200, random_state=0
+    n_estimators=2, n_samples_iwae=8, patience=3, max_updates=200, min_updates=0, random_state=0
 )
 
 
@@ -69,6 +69,17 @@ def test_patience_stops_each_member(fitted):
         if fitted.n_updates_ < 200:
             assert checked_after_best.sum() == 3
             assert np.isnan(dist[updates > updates[checked_after_best][-1]]).all()
+
+
+def test_warm_up_checks_are_recorded_not_kept(data):
+    X_train = data[0]
+    clf = ODIM(**dict(FAST, min_updates=40)).fit(X_train)
+    assert (clf.best_update_ >= 40).all()
+    assert clf.history_["update"][0] == 10
+    assert np.isfinite(clf.history_["distance"][0]).all()
+    # A warm-up longer than the run still leaves a checkpoint: the last check.
+    short = ODIM(**dict(FAST, min_updates=1000, max_updates=30)).fit(X_train)
+    assert (short.best_update_ == 30).all()
 
 
 def test_prediction_ranges(fitted, data):

@@ -64,6 +64,7 @@ def test_unfitted():
         (dict(contamination=0.7), ValueError, "contamination"),
         (dict(n_samples_iwae=0), ValueError, "n_samples_iwae"),
         (dict(patience=0), ValueError, "patience"),
+        (dict(min_updates=-1), ValueError, "min_updates"),
         (dict(patience=2.5), TypeError, "patience"),
         (dict(n_estimators=0), ValueError, "n_estimators"),
         (dict(check_every=-1), ValueError, "check_every"),
