@@ -22,7 +22,8 @@ VARIANTS = {
     "variance distance (authors' code)": {"distance": "variance"},
     "lr 5e-4 (paper)": {"lr": 5e-4},
     "standardized member combination": {"combination": "standardized"},
-    "batch normalization (authors' networks)": {"batch_norm": True},
+    "no batch normalization": {"batch_norm": False},
+    "no warm-up (min_updates=0, the paper's)": {"min_updates": 0},
 }
 
 

@@ -91,10 +91,11 @@ class ODIM(BaseDetector):
     likelihood : {"gaussian", "bernoulli"}, optional (default="gaussian")
         Decoder distribution. Use "bernoulli" for binary data.
 
-    batch_norm : bool, optional (default=False)
+    batch_norm : bool, optional (default=True)
         Batch-normalize every hidden layer (no affine part), as the authors'
-        networks do; scoring uses the running statistics. Off by default
-        (see the README's ablation).
+        networks do; scoring uses the running statistics. It measured
+        +0.008 mean training AUC over 11 benchmark sets at about 1.5x the
+        fit time (README); False is the faster choice.
 
     distance : {"sigma", "variance"}, optional (default="sigma")
         Distance between the two mixture components: "sigma" is the paper's
@@ -213,7 +214,7 @@ class ODIM(BaseDetector):
         hidden_sizes=None,
         latent_dim=None,
         likelihood="gaussian",
-        batch_norm=False,
+        batch_norm=True,
         distance="sigma",
         selection_size=8192,
         combination="mean",
