@@ -31,13 +31,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--datasets", default=DEFAULT_SETS)
+    parser.add_argument("--variants", type=int, nargs="*",
+                        help="run only these rows (0-based), e.g. to re-time one")
     args = parser.parse_args()
     require_datasets()
     names = args.datasets.split(",")
     data = {name: load(name) for name in names}
     rows = []
     per_set_header = [f"{n} AUC" for n in names]
-    for label, params in VARIANTS.items():
+    for row, (label, params) in enumerate(VARIANTS.items()):
+        if args.variants and row not in args.variants:
+            continue
         aucs, aps, secs = {n: [] for n in names}, [], []
         for name in names:
             X, y = data[name]
