@@ -20,10 +20,9 @@ from ._validation import (
 from .compile import COMPILE_MODES, get_log_weights_fn
 from .labels import LABEL_SELECTIONS, check_labels, label_aware_criterion
 from .progress import make_progress
-from .training import TrainingConfig, chunk_rows, score_rows, train_ensemble
+from .training import TrainingConfig, score_rows, train_ensemble
 
 COMBINATIONS = ("mean", "standardized")
-DISTANCES = ("sigma", "variance")
 
 
 class ODIM(BaseDetector):
@@ -257,8 +256,8 @@ class ODIM(BaseDetector):
         """Validate every hyper-parameter; return the training config."""
         check_float(self.contamination, "contamination", 0.0, 0.5)
         check_float(self.lr, "lr", 0.0)
-        check_choice(self.likelihood, "likelihood", ("gaussian", "bernoulli"))
-        check_choice(self.distance, "distance", DISTANCES)
+        check_choice(self.likelihood, "likelihood", network.LIKELIHOODS)
+        check_choice(self.distance, "distance", gmm.DISTANCES)
         check_choice(self.combination, "combination", COMBINATIONS)
         check_choice(self.compile, "compile", COMPILE_MODES)
         check_choice(self.label_selection, "label_selection", LABEL_SELECTIONS)
@@ -363,7 +362,7 @@ class ODIM(BaseDetector):
                 member_scores = result.train_losses
                 if member_scores is None:
                     member_scores = self._score_members(
-                        log_weights_fn, result.params, result.score_eps, X_scaled, arch
+                        log_weights_fn, result.params, result.score_eps, X_scaled
                     )
                 final_seconds = time.perf_counter() - t0
         finally:
@@ -389,14 +388,10 @@ class ODIM(BaseDetector):
         self._process_decision_scores()
         return self
 
-    def _score_members(self, log_weights_fn, params, score_eps, X_scaled, arch):
+    def _score_members(self, log_weights_fn, params, score_eps, X_scaled):
         """Losses ``(M, n)`` of every row under each member's best checkpoint."""
-        chunk = chunk_rows(
-            score_eps.shape[0], score_eps.shape[1], network.widest_layer(arch), X_scaled.device
-        )
         losses = score_rows(
-            log_weights_fn, params, X_scaled, score_eps,
-            self.likelihood == "bernoulli", chunk,
+            log_weights_fn, params, X_scaled, score_eps, self.likelihood == "bernoulli"
         )
         return losses.double().cpu().numpy()
 
@@ -431,8 +426,6 @@ class ODIM(BaseDetector):
         score_eps = torch.as_tensor(self.score_eps_, device=device)
         X_scaled = torch.as_tensor(self._scale(X), dtype=torch.float32, device=device)
         with cpu_fast_math(device):
-            member_scores = self._score_members(
-                log_weights_fn, params, score_eps, X_scaled, self.architecture_
-            )
+            member_scores = self._score_members(log_weights_fn, params, score_eps, X_scaled)
         return self._combine(member_scores)
 

@@ -62,11 +62,6 @@ def default_architecture(n_features):
     return hidden, latent
 
 
-def widest_layer(arch):
-    """Largest activation width, which sizes the scoring chunks."""
-    return max(arch.hidden_sizes + (2 * arch.n_features,))
-
-
 def _layer_shapes(arch, bernoulli):
     """(in, out) of every linear layer: encoder, encoder head, decoder."""
     enc = (arch.n_features,) + arch.hidden_sizes

@@ -78,14 +78,16 @@ class TrainingResult(NamedTuple):
     timings: dict
 
 
-def chunk_rows(n_members, n_samples, widest, device):
+def _chunk_rows(params, score_eps, device):
     """Rows per scoring chunk under the device's activation budget."""
+    n_members, n_samples = score_eps.shape[:2]
+    widest = max(w.shape[-1] for w in params["enc_w"] + params["dec_w"])
     budget = _CHUNK_ELEMENTS["cuda" if device.type == "cuda" else "cpu"]
     rows = budget // max(1, n_members * n_samples * widest)
     return int(min(max(rows, 16), 1 << 20))
 
 
-def score_rows(log_weights_fn, params, X, score_eps, bernoulli, chunk):
+def score_rows(log_weights_fn, params, X, score_eps, bernoulli):
     """Negative IWAE bound of every row for every member.
 
     Parameters
@@ -98,13 +100,12 @@ def score_rows(log_weights_fn, params, X, score_eps, bernoulli, chunk):
     score_eps : Tensor of shape (M, K, 1, L)
         Shared draws: a row's score does not depend on its neighbours.
     bernoulli : bool
-    chunk : int
-        Rows per pass.
 
     Returns
     -------
     losses : Tensor of shape (M, n), float32, on X's device
     """
+    chunk = _chunk_rows(params, score_eps, X.device)
     out = []
     with torch.no_grad():
         for start in range(0, X.shape[0], chunk):
@@ -237,7 +238,6 @@ def train_ensemble(
         selection_index = torch.sort(perm[: config.selection_size]).values
         X_select = X[selection_index]
         selection_index = selection_index.cpu().numpy()
-    chunk = chunk_rows(n_members, n_samples, network.widest_layer(arch), device)
 
     if selection_criterion is None:
 
@@ -288,7 +288,7 @@ def train_ensemble(
 
         ids = live.ids
         losses = score_rows(
-            log_weights_fn, live.detached(), X_select, score_eps[ids], config.bernoulli, chunk
+            log_weights_fn, live.detached(), X_select, score_eps[ids], config.bernoulli
         )
         losses = losses.double().cpu().numpy()
         t2 = time.perf_counter()
