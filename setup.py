@@ -1,9 +1,14 @@
-"""Build script for the optional compiled kernel ``pyod_odim._gmm``.
+"""Build script for the optional compiled kernels.
 
-Metadata lives in pyproject.toml. The extension is optional: OpenMP is
-tried first and dropped if the compiler rejects it, and if the extension
-cannot be built at all the install still succeeds and ``pyod_odim.gmm``
-falls back to NumPy (with a RuntimeWarning at import).
+* ``pyod_odim._gmm``: the GMM-2 selector; without it ``pyod_odim.gmm``
+  falls back to NumPy (with a RuntimeWarning at import).
+* ``pyod_odim._iwae``: fused CPU kernels of the IWAE ensemble (scoring and
+  training updates); without it ``pyod_odim.kernels`` reports itself
+  unavailable and fits run on PyTorch alone.
+
+Metadata lives in pyproject.toml. Both extensions are optional: OpenMP is
+tried first and dropped if the compiler rejects it, and an extension that
+cannot be built at all leaves the install working.
 
 Only setuptools and pybind11 are imported here, so the build works in an
 isolated environment.
@@ -36,8 +41,8 @@ class OptionalOpenMPBuildExt(_pybind11_build_ext):
             ext.extra_compile_args, ext.extra_link_args = base_compile, base_link
         if not built:
             print(
-                f"WARNING: could not compile {ext.name}; pyod_odim.gmm will use "
-                "its NumPy fallback (slower, same results)."
+                f"WARNING: could not compile {ext.name}; pyod_odim will use "
+                "its slower fallback for it (same results within float tolerance)."
             )
 
     def _build_first_that_works(self, ext, base_compile, base_link):
@@ -70,6 +75,19 @@ ext_modules = [
         depends=["csrc/gmm2.hpp"],
         cxx_std=17,
         # Lets setuptools skip a missing library when copying it in place.
+        optional=True,
+    ),
+    Pybind11Extension(
+        "pyod_odim._iwae",
+        sources=[
+            "csrc/bindings_iwae.cpp",
+            "csrc/iwae.cpp",
+            "csrc/iwae_kernel_generic.cpp",
+            "csrc/iwae_kernel_avx2.cpp",
+        ],
+        include_dirs=["csrc"],
+        depends=["csrc/iwae.hpp", "csrc/iwae_plan.hpp", "csrc/iwae_kernel.inc"],
+        cxx_std=17,
         optional=True,
     ),
 ]

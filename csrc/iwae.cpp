@@ -1,0 +1,450 @@
+// Dispatcher of the IWAE kernels (see iwae.hpp): repacks the parameters,
+// sizes the scratch, spreads members (and row blocks) over OpenMP threads
+// and picks the instruction-set build of the hot loops.
+#include "iwae.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "iwae_plan.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace iwae {
+
+using detail::Dims;
+using detail::Layer;
+using detail::LayerGrad;
+using detail::Net;
+using detail::NetGrad;
+using detail::Norm;
+using detail::padded;
+using detail::panel_offset;
+
+namespace {
+
+bool use_avx2() {
+#ifdef IWAE_HAVE_AVX2_BUILD
+  static const bool has =
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+#else
+  return false;
+#endif
+}
+
+void score_block(const Dims& dims, const Net& net, const float* x,
+                 std::size_t rows, const float* eps, const float* eps_sq,
+                 std::size_t samples, std::size_t tile, float* work,
+                 double* out) {
+#ifdef IWAE_HAVE_AVX2_BUILD
+  if (use_avx2()) {
+    detail::kernel_avx2::score_block(dims, net, x, rows, eps, eps_sq, samples,
+                                     tile, work, out);
+    return;
+  }
+#endif
+  detail::kernel_generic::score_block(dims, net, x, rows, eps, eps_sq, samples,
+                                      tile, work, out);
+}
+
+double train_pass(const Dims& dims, const Net& net,
+                  const detail::PassInput& in, const NetGrad& grad,
+                  float* work) {
+#ifdef IWAE_HAVE_AVX2_BUILD
+  if (use_avx2()) {
+    return detail::kernel_avx2::train_pass(dims, net, in, grad, work);
+  }
+#endif
+  return detail::kernel_generic::train_pass(dims, net, in, grad, work);
+}
+
+int resolve_threads(int requested) {
+  return requested > 0 && openmp_enabled() ? requested : default_threads();
+}
+
+// Where each logical output column of a layer lives in its padded block:
+// a two-part layer (halves of `half` columns) keeps each half at the start
+// of its own padded run.
+struct ColumnMap {
+  std::size_t out;   // logical columns
+  std::size_t half;  // 0 for a one-part layer
+  std::size_t to_padded(std::size_t c) const {
+    return half && c >= half ? padded(half) + (c - half) : c;
+  }
+  std::size_t ld() const { return half ? 2 * padded(half) : padded(out); }
+};
+
+// The layers of every member, repacked (and, for scoring, with batch
+// normalization folded in), in one block of floats.
+class PackedEnsemble {
+ public:
+  PackedEnsemble(const Shape& shape, const Params& params, bool fold_norms,
+                 bool transposes)
+      : shape_(shape) {
+    check(shape, params);
+    dims_ = make_dims(shape);
+    n_enc_layers_ = shape.enc_hidden.size() + 1;
+    n_dec_layers_ = shape.dec_hidden.size() + 1;
+    const std::size_t per_member = n_enc_layers_ + n_dec_layers_;
+    const std::size_t m_count = shape.n_members;
+    layers_.resize(m_count * per_member);
+    maps_.resize(per_member);
+    offsets_.resize(m_count * per_member);
+
+    // First pass: sizes and offsets; second: copy.
+    std::size_t total = 0;
+    for (std::size_t li = 0; li < per_member; ++li) maps_[li] = column_map(li);
+    for (std::size_t m = 0; m < m_count; ++m) {
+      for (std::size_t li = 0; li < per_member; ++li) {
+        const std::size_t in = layer_in(li);
+        const std::size_t ld = maps_[li].ld();
+        Offsets& o = offsets_[m * per_member + li];
+        o.w = total;
+        total += round16(in * ld);
+        o.b = total;
+        total += round16(ld);
+        o.wt = total;
+        if (transposes) total += round16(ld * padded(in));
+      }
+    }
+    store_.assign(total, 0.0f);
+    for (std::size_t m = 0; m < m_count; ++m) {
+      for (std::size_t li = 0; li < per_member; ++li) {
+        pack_layer(params, m, li, fold_norms, transposes);
+      }
+    }
+    if (shape.batch_norm && !fold_norms) {
+      const std::size_t n_hidden = shape.enc_hidden.size() + shape.dec_hidden.size();
+      norms_.resize(m_count * n_hidden);
+      for (std::size_t m = 0; m < m_count; ++m) {
+        for (std::size_t h = 0; h < n_hidden; ++h) {
+          const std::size_t width = hidden_width(h);
+          norms_[m * n_hidden + h] = Norm{params.bn_mean[h] + m * width,
+                                          params.bn_var[h] + m * width, width};
+        }
+      }
+    }
+    dims_.batch_norm = shape.batch_norm && !fold_norms;
+    nets_.resize(m_count);
+    for (std::size_t m = 0; m < m_count; ++m) {
+      Layer* base = layers_.data() + m * per_member;
+      const std::size_t n_hidden = shape.enc_hidden.size() + shape.dec_hidden.size();
+      nets_[m] = Net{base, base + n_enc_layers_,
+                     norms_.empty() ? nullptr : norms_.data() + m * n_hidden};
+    }
+  }
+
+  const Dims& dims() const { return dims_; }
+  const Net& net(std::size_t m) const { return nets_[m]; }
+  std::size_t layers_per_member() const { return n_enc_layers_ + n_dec_layers_; }
+  const ColumnMap& map(std::size_t li) const { return maps_[li]; }
+  std::size_t layer_in(std::size_t li) const {
+    if (li < n_enc_layers_) {
+      return li == 0 ? shape_.n_features : shape_.enc_hidden[li - 1];
+    }
+    const std::size_t j = li - n_enc_layers_;
+    return j == 0 ? shape_.latent : shape_.dec_hidden[j - 1];
+  }
+
+ private:
+  struct Offsets {
+    std::size_t w, b, wt;
+  };
+
+  static std::size_t round16(std::size_t n) { return (n + 15) / 16 * 16; }
+
+  static void check(const Shape& s, const Params& p) {
+    if (s.n_members == 0 || s.n_features == 0 || s.latent == 0) {
+      throw std::invalid_argument("empty network");
+    }
+    if (s.enc_hidden.size() > detail::kMaxHidden ||
+        s.dec_hidden.size() > detail::kMaxHidden) {
+      throw std::invalid_argument("too many hidden layers for the kernels");
+    }
+    if (p.enc_w.size() != s.enc_hidden.size() + 1 || p.enc_b.size() != p.enc_w.size() ||
+        p.dec_w.size() != s.dec_hidden.size() + 1 || p.dec_b.size() != p.dec_w.size()) {
+      throw std::invalid_argument("parameter lists do not match the layer shapes");
+    }
+    const std::size_t n_hidden = s.enc_hidden.size() + s.dec_hidden.size();
+    if (s.batch_norm && (p.bn_mean.size() != n_hidden || p.bn_var.size() != n_hidden)) {
+      throw std::invalid_argument("batch normalization statistics missing");
+    }
+  }
+
+  static Dims make_dims(const Shape& s) {
+    Dims d{};
+    d.d = s.n_features;
+    d.d_ld = padded(s.n_features);
+    d.latent = s.latent;
+    d.lat_ld = padded(s.latent);
+    d.n_enc = s.enc_hidden.size();
+    d.n_dec = s.dec_hidden.size();
+    d.out_ld = s.bernoulli ? d.d_ld : 2 * d.d_ld;
+    d.max_ld = std::max({d.d_ld, 2 * d.lat_ld, d.out_ld});
+    for (std::size_t i = 0; i < d.n_enc; ++i) {
+      d.enc_ld[i] = padded(s.enc_hidden[i]);
+      d.max_ld = std::max(d.max_ld, d.enc_ld[i]);
+    }
+    for (std::size_t j = 0; j < d.n_dec; ++j) {
+      d.dec_ld[j] = padded(s.dec_hidden[j]);
+      d.max_ld = std::max(d.max_ld, d.dec_ld[j]);
+    }
+    d.bernoulli = s.bernoulli;
+    d.batch_norm = s.batch_norm;
+    return d;
+  }
+
+  ColumnMap column_map(std::size_t li) const {
+    if (li < n_enc_layers_) {
+      if (li + 1 == n_enc_layers_) return ColumnMap{2 * shape_.latent, shape_.latent};
+      return ColumnMap{shape_.enc_hidden[li], 0};
+    }
+    const std::size_t j = li - n_enc_layers_;
+    if (j + 1 == n_dec_layers_) {
+      if (shape_.bernoulli) return ColumnMap{shape_.n_features, 0};
+      return ColumnMap{2 * shape_.n_features, shape_.n_features};
+    }
+    return ColumnMap{shape_.dec_hidden[j], 0};
+  }
+
+  // Index of the batch normalization after layer li, or -1.
+  long norm_index(std::size_t li) const {
+    if (!shape_.batch_norm) return -1;
+    if (li + 1 < n_enc_layers_) return static_cast<long>(li);
+    if (li >= n_enc_layers_ && li + 1 < n_enc_layers_ + n_dec_layers_) {
+      return static_cast<long>(shape_.enc_hidden.size() + li - n_enc_layers_);
+    }
+    return -1;
+  }
+
+  std::size_t hidden_width(std::size_t h) const {
+    const std::size_t ne = shape_.enc_hidden.size();
+    return h < ne ? shape_.enc_hidden[h] : shape_.dec_hidden[h - ne];
+  }
+
+  void pack_layer(const Params& p, std::size_t m, std::size_t li, bool fold,
+                  bool transposes) {
+    const bool enc = li < n_enc_layers_;
+    const std::size_t idx = enc ? li : li - n_enc_layers_;
+    const float* w_src = (enc ? p.enc_w : p.dec_w)[idx];
+    const float* b_src = (enc ? p.enc_b : p.dec_b)[idx];
+    const ColumnMap& cm = maps_[li];
+    const std::size_t in = layer_in(li), out = cm.out, ld = cm.ld();
+    w_src += m * in * out;
+    b_src += m * out;
+    const Offsets& o = offsets_[m * layers_per_member() + li];
+    float* w = store_.data() + o.w;
+    float* b = store_.data() + o.b;
+
+    const long ni = fold ? norm_index(li) : -1;
+    std::vector<double> scale(out, 1.0), shift(out, 0.0);
+    if (ni >= 0) {
+      const float* rm = p.bn_mean[ni] + m * out;
+      const float* rv = p.bn_var[ni] + m * out;
+      for (std::size_t c = 0; c < out; ++c) {
+        scale[c] = 1.0 / std::sqrt(static_cast<double>(rv[c]) + 1e-5);
+        shift[c] = rm[c];
+      }
+    }
+    for (std::size_t i = 0; i < in; ++i) {
+      for (std::size_t c = 0; c < out; ++c) {
+        w[panel_offset(i, cm.to_padded(c), in, ld)] =
+            static_cast<float>(w_src[i * out + c] * scale[c]);
+      }
+    }
+    for (std::size_t c = 0; c < out; ++c) {
+      b[cm.to_padded(c)] = static_cast<float>((b_src[c] - shift[c]) * scale[c]);
+    }
+    float* wt = nullptr;
+    const std::size_t in_ld = padded(in);
+    if (transposes) {
+      wt = store_.data() + o.wt;
+      for (std::size_t i = 0; i < in; ++i) {
+        for (std::size_t c = 0; c < ld; ++c) {
+          wt[panel_offset(c, i, ld, in_ld)] = w[panel_offset(i, c, in, ld)];
+        }
+      }
+    }
+    layers_[m * layers_per_member() + li] = Layer{w, wt, b, in, in_ld, ld};
+  }
+
+  Shape shape_;
+  Dims dims_{};
+  std::size_t n_enc_layers_ = 0, n_dec_layers_ = 0;
+  std::vector<float> store_;
+  std::vector<Offsets> offsets_;
+  std::vector<ColumnMap> maps_;
+  std::vector<Layer> layers_;
+  std::vector<Norm> norms_;
+  std::vector<Net> nets_;
+};
+
+// Rows of a scoring block and samples per decoder tile: about kTileRows
+// decoder rows per tile keeps the activations in the L2 cache.
+void score_tiling(const Dims& dims, std::size_t samples, std::size_t* rows,
+                  std::size_t* tile) {
+  const std::size_t target =
+      std::min<std::size_t>(512, std::max<std::size_t>(16, 65536 / dims.max_ld));
+  *rows = std::min<std::size_t>(64, std::max<std::size_t>(1, target / samples));
+  *tile = std::min(samples, std::max<std::size_t>(1, target / *rows));
+}
+
+}  // namespace
+
+void score(const Shape& shape, const Params& params, const float* x,
+           std::size_t n, const float* eps, std::size_t n_samples,
+           double* losses, int n_threads) {
+  if (n == 0) return;
+  if (n_samples == 0) throw std::invalid_argument("n_samples must be positive");
+  const PackedEnsemble net(shape, params, /*fold_norms=*/true, /*transposes=*/false);
+  const Dims& dims = net.dims();
+  const std::size_t L = shape.latent, M = shape.n_members;
+
+  std::vector<float> eps_sq(M * n_samples);
+  for (std::size_t i = 0; i < M * n_samples; ++i) {
+    float s = 0.0f;
+    for (std::size_t l = 0; l < L; ++l) s += eps[i * L + l] * eps[i * L + l];
+    eps_sq[i] = s;
+  }
+
+  std::size_t rows = 0, tile = 0;
+  score_tiling(dims, n_samples, &rows, &tile);
+  detail::Arena count{nullptr};
+  detail::carve_score(dims, count, rows, n_samples, tile);
+  const std::size_t work_floats = count.used + 16;
+
+  const std::size_t blocks = (n + rows - 1) / rows;
+  const std::size_t tasks = blocks * M;
+  const int threads = static_cast<int>(
+      std::min<std::size_t>(static_cast<std::size_t>(resolve_threads(n_threads)), tasks));
+  std::vector<float> work(static_cast<std::size_t>(threads) * work_floats);
+  std::vector<double> block_out(tasks * rows);
+  const std::size_t d = shape.n_features;
+
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (long task = 0; task < static_cast<long>(tasks); ++task) {
+#ifdef _OPENMP
+    const int tid = omp_get_thread_num();
+#else
+    const int tid = 0;
+#endif
+    const std::size_t m = static_cast<std::size_t>(task) / blocks;
+    const std::size_t blk = static_cast<std::size_t>(task) % blocks;
+    const std::size_t r0 = blk * rows;
+    const std::size_t r_count = std::min(rows, n - r0);
+    score_block(dims, net.net(m), x + r0 * d, r_count, eps + m * n_samples * L,
+                eps_sq.data() + m * n_samples, n_samples, tile,
+                work.data() + tid * work_floats, losses + m * n + r0);
+  }
+}
+
+void train_step(const Shape& shape, const Params& params, const Batch& batch,
+                const CuboTerm& cubo, const Grads& grads, double* objectives,
+                int n_threads) {
+  if (batch.rows == 0 || batch.samples == 0) throw std::invalid_argument("empty batch");
+  const PackedEnsemble net(shape, params, /*fold_norms=*/false, /*transposes=*/true);
+  const Dims& dims = net.dims();
+  const std::size_t M = shape.n_members, d = shape.n_features, L = shape.latent;
+  const bool labeled = cubo.batch.rows > 0;
+
+  // Padded gradient blocks of one member, laid out like its packed layers.
+  const std::size_t per_member = net.layers_per_member();
+  std::vector<std::size_t> grad_offset(per_member + 1, 0);
+  for (std::size_t li = 0; li < per_member; ++li) {
+    const std::size_t ld = net.map(li).ld();
+    grad_offset[li + 1] = grad_offset[li] + (net.layer_in(li) + 1) * ld;
+  }
+  const std::size_t grad_floats = grad_offset[per_member];
+
+  detail::Arena count{nullptr};
+  detail::carve_train(dims, count, batch.rows, batch.samples);
+  std::size_t work_floats = count.used;
+  if (labeled) {
+    detail::Arena c2{nullptr};
+    detail::carve_train(dims, c2, cubo.batch.rows, cubo.batch.samples);
+    work_floats = std::max(work_floats, c2.used);
+  }
+  work_floats += grad_floats + 16;
+
+  const int threads = static_cast<int>(
+      std::min<std::size_t>(static_cast<std::size_t>(resolve_threads(n_threads)), M));
+  std::vector<float> work(static_cast<std::size_t>(threads) * work_floats);
+
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (long mi = 0; mi < static_cast<long>(M); ++mi) {
+#ifdef _OPENMP
+    const int tid = omp_get_thread_num();
+#else
+    const int tid = 0;
+#endif
+    const std::size_t m = static_cast<std::size_t>(mi);
+    float* mine = work.data() + tid * work_floats;
+    float* g = mine;
+    std::fill(g, g + grad_floats, 0.0f);
+    LayerGrad lg[2 * detail::kMaxHidden + 2];
+    for (std::size_t li = 0; li < per_member; ++li) {
+      const std::size_t in = net.layer_in(li), ld = net.map(li).ld();
+      lg[li] = LayerGrad{g + grad_offset[li], g + grad_offset[li] + in * ld};
+    }
+    const std::size_t n_enc_layers = shape.enc_hidden.size() + 1;
+    const NetGrad ng{lg, lg + n_enc_layers};
+    float* scratch = mine + grad_floats;
+    // Rounded up so that the scratch starts 64-byte aligned like the rest.
+    scratch += (16 - (grad_floats % 16)) % 16;
+
+    detail::PassInput pass{batch.x + m * batch.rows * d,
+                           batch.eps + m * batch.samples * batch.rows * L,
+                           batch.rows, batch.samples, detail::Objective::kIwae,
+                           1.0, 1.0, true};
+    double objective = train_pass(dims, net.net(m), pass, ng, scratch);
+    if (labeled) {
+      const detail::PassInput lpass{
+          cubo.batch.x + m * cubo.batch.rows * d,
+          cubo.batch.eps + m * cubo.batch.samples * cubo.batch.rows * L,
+          cubo.batch.rows, cubo.batch.samples, detail::Objective::kCubo,
+          cubo.weight, cubo.order, false};
+      objective += train_pass(dims, net.net(m), lpass, ng, scratch);
+    }
+    objectives[m] = objective;
+
+    // Back to PyTorch's layout.
+    for (std::size_t li = 0; li < per_member; ++li) {
+      const bool enc = li < n_enc_layers;
+      const std::size_t idx = enc ? li : li - n_enc_layers;
+      const ColumnMap& cm = net.map(li);
+      const std::size_t in = net.layer_in(li), out = cm.out, ld = cm.ld();
+      float* gw = (enc ? grads.enc_w : grads.dec_w)[idx] + m * in * out;
+      float* gb = (enc ? grads.enc_b : grads.dec_b)[idx] + m * out;
+      for (std::size_t i = 0; i < in; ++i) {
+        for (std::size_t c = 0; c < out; ++c) gw[i * out + c] = lg[li].w[i * ld + cm.to_padded(c)];
+      }
+      for (std::size_t c = 0; c < out; ++c) gb[c] = lg[li].b[cm.to_padded(c)];
+    }
+  }
+}
+
+bool openmp_enabled() {
+#ifdef _OPENMP
+  return true;
+#else
+  return false;
+#endif
+}
+
+int default_threads() {
+#ifdef _OPENMP
+  return std::max(1, omp_get_max_threads());
+#else
+  return 1;
+#endif
+}
+
+const char* isa() { return use_avx2() ? "avx2+fma" : "generic"; }
+
+}  // namespace iwae

@@ -1,0 +1,95 @@
+// Fused CPU kernels of ODIM's ensemble IWAE: no-grad scoring and one
+// training update (forward and backward), for every member at once.
+//
+// Pure C++17, no Python and no PyTorch. The caller hands over the stacked
+// parameters of M members as float32 arrays in PyTorch's layout: weights
+// (M, in, out), biases (M, 1, out), batch-normalization running statistics
+// (M, 1, width). The kernels repack each member's layers into zero-padded
+// row-major blocks (widths rounded up to 8 floats) and run one member on one
+// thread from start to end, so results do not depend on the thread count.
+//
+// The network (see pyod_odim/network.py, the PyTorch twin):
+//   encoder  x -> [Dense -> BatchNorm? -> LeakyReLU(0.01)]* -> Dense head
+//            head = [mu | raw log-variance], log-variance clamped to [-6, 2]
+//   sample   z_k = mu + exp(logvar / 2) * eps_k
+//   decoder  z -> [Dense -> BatchNorm? -> LeakyReLU(0.01)]* -> Dense output
+//            Gaussian: [mean logits | raw log-variance] per feature,
+//            mean = sigmoid, log-variance clamped to [-6, 2];
+//            Bernoulli: one logit per feature
+//   log w_k  = log p(x | z_k) + log p(z_k) - log q(z_k | x)
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+namespace iwae {
+
+// Layer shapes of one ensemble; every member has the same.
+struct Shape {
+  std::size_t n_members = 0;
+  std::size_t n_features = 0;             // d
+  std::size_t latent = 0;                 // L
+  std::vector<std::size_t> enc_hidden;    // encoder widths, input side first
+  std::vector<std::size_t> dec_hidden;    // decoder widths, latent side first
+  bool bernoulli = false;
+  bool batch_norm = false;
+};
+
+// Parameters in PyTorch's stacked layout, all float32 and C-contiguous.
+// enc_w/enc_b hold the hidden encoder layers and then the head; dec_w/dec_b
+// the hidden decoder layers and then the output layer. bn_mean/bn_var hold
+// one array per hidden layer (encoder first) when batch_norm is set.
+struct Params {
+  std::vector<const float*> enc_w, enc_b, dec_w, dec_b;
+  std::vector<float*> bn_mean, bn_var;  // written by training (running stats)
+};
+
+// Where train_step writes the gradients: one array per weight and bias,
+// same shapes as Params, overwritten (not accumulated).
+struct Grads {
+  std::vector<float*> enc_w, enc_b, dec_w, dec_b;
+};
+
+// One update's minibatch: rows (M, B, d) and noise (M, K, B, L) per member,
+// float32, C-contiguous. Known outliers (semi-supervised mode) come as a
+// second batch that enters a CUBO term instead of the IWAE bound.
+struct Batch {
+  const float* x = nullptr;
+  const float* eps = nullptr;
+  std::size_t rows = 0;     // B
+  std::size_t samples = 0;  // K
+};
+
+struct CuboTerm {
+  Batch batch;              // rows == 0: no labeled batch
+  double weight = 1.0;      // gamma
+  double order = 2.0;       // u > 1
+};
+
+// Negative IWAE bound of every row under every member, with batch
+// normalization in evaluation mode (running statistics). x is (n, d);
+// eps (M, K, L) holds one set of K draws per member shared by all rows, so
+// a row's loss does not depend on the rows scored with it. losses is
+// (M, n). n_threads <= 0 uses OpenMP's default.
+void score(const Shape& shape, const Params& params, const float* x,
+           std::size_t n, const float* eps, std::size_t n_samples,
+           double* losses, int n_threads);
+
+// One training update's forward and backward pass for every member:
+// objective_m = mean_b IWAE loss of batch row b
+//             + weight * mean_l CUBO_u of labeled row l.
+// Batch normalization uses batch statistics for the unlabeled batch and
+// updates the running statistics in place (momentum 0.1, unbiased running
+// variance); the labeled batch is normalized with the updated running
+// statistics. Gradients of objective_m go to grads; objective_m to
+// objectives (M,).
+void train_step(const Shape& shape, const Params& params, const Batch& batch,
+                const CuboTerm& cubo, const Grads& grads, double* objectives,
+                int n_threads);
+
+bool openmp_enabled();
+int default_threads();
+// Code path of the hot loops on this CPU: "avx2+fma" or "generic".
+const char* isa();
+
+}  // namespace iwae

@@ -1,0 +1,211 @@
+// Repacked layers and work plans shared by the dispatcher (iwae.cpp) and the
+// per-instruction-set builds of the hot loops (iwae_kernel.inc). Plain
+// structs of raw pointers only: the kernel builds use no library templates,
+// so nothing compiled for AVX2 can be picked by the linker for another path.
+#pragma once
+
+#include <cstddef>
+
+namespace iwae {
+namespace detail {
+
+// Every row of an activation or weight block is padded to a multiple of
+// kLanes floats, the width of one vector pack.
+constexpr std::size_t kLanes = 8;
+
+constexpr std::size_t padded(std::size_t n) {
+  return (n + kLanes - 1) / kLanes * kLanes;
+}
+
+// Weight matrices are stored as column panels: the columns [c, c + 16) of
+// an (rows x cols) matrix form one contiguous (rows x 16) block starting at
+// offset c * rows, and a last panel of 8 columns follows when cols % 16 is
+// 8. A panel stays in the L1 cache while the rows of the activations stream
+// past it, and rows of a wide matrix never alias one cache set.
+constexpr std::size_t kPanel = 16;
+
+constexpr std::size_t panel_width(std::size_t c, std::size_t cols) {
+  return c / kPanel * kPanel + kPanel <= cols ? kPanel : kLanes;
+}
+
+// Offset of element (i, c) of a (rows x cols) matrix in panel layout.
+constexpr std::size_t panel_offset(std::size_t i, std::size_t c, std::size_t rows,
+                                   std::size_t cols) {
+  return c / kPanel * kPanel * rows + i * panel_width(c, cols) + c % kPanel;
+}
+
+// One dense layer of one member, repacked. Logical output columns sit at
+// [0, out) or, for a two-part layer (the head: mu | log-variance; the
+// Gaussian output: mean | log-variance), at [0, half) and
+// [padded(half), padded(half) + half). All other columns are zero.
+struct Layer {
+  const float* w;   // (in, ld) in panel layout
+  const float* wt;  // (ld, in_ld) transpose in panel layout, for backward;
+                    // nullptr if unused
+  const float* b;   // (ld)
+  std::size_t in;   // logical inputs
+  std::size_t in_ld;
+  std::size_t ld;   // padded outputs
+};
+
+// Per hidden layer batch normalization (no affine part). Training uses the
+// batch statistics and updates running_*; evaluation uses running_*.
+struct Norm {
+  float* running_mean;  // (width), PyTorch's array, updated in place
+  float* running_var;
+  std::size_t width;    // logical width
+};
+
+// One member's network: hidden layers, then the head (enc[n_enc]) or the
+// output layer (dec[n_dec]). norms has n_enc + n_dec entries (encoder
+// first), or is nullptr without batch normalization.
+struct Net {
+  const Layer* enc;
+  const Layer* dec;
+  const Norm* norms;
+};
+
+// Deeper networks run on the PyTorch path instead.
+constexpr std::size_t kMaxHidden = 16;
+
+struct Dims {
+  std::size_t d, d_ld;          // features
+  std::size_t latent, lat_ld;   // latent size
+  std::size_t n_enc, n_dec;     // hidden layers
+  std::size_t enc_ld[kMaxHidden];
+  std::size_t dec_ld[kMaxHidden];
+  std::size_t out_ld;           // output layer: 2 d_ld (Gaussian) or d_ld
+  std::size_t max_ld;           // widest padded block of any layer
+  bool bernoulli;
+  bool batch_norm;
+};
+
+// Gradients of one member: (in, ld) row-major and (ld), in the padded
+// column order of Layer::b, accumulated by the kernels.
+struct LayerGrad {
+  float* w;
+  float* b;
+};
+
+struct NetGrad {
+  LayerGrad* enc;  // n_enc + 1
+  LayerGrad* dec;  // n_dec + 1
+};
+
+// Hands out consecutive, 64-byte aligned pieces of one scratch block. With
+// a null base it only counts, which is how callers size the block.
+struct Arena {
+  float* base;
+  std::size_t used = 0;
+  float* take(std::size_t n) {
+    float* p = base ? base + used : nullptr;
+    used += (n + 15) / 16 * 16;
+    return p;
+  }
+};
+
+// Scratch of one score_block call: R rows, K samples in tiles of kt.
+struct ScoreBuffers {
+  float *xp, *act0, *act1, *mu, *sd, *sumlv, *lpr, *lw;
+};
+
+inline ScoreBuffers carve_score(const Dims& dm, Arena& a, std::size_t rows,
+                                std::size_t samples, std::size_t tile) {
+  ScoreBuffers s;
+  const std::size_t tile_rows = rows * tile;
+  s.xp = a.take(rows * dm.d_ld);
+  s.act0 = a.take(tile_rows * dm.max_ld);
+  s.act1 = a.take(tile_rows * dm.max_ld);
+  s.mu = a.take(rows * dm.lat_ld);
+  s.sd = a.take(rows * dm.lat_ld);
+  s.sumlv = a.take(rows);
+  s.lpr = a.take(tile_rows);
+  s.lw = a.take(rows * samples);
+  return s;
+}
+
+// Rows per chunk of a weight-gradient product.
+constexpr std::size_t kGradChunk = 64;
+
+// Scratch of one train_pass call over B rows and K samples. The forward
+// pass keeps what the backward pass needs: each hidden layer's normalized
+// pre-activation y, activation a and inverse standard deviation.
+struct TrainBuffers {
+  float *xp, *head, *lv, *sd, *sumlv, *z, *lpr, *out, *lw, *dlw;
+  float *back0, *back1, *dhead;
+  float* scratch;  // 2 max_ld doubles, then 2 max_ld floats
+  float* pack;     // row chunks repacked for the weight gradients
+  float* enc_y[kMaxHidden];
+  float* enc_a[kMaxHidden];
+  float* enc_inv[kMaxHidden];
+  float* dec_y[kMaxHidden];
+  float* dec_a[kMaxHidden];
+  float* dec_inv[kMaxHidden];
+};
+
+inline TrainBuffers carve_train(const Dims& dm, Arena& a, std::size_t rows,
+                                std::size_t samples) {
+  TrainBuffers t;
+  const std::size_t kb = rows * samples;
+  t.xp = a.take(rows * dm.d_ld);
+  for (std::size_t i = 0; i < dm.n_enc; ++i) {
+    t.enc_y[i] = a.take(rows * dm.enc_ld[i]);
+    t.enc_a[i] = a.take(rows * dm.enc_ld[i]);
+    t.enc_inv[i] = a.take(2 * dm.enc_ld[i]);  // 1 / sd, then the means
+  }
+  t.head = a.take(rows * 2 * dm.lat_ld);
+  t.lv = a.take(rows * dm.lat_ld);
+  t.sd = a.take(rows * dm.lat_ld);
+  t.sumlv = a.take(rows);
+  t.z = a.take(kb * dm.lat_ld);
+  t.lpr = a.take(kb);
+  for (std::size_t j = 0; j < dm.n_dec; ++j) {
+    t.dec_y[j] = a.take(kb * dm.dec_ld[j]);
+    t.dec_a[j] = a.take(kb * dm.dec_ld[j]);
+    t.dec_inv[j] = a.take(2 * dm.dec_ld[j]);
+  }
+  t.out = a.take(kb * dm.out_ld);
+  t.lw = a.take(kb);
+  t.dlw = a.take(kb);
+  t.back0 = a.take(kb * dm.max_ld);
+  t.back1 = a.take(kb * dm.max_ld);
+  t.dhead = a.take(rows * 2 * dm.lat_ld);
+  t.scratch = a.take(8 * dm.max_ld);
+  t.pack = a.take(2 * kGradChunk * dm.max_ld);
+  return t;
+}
+
+// One kind of pass through the network inside a training update.
+enum class Objective { kIwae, kCubo };
+
+struct PassInput {
+  const float* x;    // (rows, d) of this member
+  const float* eps;  // (samples, rows, latent) of this member
+  std::size_t rows;
+  std::size_t samples;
+  Objective objective;
+  double weight;     // multiplies the mean over rows
+  double order;      // CUBO order u
+  bool batch_stats;  // normalize with batch statistics (and update running)
+};
+
+// The entry points every instruction-set build provides (namespaces
+// kernel_generic and kernel_avx2).
+#define IWAE_DECLARE_KERNELS(ns)                                             \
+  namespace ns {                                                             \
+  void score_block(const Dims& dims, const Net& net, const float* x,         \
+                   std::size_t rows, const float* eps, const float* eps_sq,  \
+                   std::size_t samples, std::size_t tile_samples,            \
+                   float* work, double* out);                                \
+  double train_pass(const Dims& dims, const Net& net, const PassInput& in,   \
+                    const NetGrad& grad, float* work);                       \
+  }
+
+IWAE_DECLARE_KERNELS(kernel_generic)
+#if defined(__x86_64__) && defined(__GNUC__)
+#define IWAE_HAVE_AVX2_BUILD 1
+IWAE_DECLARE_KERNELS(kernel_avx2)
+#endif
+
+}  // namespace detail
+}  // namespace iwae

@@ -1,0 +1,146 @@
+"""The fused C++ kernels against the PyTorch network they replace."""
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+
+from pyod_odim import kernels, network
+
+pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="C++ kernels not built")
+
+# (features, bernoulli, batch_norm, K): narrow and wide networks, both
+# likelihoods, widths that are and are not multiples of the pack width.
+CASES = [
+    (9, False, True, 50),
+    (21, False, False, 7),
+    (5, True, True, 3),
+    (37, False, True, 5),
+    (130, False, True, 10),
+    (3, False, False, 1),
+]
+
+
+def _network(d, bernoulli, batch_norm, members=3, seed=1):
+    hidden, latent = network.default_architecture(d)
+    arch = network.Architecture(d, hidden, latent)
+    generator = torch.Generator().manual_seed(seed)
+    params = network.init_parameters(arch, members, generator, torch.device("cpu"),
+                                     bernoulli, batch_norm)
+    # Running statistics away from their initial values, so that folding
+    # them into the weights is exercised.
+    for t in params["bn_mean"]:
+        t.uniform_(-0.3, 0.3, generator=generator)
+    for t in params["bn_var"]:
+        t.uniform_(0.5, 2.0, generator=generator)
+    return params, latent, generator
+
+
+def _rows(shape, bernoulli, generator):
+    x = torch.rand(shape, generator=generator)
+    return (x > 0.5).float() if bernoulli else x
+
+
+def _torch_losses(params, X, eps, bernoulli):
+    log_w = network.log_importance_weights(
+        X, eps, params["enc_w"], params["enc_b"], params["dec_w"], params["dec_b"],
+        params["bn_mean"], params["bn_var"], False, bernoulli,
+    )
+    return network.iwae_loss(log_w).double().numpy()
+
+
+@pytest.mark.parametrize("d, bernoulli, batch_norm, k", CASES)
+def test_scores_match_pytorch(d, bernoulli, batch_norm, k):
+    params, latent, gen = _network(d, bernoulli, batch_norm)
+    X = _rows((53, d), bernoulli, gen)
+    eps = torch.randn((3, k, 1, latent), generator=gen)
+    expected = _torch_losses(params, X, eps, bernoulli)
+    got = kernels.score_losses(params, X, eps).numpy()
+    assert got.shape == (3, 53) and got.dtype == np.float64
+    assert_allclose(got, expected, rtol=2e-5, atol=1e-5)
+
+
+def _torch_gradients(params, batch, labeled, bernoulli, weight, order):
+    p = {k: [t.clone().requires_grad_(k in network.TRAINABLE) for t in v]
+         for k, v in params.items()}
+    x, eps = batch
+    log_w = network.log_importance_weights(
+        x, eps, p["enc_w"], p["enc_b"], p["dec_w"], p["dec_b"], p["bn_mean"], p["bn_var"],
+        True, bernoulli,
+    )
+    objective = network.iwae_loss(log_w).mean(dim=1)
+    if labeled is not None:
+        log_w = network.log_importance_weights(
+            labeled[0], labeled[1], p["enc_w"], p["enc_b"], p["dec_w"], p["dec_b"],
+            p["bn_mean"], p["bn_var"], False, bernoulli,
+        )
+        objective = objective + weight * network.cubo_loss(log_w, order).mean(dim=1)
+    objective.sum().backward()
+    return p, objective.detach().double().numpy()
+
+
+@pytest.mark.parametrize("with_labels", [False, True])
+@pytest.mark.parametrize("d, bernoulli, batch_norm, k", CASES)
+def test_training_step_matches_autograd(d, bernoulli, batch_norm, k, with_labels):
+    params, latent, gen = _network(d, bernoulli, batch_norm)
+    batch = (_rows((3, 17, d), bernoulli, gen), torch.randn((3, k, 17, latent), generator=gen))
+    labeled = None
+    if with_labels:
+        labeled = (_rows((3, 4, d), bernoulli, gen), torch.randn((3, k, 4, latent), generator=gen))
+    reference, expected = _torch_gradients(params, batch, labeled, bernoulli, 0.7, 2.0)
+
+    mine = {k: [t.clone() for t in v] for k, v in params.items()}
+    objectives = kernels.train_step(mine, batch[0], batch[1], labeled, 0.7, 2.0)
+    assert_allclose(objectives, expected, rtol=1e-5, atol=1e-5)
+    # Batch normalization's running statistics move exactly as PyTorch's.
+    for got, want in zip(mine["bn_mean"] + mine["bn_var"],
+                         reference["bn_mean"] + reference["bn_var"]):
+        assert_allclose(got.numpy(), want.detach().numpy(), rtol=1e-5, atol=1e-6)
+    grads = [t.grad for key in network.TRAINABLE for t in mine[key]]
+    want = [t.grad for key in network.TRAINABLE for t in reference[key]]
+    scale = max(float(w.abs().max()) for w in want)
+    for g, w in zip(grads, want):
+        # Biases in front of a batch normalization have a true gradient of
+        # zero (only rounding noise on both sides), hence the absolute part.
+        assert_allclose(g.numpy(), w.numpy(), rtol=1e-3, atol=1e-5 * scale)
+
+
+def test_results_do_not_depend_on_threads():
+    params, latent, gen = _network(21, False, True, members=5)
+    X = torch.rand((301, 21), generator=gen)
+    eps = torch.randn((5, 50, 1, latent), generator=gen)
+    one = kernels.score_losses(params, X, eps, n_threads=1).numpy()
+    assert_array_equal(kernels.score_losses(params, X, eps, n_threads=3).numpy(), one)
+    # A row's score does not depend on the rows scored with it.
+    assert_array_equal(kernels.score_losses(params, X[7:11], eps).numpy(), one[:, 7:11])
+
+    batch = (torch.rand((5, 64, 21), generator=gen), torch.randn((5, 4, 64, latent), generator=gen))
+    runs = []
+    for threads in (1, 2, 4):
+        p = {k: [t.clone() for t in v] for k, v in params.items()}
+        kernels.train_step(p, *batch, n_threads=threads)
+        runs.append([t.grad.numpy().copy() for t in network.flat_parameters(p)])
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            assert_array_equal(a, b)
+
+
+def test_bad_shapes_raise_value_error():
+    params, latent, gen = _network(9, False, True)
+    eps = torch.randn((3, 5, 1, latent), generator=gen)
+    with pytest.raises(ValueError, match="n_features"):
+        kernels.score_losses(params, torch.rand((4, 8)), eps)
+    with pytest.raises(ValueError, match="eps"):
+        kernels.score_losses(params, torch.rand((4, 9)), torch.randn((2, 5, 1, latent)))
+    with pytest.raises(ValueError, match="noise"):
+        kernels.train_step(params, torch.rand((3, 8, 9)), torch.randn((3, 5, 7, latent)))
+    with pytest.raises(ValueError, match="float32"):
+        kernels.score_losses(params, torch.rand((4, 9), dtype=torch.float64), eps)
+
+
+def test_supports():
+    arch = network.Architecture(4, (8, 4), 2)
+    assert kernels.supports(arch, torch.device("cpu"))
+    assert not kernels.supports(arch, torch.device("cuda"))
+    deep = network.Architecture(4, (8,) * (kernels.MAX_HIDDEN_LAYERS + 1), 2)
+    assert not kernels.supports(deep, torch.device("cpu"))
