@@ -26,12 +26,23 @@ _FIT_OPTIONS = {
     "check_every": "check_every",
     "compile": "compile",
     "seed": "random_state",
+    "n_jobs": "n_jobs",
 }
 DEFAULT_SEED = 0
 
 
 # ----------------------------------------------------------------------
 # Argument parsing
+def _n_jobs(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be a positive count, or -1 for every CPU")
+    return value
+
+
 def _positive_int(text):
     try:
         value = int(text)
@@ -51,13 +62,12 @@ def _add_fit_options(parser, seed_help):
                              "-vv prints a line per check")
     parser.add_argument("--n-samples-iwae", type=_positive_int, metavar="K",
                         help="importance samples per row (ODIM's default: 50)")
-    parser.add_argument("--threads", type=_positive_int, metavar="N",
-                        help="CPU threads for torch (default: torch's choice; 1 is often "
-                             "fastest for small data on a busy machine)")
+    parser.add_argument("--n-jobs", "--threads", dest="n_jobs", type=_n_jobs, metavar="N",
+                        help="CPU threads of the fit and scoring (default: 1; -1: every CPU)")
     # Speed knobs for tests and quick trials; kept out of --help.
     parser.add_argument("--patience", type=_positive_int, help=argparse.SUPPRESS)
     parser.add_argument("--check-every", type=_positive_int, help=argparse.SUPPRESS)
-    parser.add_argument("--compile", choices=("auto", "torchscript", "none"),
+    parser.add_argument("--compile", choices=("auto", "kernel", "inductor", "eager", "none"),
                         help=argparse.SUPPRESS)
 
 
@@ -145,17 +155,9 @@ def _odim_params(args):
     return params
 
 
-def _set_threads(args):
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
-
-
 def _fit_odim(X, args):
     from .detector import ODIM
 
-    _set_threads(args)
     model = ODIM(**_odim_params(args))
     start = time.perf_counter()
     model.fit(X)
@@ -296,7 +298,8 @@ def run_score(args):
             )
         if args.device is not None:
             model.device = args.device
-        _set_threads(args)
+        if args.n_jobs is not None:
+            model.n_jobs = args.n_jobs
         start = time.perf_counter()
         scores = model.decision_function(X)
         seconds = time.perf_counter() - start

@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import gmm, network
 from ._device import cpu_fast_math, resolve_device, scoring_device
+from ._threads import resolve_n_jobs, torch_threads
 from ._validation import (
     check_choice,
     check_float,
@@ -17,10 +18,10 @@ from ._validation import (
     check_samples,
     seed_from,
 )
-from .compile import COMPILE_MODES, get_log_weights_fn
+from .engines import ENGINES, make_engine
 from .labels import LABEL_SELECTIONS, check_labels, label_aware_criterion
 from .progress import make_progress
-from .training import TrainingConfig, score_rows, train_ensemble
+from .training import TrainingConfig, train_ensemble
 
 COMBINATIONS = ("mean", "standardized")
 
@@ -51,7 +52,14 @@ class ODIM(BaseDetector):
         Number of independently initialized members (paper: 10).
 
     n_samples_iwae : int, optional (default=50)
-        Importance samples ``K`` per row in the IWAE bound (paper: 50).
+        Importance samples ``K`` per row in the IWAE bound that scores rows:
+        at every check, in ``decision_scores_`` and in
+        ``decision_function`` (paper: 50).
+
+    n_samples_train : int or None, optional (default=10)
+        Importance samples per row in the training updates; ``None`` uses
+        ``n_samples_iwae`` as the paper does. The update's cost grows
+        linearly with it; see the README for the measured trade-off.
 
     check_every : int, optional (default=10)
         Updates between two checks, ``N_u`` (paper: 10).
@@ -130,15 +138,22 @@ class ODIM(BaseDetector):
         distance. "rank" measured better on every data set of the README's
         semi-supervised table.
 
-    compile : {"auto", "torchscript", "none"}, optional (default="auto")
-        Run the IWAE through TorchScript or eagerly ("none"). "auto" picks
-        eager mode, which measured faster for whole fits on the CPU and is
-        bitwise reproducible (see the README). Both give the same scores
-        within float tolerance; TorchScript falls back to eager mode with a
-        warning if it cannot compile.
+    compile : {"auto", "kernel", "inductor", "eager", "none"}, optional (default="auto")
+        How the network's arithmetic runs (:mod:`pyod_odim.engines`):
+        "kernel" the package's fused C++ CPU kernels, "inductor" PyTorch
+        compiled by ``torch.compile`` (tens of seconds of compilation the
+        first time a shape is seen, cached on disk afterwards), "eager" (or
+        "none") plain PyTorch. "auto" runs the kernels on the CPU when they
+        are built, else eager PyTorch. All give the same scores within
+        float32 rounding.
 
     device : str, torch.device or None, optional (default=None)
         Training device; ``None`` uses CUDA when available, else the CPU.
+
+    n_jobs : int or None, optional (default=1)
+        CPU threads of a fit or a scoring call (PyTorch's pool, the C++
+        kernels, the GMM-2 fits); -1 uses every CPU. The caller's PyTorch
+        setting is restored afterwards. Results do not depend on it.
 
     random_state : int, numpy RandomState/Generator or None, optional (default=None)
         Seeds every random draw (initialization, minibatches, importance
@@ -179,7 +194,7 @@ class ODIM(BaseDetector):
         Device the fit ran on.
 
     compile_ : str
-        "torchscript" or "eager": how the IWAE ran.
+        "kernel", "inductor" or "eager": how the network ran.
 
     timings_ : dict
         Seconds spent in "train", "score" (checks), "gmm", "final_score".
@@ -204,6 +219,7 @@ class ODIM(BaseDetector):
         contamination=0.1,
         n_estimators=10,
         n_samples_iwae=50,
+        n_samples_train=10,
         check_every=10,
         patience=10,
         max_updates=5000,
@@ -223,12 +239,14 @@ class ODIM(BaseDetector):
         label_selection="rank",
         compile="auto",
         device=None,
+        n_jobs=1,
         random_state=None,
         verbose=0,
     ):
         super().__init__(contamination=contamination)
         self.n_estimators = n_estimators
         self.n_samples_iwae = n_samples_iwae
+        self.n_samples_train = n_samples_train
         self.check_every = check_every
         self.patience = patience
         self.max_updates = max_updates
@@ -248,6 +266,7 @@ class ODIM(BaseDetector):
         self.label_selection = label_selection
         self.compile = compile
         self.device = device
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
 
@@ -259,7 +278,7 @@ class ODIM(BaseDetector):
         check_choice(self.likelihood, "likelihood", network.LIKELIHOODS)
         check_choice(self.distance, "distance", gmm.DISTANCES)
         check_choice(self.combination, "combination", COMBINATIONS)
-        check_choice(self.compile, "compile", COMPILE_MODES)
+        check_choice(self.compile, "compile", ENGINES)
         check_choice(self.label_selection, "label_selection", LABEL_SELECTIONS)
         check_float(self.cubo_weight, "cubo_weight", 0.0, low_open=False)
         check_float(self.cubo_order, "cubo_order", 1.0)
@@ -269,6 +288,8 @@ class ODIM(BaseDetector):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.selection_size is not None:
             check_int(self.selection_size, "selection_size", 2)
+        if self.n_samples_train is not None:
+            check_int(self.n_samples_train, "n_samples_train", 1)
         hidden, latent = network.default_architecture(n_features)
         if self.hidden_sizes is not None:
             sizes = tuple(self.hidden_sizes)
@@ -293,6 +314,9 @@ class ODIM(BaseDetector):
             batch_norm=bool(self.batch_norm),
             cubo_weight=float(self.cubo_weight),
             cubo_order=float(self.cubo_order),
+            n_samples_train=self.n_samples_train,
+            n_samples_check=getattr(self, "_k_check", None),
+            n_threads=resolve_n_jobs(self.n_jobs),
         )
         return arch, config
 
@@ -332,28 +356,29 @@ class ODIM(BaseDetector):
         self.n_features_in_ = X.shape[1]
 
         device = resolve_device(self.device)
+        n_threads = config.n_threads
         self.scaler_ = MinMaxScaler().fit(X)
         X_scaled = torch.as_tensor(self._scale(X), dtype=torch.float32, device=device)
         generator = torch.Generator(device=device)
         generator.manual_seed(seed_from(self.random_state))
-        log_weights_fn, compiled = get_log_weights_fn(self.compile, device)
+        engine = self._engine(device, arch, n_threads)
 
         labeled_index = None
         criterion = None
         if labeled is not None and labeled.any():
             labeled_index = torch.as_tensor(np.flatnonzero(labeled), device=device)
             if self.label_selection == "rank":
-                criterion = label_aware_criterion(labeled, config.distance)
+                criterion = label_aware_criterion(labeled, config.distance, n_threads)
 
         progress = make_progress(self.verbose, config.max_updates)
         try:
-            with cpu_fast_math(device):
+            with torch_threads(n_threads), cpu_fast_math(device):
                 result = train_ensemble(
                     X_scaled,
                     arch,
                     config,
                     generator,
-                    log_weights_fn,
+                    engine,
                     labeled_index=labeled_index,
                     selection_criterion=criterion,
                     on_check=progress.update,
@@ -361,9 +386,7 @@ class ODIM(BaseDetector):
                 t0 = time.perf_counter()
                 member_scores = result.train_losses
                 if member_scores is None:
-                    member_scores = self._score_members(
-                        log_weights_fn, result.params, result.score_eps, X_scaled
-                    )
+                    member_scores = engine.score(result.params, X_scaled, result.score_eps)
                 final_seconds = time.perf_counter() - t0
         finally:
             progress.close()
@@ -382,18 +405,17 @@ class ODIM(BaseDetector):
         self.n_updates_ = result.n_updates
         self.gmm_backend_ = gmm.BACKEND
         self.device_ = str(device)
-        self.compile_ = compiled
+        self.compile_ = engine.name
         self.timings_ = dict(result.timings, final_score=final_seconds)
         self.decision_scores_ = self._combine(member_scores)
         self._process_decision_scores()
         return self
 
-    def _score_members(self, log_weights_fn, params, score_eps, X_scaled):
-        """Losses ``(M, n)`` of every row under each member's best checkpoint."""
-        losses = score_rows(
-            log_weights_fn, params, X_scaled, score_eps, self.likelihood == "bernoulli"
+    def _engine(self, device, arch, n_threads):
+        return make_engine(
+            self.compile, device, arch, self.likelihood == "bernoulli",
+            float(self.cubo_weight), float(self.cubo_order), n_threads,
         )
-        return losses.double().cpu().numpy()
 
     def _combine(self, member_scores):
         if self.combination == "standardized":
@@ -421,11 +443,11 @@ class ODIM(BaseDetector):
         check_is_fitted(self, ["network_state_", "decision_scores_"])
         X = check_samples(X, n_features=self.n_features_in_)
         device = scoring_device(self.device)
-        log_weights_fn, _ = get_log_weights_fn(self.compile, device)
+        n_threads = resolve_n_jobs(self.n_jobs)
+        engine = self._engine(device, self.architecture_, n_threads)
         params = network.params_from_numpy(self.network_state_, device)
         score_eps = torch.as_tensor(self.score_eps_, device=device)
         X_scaled = torch.as_tensor(self._scale(X), dtype=torch.float32, device=device)
-        with cpu_fast_math(device):
-            member_scores = self._score_members(log_weights_fn, params, score_eps, X_scaled)
+        with torch_threads(n_threads), cpu_fast_math(device):
+            member_scores = engine.score(params, X_scaled, score_eps)
         return self._combine(member_scores)
-

@@ -98,7 +98,10 @@ class GMM2Result(NamedTuple):
     distance: np.ndarray
 
 
-def fit_gmm2(losses, *, distance="sigma", tol=1e-3, max_iter=100, reg_covar=1e-6, backend=None):
+def fit_gmm2(
+    losses, *, distance="sigma", tol=1e-3, max_iter=100, reg_covar=1e-6, backend=None,
+    n_threads=0,
+):
     """Fit a two-component 1-D Gaussian mixture to every row of ``losses``.
 
     Parameters
@@ -121,6 +124,10 @@ def fit_gmm2(losses, *, distance="sigma", tol=1e-3, max_iter=100, reg_covar=1e-6
     backend : {None, "cpp", "numpy"}, default=None
         None uses :data:`BACKEND`; "cpp" raises ValueError when the
         extension is unavailable.
+    n_threads : int, default=0
+        OpenMP threads of the compiled backend across rows; 0 uses OpenMP's
+        default. Small inputs run on one thread whatever is asked, and the
+        results never depend on it.
 
     Returns
     -------
@@ -145,7 +152,7 @@ def fit_gmm2(losses, *, distance="sigma", tol=1e-3, max_iter=100, reg_covar=1e-6
         distance=distance,
     )
     if _resolve_backend(backend) == "cpp":
-        fields = _ext.fit(x, **options)
+        fields = _ext.fit(x, **options, n_threads=max(0, int(n_threads)))
     else:
         fields = _gmm_numpy.fit_rows(x, **options)
     return GMM2Result(**fields)

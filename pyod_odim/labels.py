@@ -67,13 +67,15 @@ def labeled_rank(losses, labeled):
     return (ranks[:, labeled].mean(axis=1) - 1.0) / max(losses.shape[1] - 1, 1)
 
 
-def label_aware_criterion(labeled, distance):
+def label_aware_criterion(labeled, distance, n_threads=0):
     """Selection criterion that prefers checkpoints ranking known outliers high.
 
     Parameters
     ----------
     labeled : ndarray of bool, shape (n_samples,)
     distance : {"sigma", "variance"}
+    n_threads : int, optional (default=0)
+        Threads of the GMM-2 fits (0: OpenMP's default).
 
     Returns
     -------
@@ -84,7 +86,7 @@ def label_aware_criterion(labeled, distance):
 
     def criterion(losses, rows):
         mask = labeled if rows is None else labeled[rows]
-        gap = fit_gmm2(losses, distance=distance).distance
+        gap = fit_gmm2(losses, distance=distance, n_threads=n_threads).distance
         if not mask.any():
             return gap
         return labeled_rank(losses, mask) + _TIE_BREAK * gap

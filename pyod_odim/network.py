@@ -126,8 +126,29 @@ def init_parameters(arch, n_members, generator, device, bernoulli=False, batch_n
 
 
 def flat_parameters(params):
-    """The trained tensors of ``params`` (no normalization state), in a fixed order."""
+    """Weights and biases of ``params`` (no normalization state), in a fixed order."""
     return [t for key in TRAINABLE for t in params[key]]
+
+
+def optimized_parameters(params):
+    """The tensors the optimizer updates, in the order of :func:`flat_parameters`.
+
+    A bias followed by batch normalization is left out: in training mode the
+    normalization subtracts it again, so its gradient is zero up to
+    rounding, and Adam (which divides by the gradient's own scale) would
+    turn that rounding noise into a random walk of size ``lr`` per update.
+    The running mean absorbs the fixed bias at scoring time.
+    """
+    normalized = len(params["bn_mean"]) > 0
+    n_enc, n_dec = len(params["enc_b"]) - 1, len(params["dec_b"]) - 1
+    kept = []
+    for key in TRAINABLE:
+        for i, t in enumerate(params[key]):
+            hidden = i < (n_enc if key.startswith("enc") else n_dec)
+            if normalized and key.endswith("_b") and hidden:
+                continue
+            kept.append(t)
+    return kept
 
 
 def _batch_norm(

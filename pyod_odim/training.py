@@ -1,11 +1,20 @@
 """The ODIM update loop: train briefly, check often, keep the best checkpoint.
 
-Every ``check_every`` updates the per-row losses of the selection set are
-scored for every member, a two-component Gaussian mixture is fitted to each
-member's min-max normalized losses, and the distance between its components
-measures how well inliers and outliers are separated at that moment. Each
-member keeps the parameters (and selection-set losses) of its own largest
-distance and stops after ``patience`` checks without a new maximum.
+A fit is a sequence of named steps (:class:`EnsembleFit`):
+
+1. :meth:`~EnsembleFit.draw_batch`: minibatch rows and importance noise for
+   every member still training;
+2. :meth:`~EnsembleFit.update`: one optimizer step, done by the engine
+   (:mod:`pyod_odim.engines`: C++ kernels, eager or compiled PyTorch);
+3. every ``check_every`` updates, :meth:`~EnsembleFit.check`: the losses of
+   the selection set under each member and the criterion (by default the
+   GMM-2 distance between the two components of the min-max normalized
+   losses);
+4. :meth:`~EnsembleFit.keep_or_stop`: a member keeps the parameters of its
+   largest criterion so far and stops after ``patience`` checks without a
+   new maximum.
+
+:func:`train_ensemble` runs the steps until every member stops.
 """
 
 import time
@@ -16,11 +25,8 @@ import numpy as np
 import torch
 
 from . import network
+from .engines import Batch
 from .gmm import fit_gmm2
-
-# Elements of the widest (M, K, rows, width) activation per scoring chunk:
-# small enough to stay near the CPU caches, large enough to feed a GPU.
-_CHUNK_ELEMENTS = {"cpu": 1_000_000, "cuda": 256_000_000}
 
 
 class TrainingConfig(NamedTuple):
@@ -40,6 +46,9 @@ class TrainingConfig(NamedTuple):
     min_updates: int = 0
     cubo_weight: float = 1.0
     cubo_order: float = 2.0
+    n_samples_train: Optional[int] = None  # None: n_samples
+    n_samples_check: Optional[int] = None  # None: n_samples
+    n_threads: int = 1  # CPU threads of the GMM-2 fits
 
 
 class TrainingResult(NamedTuple):
@@ -52,11 +61,11 @@ class TrainingResult(NamedTuple):
     score_eps : Tensor of shape (M, K, 1, L)
         The fixed importance draws used for every scoring pass.
     train_losses : ndarray of shape (M, n) or None
-        Best-checkpoint losses of all rows when the selection set was all
-        rows, else ``None`` (the caller scores them once).
+        Best-checkpoint losses of all rows when the checks scored every row
+        with the scoring draws, else ``None`` (the caller scores them once).
     check_updates : ndarray of shape (n_checks,)
     check_distances : ndarray of shape (n_checks, M)
-        GMM distance of each member at each check; NaN once it stopped.
+        Criterion of each member at each check; NaN once it stopped.
     best_update : ndarray of shape (M,)
     best_distance : ndarray of shape (M,)
     n_updates : int
@@ -78,55 +87,7 @@ class TrainingResult(NamedTuple):
     timings: dict
 
 
-def _chunk_rows(params, score_eps, device):
-    """Rows per scoring chunk under the device's activation budget."""
-    n_members, n_samples = score_eps.shape[:2]
-    widest = max(w.shape[-1] for w in params["enc_w"] + params["dec_w"])
-    budget = _CHUNK_ELEMENTS["cuda" if device.type == "cuda" else "cpu"]
-    rows = budget // max(1, n_members * n_samples * widest)
-    return int(min(max(rows, 16), 1 << 20))
-
-
-def score_rows(log_weights_fn, params, X, score_eps, bernoulli):
-    """Negative IWAE bound of every row for every member.
-
-    Parameters
-    ----------
-    log_weights_fn : callable
-        Eager or scripted :func:`pyod_odim.network.log_importance_weights`.
-    params : dict
-        Detached parameters, first axis ``M``.
-    X : Tensor of shape (n, d)
-    score_eps : Tensor of shape (M, K, 1, L)
-        Shared draws: a row's score does not depend on its neighbours.
-    bernoulli : bool
-
-    Returns
-    -------
-    losses : Tensor of shape (M, n), float32, on X's device
-    """
-    chunk = _chunk_rows(params, score_eps, X.device)
-    out = []
-    with torch.no_grad():
-        for start in range(0, X.shape[0], chunk):
-            log_w = _call_log_weights(
-                log_weights_fn, X[start : start + chunk], score_eps, params, bernoulli,
-                bn_training=False,
-            )
-            out.append(network.iwae_loss(log_w))
-    return torch.cat(out, dim=1)
-
-
-def _copy_members(best, current, targets, sources, device):
-    """``best[...][targets] = current[...][sources]`` for every parameter."""
-    targets = torch.as_tensor(targets, device=device)
-    sources = torch.as_tensor(sources, device=device)
-    for key in best:
-        for b, c in zip(best[key], current[key]):
-            b[targets] = c.detach()[sources]
-
-
-class _LiveMembers:
+class LiveMembers:
     """The members still training: their stacked parameters and Adam state.
 
     Adam's update is elementwise, so one optimizer over stacked tensors is
@@ -140,11 +101,16 @@ class _LiveMembers:
         self.params = params
         for t in network.flat_parameters(params):
             t.requires_grad_(True)
-        self.optimizer = torch.optim.Adam(network.flat_parameters(params), lr=lr)
+        self.optimizer = self._adam(network.optimized_parameters(params))
 
-    def step(self, loss):
+    def _adam(self, tensors):
+        return torch.optim.Adam(tensors, lr=self.lr)
+
+    def zero_grad(self):
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+
+    def apply_gradients(self):
+        """Adam step with the gradients an engine left in ``.grad``."""
         self.optimizer.step()
 
     def detached(self):
@@ -156,13 +122,13 @@ class _LiveMembers:
             return
         self.ids = self.ids[mask]
         index = torch.as_tensor(np.flatnonzero(mask), device=self.params["enc_w"][0].device)
-        old_flat = network.flat_parameters(self.params)
+        old_flat = network.optimized_parameters(self.params)
         self.params = {
             k: [t.detach()[index].clone().requires_grad_(k in network.TRAINABLE) for t in v]
             for k, v in self.params.items()
         }
-        new_flat = network.flat_parameters(self.params)
-        optimizer = torch.optim.Adam(new_flat, lr=self.lr)
+        new_flat = network.optimized_parameters(self.params)
+        optimizer = self._adam(new_flat)
         for old, new in zip(old_flat, new_flat):
             state = self.optimizer.state.get(old)
             if state:
@@ -172,17 +138,17 @@ class _LiveMembers:
         self.optimizer = optimizer
 
 
-def train_ensemble(
-    X,
-    arch,
-    config,
-    generator,
-    log_weights_fn,
-    labeled_index=None,
-    selection_criterion=None,
-    on_check: Optional[Callable[[int, int], None]] = None,
-):
-    """Train all members at once and keep each one's best checkpoint.
+def _copy_members(best, current, targets, sources, device):
+    """``best[...][targets] = current[...][sources]`` for every parameter."""
+    targets = torch.as_tensor(targets, device=device)
+    sources = torch.as_tensor(sources, device=device)
+    for key in best:
+        for b, c in zip(best[key], current[key]):
+            b[targets] = c.detach()[sources]
+
+
+class EnsembleFit:
+    """One fit of the ensemble, step by step (see the module docstring).
 
     Parameters
     ----------
@@ -191,8 +157,8 @@ def train_ensemble(
     arch : network.Architecture
     config : TrainingConfig
     generator : torch.Generator
-        On ``X``'s device; every random draw comes from it.
-    log_weights_fn : callable
+        On ``X``'s device; every random draw comes from it, in a fixed order.
+    engine : engine of :mod:`pyod_odim.engines`
     labeled_index : Tensor of int or None
         Rows known to be outliers. They leave the IWAE term and enter a CUBO
         term that lowers their likelihood (semi-supervised ODIM).
@@ -200,6 +166,205 @@ def train_ensemble(
         ``f(losses ndarray (M, m), rows) -> (M,)`` values to maximize at
         each check, ``rows`` being the selection subset's row indices (or
         ``None`` for all rows); default is the GMM-2 distance.
+    """
+
+    def __init__(self, X, arch, config, generator, engine, labeled_index=None,
+                 selection_criterion=None):
+        self.X = X
+        self.config = config
+        self.generator = generator
+        self.engine = engine
+        self.device = X.device
+        n_rows = X.shape[0]
+        M = config.n_members
+        self.latent = arch.latent_dim
+        self.k_train = config.n_samples_train or config.n_samples
+        self.k_check = min(config.n_samples_check or config.n_samples, config.n_samples)
+        self.live = LiveMembers(
+            network.init_parameters(
+                arch, M, generator, self.device, config.bernoulli, config.batch_norm
+            ),
+            config.lr,
+        )
+        # Fixed draws for scoring: the same checkpoint always gets the same
+        # scores. Checks use the first k_check of them.
+        self.score_eps = torch.randn(
+            (M, config.n_samples, 1, self.latent), generator=generator, device=self.device
+        )
+
+        self.unlabeled = torch.arange(n_rows, device=self.device)
+        self.labeled = labeled_index
+        if labeled_index is not None:
+            keep = torch.ones(n_rows, dtype=torch.bool, device=self.device)
+            keep[labeled_index] = False
+            self.unlabeled = self.unlabeled[keep]
+        self.batch = min(config.batch_size, self.unlabeled.shape[0])
+        self.labeled_batch = 0 if labeled_index is None else min(
+            config.batch_size, len(labeled_index)
+        )
+
+        self.selection_index = None
+        self.X_select = X
+        if config.selection_size is not None and n_rows > config.selection_size:
+            perm = torch.randperm(n_rows, generator=generator, device=self.device)
+            index = torch.sort(perm[: config.selection_size]).values
+            self.X_select = X[index]
+            self.selection_index = index.cpu().numpy()
+
+        if selection_criterion is None:
+
+            def selection_criterion(losses, rows):
+                return fit_gmm2(
+                    losses, distance=config.distance, n_threads=config.n_threads
+                ).distance
+
+        self.criterion = selection_criterion
+        self.best_params = {k: [t.detach().clone() for t in v] for k, v in self.live.params.items()}
+        self.best_losses = None
+        self.best_distance = np.full(M, -np.inf)
+        self.best_update = np.zeros(M, dtype=np.int64)
+        self.waited = np.zeros(M, dtype=np.int64)
+        self.check_updates, self.check_distances = [], []
+        self.timings = {"train": 0.0, "score": 0.0, "gmm": 0.0}
+        self.n_updates = 0
+
+    # ------------------------------------------------------------ the steps
+    def finished(self):
+        """True once every member stopped or ``max_updates`` is reached."""
+        return self.n_updates >= self.config.max_updates or not self.live.ids.size
+
+    def _draw(self, pool, size):
+        n_live = self.live.ids.size
+        pick = torch.randint(len(pool), (n_live, size), generator=self.generator,
+                             device=self.device)
+        eps = torch.randn((n_live, self.k_train, size, self.latent), generator=self.generator,
+                          device=self.device)
+        return self.X[pool[pick]], eps
+
+    def draw_batch(self):
+        """Minibatch rows (M, B, d) and noise (M, K_train, B, L) of the live members."""
+        x, eps = self._draw(self.unlabeled, self.batch)
+        if not self.labeled_batch:
+            return Batch(x, eps)
+        x_lab, eps_lab = self._draw(self.labeled, self.labeled_batch)
+        return Batch(x, eps, x_lab, eps_lab)
+
+    def update(self, batch):
+        """One optimizer step of the live members."""
+        self.engine.update(self.live, batch)
+        self.n_updates += 1
+
+    def train_until_check(self):
+        """``check_every`` updates (fewer at ``max_updates``)."""
+        t0 = time.perf_counter()
+        for _ in range(self.config.check_every):
+            self.update(self.draw_batch())
+            if self.n_updates >= self.config.max_updates:
+                break
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.timings["train"] += time.perf_counter() - t0
+
+    def check(self):
+        """Selection-set losses (M_live, m) and criterion (M_live,) of the live members."""
+        t0 = time.perf_counter()
+        ids = self.live.ids
+        losses = self.engine.score(
+            self.live.detached(), self.X_select, self.score_eps[ids, : self.k_check]
+        )
+        t1 = time.perf_counter()
+        self.timings["score"] += t1 - t0
+        distance = np.full(ids.size, np.nan)
+        finite = np.isfinite(losses).all(axis=1)
+        if finite.any():
+            distance[finite] = self.criterion(losses[finite], self.selection_index)
+        self.timings["gmm"] += time.perf_counter() - t1
+        return losses, distance
+
+    def keep_or_stop(self, losses, distance):
+        """Keep each member's best checkpoint; stop members out of patience."""
+        config, ids = self.config, self.live.ids
+        # Warm-up: a barely trained network's losses can look bimodal (its
+        # random structure, not memorization); such checks are recorded but
+        # neither kept nor counted against patience.
+        update = self.n_updates
+        warming_up = (
+            update < config.min_updates and update + config.check_every <= config.max_updates
+        )
+        improved = np.isfinite(distance) & (distance > self.best_distance[ids]) & (not warming_up)
+        if improved.any():
+            _copy_members(self.best_params, self.live.params, ids[improved], improved,
+                          self.device)
+            if self.best_losses is None:
+                self.best_losses = np.zeros((config.n_members, losses.shape[1]))
+            self.best_losses[ids[improved]] = losses[improved]
+            self.best_distance[ids[improved]] = distance[improved]
+            self.best_update[ids[improved]] = update
+        self.waited[ids[improved]] = 0
+        if not warming_up:
+            self.waited[ids[~improved]] += 1
+        all_distances = np.full(config.n_members, np.nan)
+        all_distances[ids] = distance
+        self.check_updates.append(update)
+        self.check_distances.append(all_distances)
+        # Members out of patience leave the batched network: their best
+        # checkpoint is final, and the others train faster without them.
+        self.live.keep(self.waited[ids] < config.patience)
+
+    def result(self):
+        """The best checkpoints and the diagnostics of the finished fit."""
+        usable = np.isfinite(self.best_distance)
+        if not usable.any():
+            raise FloatingPointError(
+                "training diverged: every member produced non-finite losses; "
+                "check the input scale or lower lr"
+            )
+        best_params, score_eps, best_losses = self.best_params, self.score_eps, self.best_losses
+        if not usable.all():
+            # A member whose losses were never finite has no checkpoint to score with.
+            warnings.warn(
+                f"{int((~usable).sum())} of {usable.size} members produced only non-finite "
+                "losses and were left out of the ensemble",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            keep = torch.as_tensor(np.flatnonzero(usable), device=self.device)
+            best_params = network.select_members(best_params, keep)
+            score_eps = score_eps[keep]
+            best_losses = best_losses[usable]
+        all_rows_scored = (
+            self.selection_index is None and self.k_check == self.config.n_samples
+        )
+        return TrainingResult(
+            params=best_params,
+            score_eps=score_eps,
+            train_losses=best_losses if all_rows_scored else None,
+            check_updates=np.asarray(self.check_updates, dtype=np.int64),
+            check_distances=np.vstack(self.check_distances),
+            best_update=self.best_update,
+            best_distance=self.best_distance,
+            n_updates=self.n_updates,
+            selection_index=self.selection_index,
+            timings=self.timings,
+        )
+
+
+def train_ensemble(
+    X,
+    arch,
+    config,
+    generator,
+    engine,
+    labeled_index=None,
+    selection_criterion=None,
+    on_check: Optional[Callable[[int, int], None]] = None,
+):
+    """Train all members at once and keep each one's best checkpoint.
+
+    Parameters
+    ----------
+    X, arch, config, generator, engine, labeled_index, selection_criterion
+        See :class:`EnsembleFit`.
     on_check : callable or None
         Called as ``on_check(update, n_active_members)`` after each check.
 
@@ -207,161 +372,10 @@ def train_ensemble(
     -------
     TrainingResult
     """
-    device = X.device
-    n_rows = X.shape[0]
-    n_members, n_samples = config.n_members, config.n_samples
-    latent = arch.latent_dim
-    live = _LiveMembers(
-        network.init_parameters(
-            arch, n_members, generator, device, config.bernoulli, config.batch_norm
-        ),
-        config.lr,
-    )
-    # Fixed draws for scoring: the same checkpoint always gets the same scores.
-    score_eps = torch.randn(
-        (n_members, n_samples, 1, latent), generator=generator, device=device
-    )
-
-    unlabeled = torch.arange(n_rows, device=device)
-    if labeled_index is not None:
-        keep = torch.ones(n_rows, dtype=torch.bool, device=device)
-        keep[labeled_index] = False
-        unlabeled = unlabeled[keep]
-    n_unlabeled = unlabeled.shape[0]
-    batch = min(config.batch_size, n_unlabeled)
-    labeled_batch = 0 if labeled_index is None else min(config.batch_size, len(labeled_index))
-
-    selection_index = None
-    X_select = X
-    if config.selection_size is not None and n_rows > config.selection_size:
-        perm = torch.randperm(n_rows, generator=generator, device=device)
-        selection_index = torch.sort(perm[: config.selection_size]).values
-        X_select = X[selection_index]
-        selection_index = selection_index.cpu().numpy()
-
-    if selection_criterion is None:
-
-        def selection_criterion(losses, rows):
-            return fit_gmm2(losses, distance=config.distance).distance
-
-    best_params = {k: [t.detach().clone() for t in v] for k, v in live.params.items()}
-    best_losses = None
-    best_distance = np.full(n_members, -np.inf)
-    best_update = np.zeros(n_members, dtype=np.int64)
-    waited = np.zeros(n_members, dtype=np.int64)
-    check_updates, check_distances = [], []
-    timings = {"train": 0.0, "score": 0.0, "gmm": 0.0}
-
-    def draw(n_live, pool, size):
-        """Row indices (n_live, size) from ``pool`` and their noise."""
-        pick = torch.randint(len(pool), (n_live, size), generator=generator, device=device)
-        eps = torch.randn((n_live, n_samples, size, latent), generator=generator, device=device)
-        return X[pool[pick]], eps
-
-    update = 0
-    while update < config.max_updates and live.ids.size:
-        t0 = time.perf_counter()
-        n_live = live.ids.size
-        for _ in range(config.check_every):
-            update += 1
-            x, eps = draw(n_live, unlabeled, batch)
-            log_w = _call_log_weights(
-                log_weights_fn, x, eps, live.params, config.bernoulli, bn_training=True
-            )
-            loss = network.iwae_loss(log_w).mean(dim=1).sum()
-            if labeled_batch:
-                x, eps = draw(n_live, labeled_index, labeled_batch)
-                # Running statistics: a batch of known outliers must not be
-                # normalized by its own (outlying) statistics.
-                log_w = _call_log_weights(
-                    log_weights_fn, x, eps, live.params, config.bernoulli, bn_training=False
-                )
-                cubo = network.cubo_loss(log_w, config.cubo_order)
-                loss = loss + config.cubo_weight * cubo.mean(dim=1).sum()
-            live.step(loss)
-            if update >= config.max_updates:
-                break
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t1 = time.perf_counter()
-        timings["train"] += t1 - t0
-
-        ids = live.ids
-        losses = score_rows(
-            log_weights_fn, live.detached(), X_select, score_eps[ids], config.bernoulli
-        )
-        losses = losses.double().cpu().numpy()
-        t2 = time.perf_counter()
-        timings["score"] += t2 - t1
-
-        distance = np.full(n_live, np.nan)
-        finite = np.isfinite(losses).all(axis=1)
-        if finite.any():
-            distance[finite] = selection_criterion(losses[finite], selection_index)
-        timings["gmm"] += time.perf_counter() - t2
-
-        # Warm-up: a barely trained network's losses can look bimodal (its
-        # random structure, not memorization); such checks are recorded but
-        # neither kept nor counted against patience.
-        warming_up = (
-            update < config.min_updates and update + config.check_every <= config.max_updates
-        )
-        improved = finite & (distance > best_distance[ids]) & (not warming_up)
-        if improved.any():
-            _copy_members(best_params, live.params, ids[improved], improved, device)
-            if best_losses is None:
-                best_losses = np.zeros((n_members, losses.shape[1]))
-            best_losses[ids[improved]] = losses[improved]
-            best_distance[ids[improved]] = distance[improved]
-            best_update[ids[improved]] = update
-        waited[ids[improved]] = 0
-        if not warming_up:
-            waited[ids[~improved]] += 1
-        all_distances = np.full(n_members, np.nan)
-        all_distances[ids] = distance
-        check_updates.append(update)
-        check_distances.append(all_distances)
-        # Members out of patience leave the batched network: their best
-        # checkpoint is final, and the others train faster without them.
-        live.keep(waited[ids] < config.patience)
+    fit = EnsembleFit(X, arch, config, generator, engine, labeled_index, selection_criterion)
+    while not fit.finished():
+        fit.train_until_check()
+        fit.keep_or_stop(*fit.check())
         if on_check is not None:
-            on_check(update, int(live.ids.size))
-
-    usable = np.isfinite(best_distance)
-    if not usable.any():
-        raise FloatingPointError(
-            "training diverged: every member produced non-finite losses; "
-            "check the input scale or lower lr"
-        )
-    if not usable.all():
-        # A member whose losses were never finite has no checkpoint to score with.
-        warnings.warn(
-            f"{int((~usable).sum())} of {n_members} members produced only non-finite "
-            "losses and were left out of the ensemble",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        keep = torch.as_tensor(np.flatnonzero(usable), device=device)
-        best_params = network.select_members(best_params, keep)
-        score_eps = score_eps[keep]
-        best_losses = best_losses[usable]
-    return TrainingResult(
-        params=best_params,
-        score_eps=score_eps,
-        train_losses=best_losses if selection_index is None else None,
-        check_updates=np.asarray(check_updates, dtype=np.int64),
-        check_distances=np.vstack(check_distances),
-        best_update=best_update,
-        best_distance=best_distance,
-        n_updates=update,
-        selection_index=selection_index,
-        timings=timings,
-    )
-
-
-def _call_log_weights(fn, x, eps, params, bernoulli, bn_training):
-    """Call ``fn`` (eager or scripted) with the tensors of a parameter dict."""
-    return fn(
-        x, eps, params["enc_w"], params["enc_b"], params["dec_w"], params["dec_b"],
-        params["bn_mean"], params["bn_var"], bn_training, bernoulli,
-    )
+            on_check(fit.n_updates, int(fit.live.ids.size))
+    return fit.result()

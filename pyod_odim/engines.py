@@ -1,0 +1,222 @@
+"""How the ensemble IWAE runs: fused C++ kernels, eager PyTorch or torch.compile.
+
+An engine does the two pieces of arithmetic of a fit: one optimizer update
+of the members still training (:meth:`update`) and the losses of rows under
+given parameters (:meth:`score`). The training loop
+(:mod:`pyod_odim.training`) and the detector call nothing else, so every
+engine shares the same loop, draws and bookkeeping.
+
+* ``"kernel"``: :mod:`pyod_odim.kernels`, fused C++ loops for the CPU (the
+  forward and backward pass of an update in one call per member, BN folded
+  into the weights for scoring). Measured fastest on the CPU at every size
+  (``benchmarks/bench_speed.py``), so ``"auto"`` picks it there.
+* ``"eager"`` (alias ``"none"``): PyTorch operations one by one; any device.
+* ``"inductor"``: the same PyTorch functions compiled by ``torch.compile``
+  (inductor backend). Compilation takes tens of seconds the first time a
+  shape is seen (PyTorch caches compiled graphs on disk for later
+  processes), so it pays only for long fits; opt in with
+  ``compile="inductor"``.
+
+All three agree to float32 rounding (``tests/test_engines.py``).
+"""
+
+import warnings
+from typing import NamedTuple, Optional
+
+import torch
+
+from . import kernels, network
+
+ENGINES = ("auto", "kernel", "inductor", "eager", "none")
+
+# Elements of the widest (M, K, rows, width) activation per PyTorch scoring
+# chunk: small enough to stay near the CPU caches, large enough for a GPU.
+_CHUNK_ELEMENTS = {"cpu": 1_000_000, "cuda": 256_000_000}
+
+
+class Batch(NamedTuple):
+    """One update's rows and noise for every live member.
+
+    Attributes
+    ----------
+    x : Tensor of shape (M, B, d)
+    eps : Tensor of shape (M, K, B, L)
+    x_labeled : Tensor of shape (M, B_l, d) or None
+        Known outliers (semi-supervised mode).
+    eps_labeled : Tensor of shape (M, K, B_l, L) or None
+    """
+
+    x: torch.Tensor
+    eps: torch.Tensor
+    x_labeled: Optional[torch.Tensor] = None
+    eps_labeled: Optional[torch.Tensor] = None
+
+
+def _objective(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, bernoulli: bool,
+               x_lab: Optional[torch.Tensor], eps_lab: Optional[torch.Tensor],
+               cubo_weight: float, cubo_order: float):
+    """Sum over members of the mean IWAE loss (+ weighted mean CUBO of known outliers)."""
+    log_w = network.log_importance_weights(
+        x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, True, bernoulli
+    )
+    loss = network.iwae_loss(log_w).mean(dim=1).sum()
+    if x_lab is not None:
+        # Running statistics: a batch of known outliers must not be
+        # normalized by its own (outlying) statistics.
+        log_w = network.log_importance_weights(
+            x_lab, eps_lab, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, False, bernoulli
+        )
+        loss = loss + cubo_weight * network.cubo_loss(log_w, cubo_order).mean(dim=1).sum()
+    return loss
+
+
+def _score_chunk(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, bernoulli: bool):
+    log_w = network.log_importance_weights(
+        x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, False, bernoulli
+    )
+    return network.iwae_loss(log_w)
+
+
+def scoring_chunk_rows(params, n_samples, device):
+    """Rows per PyTorch scoring chunk under the device's activation budget."""
+    n_members = params["enc_w"][0].shape[0]
+    widest = max(w.shape[-1] for w in params["enc_w"] + params["dec_w"])
+    budget = _CHUNK_ELEMENTS["cuda" if device.type == "cuda" else "cpu"]
+    rows = budget // max(1, n_members * n_samples * widest)
+    return int(min(max(rows, 16), 1 << 20))
+
+
+class TorchEngine:
+    """PyTorch operations, eager or compiled; runs on any device.
+
+    Parameters
+    ----------
+    bernoulli : bool
+    cubo_weight, cubo_order : float
+        The semi-supervised term's weight and order.
+    compiled : bool, optional (default=False)
+        Compile the objective and the scoring function with
+        ``torch.compile``.
+    """
+
+    def __init__(self, bernoulli, cubo_weight=1.0, cubo_order=2.0, compiled=False):
+        self.bernoulli = bool(bernoulli)
+        self.cubo_weight = float(cubo_weight)
+        self.cubo_order = float(cubo_order)
+        self.name = "inductor" if compiled else "eager"
+        self._objective = _compiled("objective") if compiled else _objective
+        self._score_chunk = _compiled("score") if compiled else _score_chunk
+
+    def update(self, live, batch):
+        """One optimizer step of ``live`` (a :class:`pyod_odim.training.LiveMembers`)."""
+        p = live.params
+        loss = self._objective(
+            batch.x, batch.eps, p["enc_w"], p["enc_b"], p["dec_w"], p["dec_b"],
+            p["bn_mean"], p["bn_var"], self.bernoulli, batch.x_labeled, batch.eps_labeled,
+            self.cubo_weight, self.cubo_order,
+        )
+        live.zero_grad()
+        loss.backward()
+        live.apply_gradients()
+
+    def score(self, params, X, score_eps):
+        """Negative IWAE bound of every row of ``X`` for every member.
+
+        Parameters
+        ----------
+        params : dict of str to list of Tensor
+        X : Tensor of shape (n, d), on the parameters' device
+        score_eps : Tensor of shape (M, K, 1, L)
+            Draws shared by all rows: a row's score does not depend on its
+            neighbours.
+
+        Returns
+        -------
+        losses : ndarray of shape (M, n), float64
+        """
+        p = {k: [t.detach() for t in v] for k, v in params.items()}
+        chunk = scoring_chunk_rows(p, score_eps.shape[1], X.device)
+        out = []
+        with torch.no_grad():
+            for start in range(0, X.shape[0], chunk):
+                out.append(self._score_chunk(
+                    X[start:start + chunk], score_eps, p["enc_w"], p["enc_b"], p["dec_w"],
+                    p["dec_b"], p["bn_mean"], p["bn_var"], self.bernoulli,
+                ))
+        return torch.cat(out, dim=1).double().cpu().numpy()
+
+
+class KernelEngine:
+    """The fused C++ kernels of :mod:`pyod_odim.kernels` (CPU only).
+
+    Parameters
+    ----------
+    cubo_weight, cubo_order : float
+    n_threads : int
+        OpenMP threads of each kernel call.
+    """
+
+    name = "kernel"
+
+    def __init__(self, cubo_weight=1.0, cubo_order=2.0, n_threads=1):
+        self.cubo_weight = float(cubo_weight)
+        self.cubo_order = float(cubo_order)
+        self.n_threads = int(n_threads)
+
+    def update(self, live, batch):
+        labeled = None
+        if batch.x_labeled is not None:
+            labeled = (batch.x_labeled, batch.eps_labeled)
+        kernels.train_step(
+            live.params, batch.x, batch.eps, labeled, self.cubo_weight, self.cubo_order,
+            self.n_threads,
+        )
+        live.apply_gradients()
+
+    def score(self, params, X, score_eps):
+        return kernels.score_losses(params, X, score_eps, self.n_threads).numpy()
+
+
+_COMPILED = {}
+
+
+def _compiled(which):
+    """One compiled function per process, so later fits reuse its graphs."""
+    if which not in _COMPILED:
+        fn = _objective if which == "objective" else _score_chunk
+        _COMPILED[which] = torch.compile(fn, dynamic=True)
+    return _COMPILED[which]
+
+
+def make_engine(mode, device, arch, bernoulli, cubo_weight=1.0, cubo_order=2.0, n_threads=1):
+    """The engine a fit or a scoring call uses.
+
+    Parameters
+    ----------
+    mode : {"auto", "kernel", "inductor", "eager", "none"}
+        ``"auto"``: the C++ kernels on the CPU when they are built and
+        support the network, else eager PyTorch. ``"kernel"`` falls back to
+        eager PyTorch (with a warning) where the kernels cannot run.
+    device : torch.device
+    arch : pyod_odim.network.Architecture
+    bernoulli : bool
+    cubo_weight, cubo_order : float
+    n_threads : int
+
+    Returns
+    -------
+    engine : KernelEngine or TorchEngine
+    """
+    if mode not in ENGINES:
+        raise ValueError(f"compile must be one of {ENGINES}, got {mode!r}")
+    kernel_ok = kernels.supports(arch, device)
+    if mode in ("auto", "kernel") and kernel_ok:
+        return KernelEngine(cubo_weight, cubo_order, n_threads)
+    if mode == "kernel":
+        reason = "it is not built" if not kernels.AVAILABLE else f"it does not run on {device}"
+        warnings.warn(
+            f"compile='kernel': the C++ kernel cannot be used ({reason}); running eager PyTorch",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return TorchEngine(bernoulli, cubo_weight, cubo_order, compiled=mode == "inductor")
