@@ -285,13 +285,15 @@ class PackedEnsemble {
   std::vector<Net> nets_;
 };
 
-// Rows of a scoring block and samples per decoder tile: about kTileRows
-// decoder rows per tile keeps the activations in the L2 cache.
+// Rows of a scoring block and samples per decoder tile. A tile of about
+// 64 K floats of activations per layer stays in the L2 cache; at least 8
+// rows per block keep the encoder's products from degenerating into
+// matrix-vector products.
 void score_tiling(const Dims& dims, std::size_t samples, std::size_t* rows,
                   std::size_t* tile) {
   const std::size_t target =
-      std::min<std::size_t>(512, std::max<std::size_t>(16, 65536 / dims.max_ld));
-  *rows = std::min<std::size_t>(64, std::max<std::size_t>(1, target / samples));
+      std::min<std::size_t>(512, std::max<std::size_t>(64, 65536 / dims.max_ld));
+  *rows = std::min<std::size_t>(64, std::max<std::size_t>(8, target / samples));
   *tile = std::min(samples, std::max<std::size_t>(1, target / *rows));
 }
 
