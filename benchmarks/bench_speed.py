@@ -1,104 +1,235 @@
-"""Fit time of ODIM and side-by-side speed ratios, measured in one run.
+"""ODIM's cost against PyOD's peers and against its own earlier path, in one run.
 
-    python benchmarks/bench_speed.py [--datasets cardio,thyroid,...] [--quick]
+    python benchmarks/bench_speed.py [--sections fits,embeddings,scoring,updates,concurrent]
 
-Prints, per dataset, the wall time of one default 10-member fit, the updates
-it ran, the share of time in training steps, checks (scoring the selection
-set), GMM-2 selection and the final scoring pass, and its training AUC. Then
-ratios measured back to back on the same data:
+Every figure is measured in this run on this machine; ratios compare
+commands run back to back. Sections:
 
-* the vectorized 10-member ensemble against the same 10 members trained one
-  after another (``n_estimators=1`` with seeds 0..9);
-* eager against TorchScript execution;
-* PyOD's VAE and AutoEncoder at their defaults against ODIM.
+* ``fits``: default fits of small and mid-sized tabular sets (wall seconds,
+  share of training updates / checks / final scoring, training AUC) beside
+  PyOD's VAE (at its defaults) and IForest, and beside ODIM's earlier path
+  (eager PyTorch with 50 importance samples in training, ``compile="eager",
+  n_samples_train=50``: the package before the C++ kernels).
+* ``embeddings``: default fits of the two embedding sets (hundreds of
+  features) with training AUC beside the PyOD peers at their defaults
+  (features min-max scaled, as in ``../shared/baselines``).
+* ``scoring``: rows per second of ``decision_function`` on shuttle, C++
+  kernels against eager PyTorch.
+* ``updates``: median milliseconds of one training update by engine, and
+  the one-off compile time of ``torch.compile``.
+* ``concurrent``: two single-thread fits (``n_jobs=1``) in two processes at
+  once, against one alone.
 """
 
 import argparse
+import multiprocessing as mp
+import os
+import statistics
+import sys
 import time
 
-import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
+from sklearn.preprocessing import MinMaxScaler
 
 from _common import load, markdown_table, require_datasets, timed
-from pyod_odim import ODIM
+import pyod_odim
+from pyod_odim import ODIM, kernels, network
+from pyod_odim._threads import torch_threads
+from pyod_odim.engines import Batch, KernelEngine, TorchEngine
+from pyod_odim.training import LiveMembers
 
-DEFAULT_SETS = "cardio,thyroid,pendigits,mammography,shuttle,cover"
-
-
-def fit_row(name, seed):
-    X, y = load(name)
-    clf, seconds = timed(ODIM(random_state=seed).fit, X)
-    t = clf.timings_
-    total = sum(t.values())
-    share = {k: 100.0 * v / total for k, v in t.items()}
-    return [
-        name, f"{X.shape[0]}x{X.shape[1]}", f"{seconds:.1f}", clf.n_updates_,
-        f"{share['train']:.0f}%", f"{share['score']:.0f}%", f"{share['gmm']:.0f}%",
-        f"{share['final_score']:.0f}%", f"{roc_auc_score(y, clf.decision_scores_):.3f}",
-    ]
+SECTIONS = ("fits", "embeddings", "scoring", "updates", "concurrent")
+FIT_SETS = "wbc,cardio,thyroid,mammography,shuttle"
+EMBEDDING_SETS = "mvtec-ad_bottle,20news_3"
+EARLIER = dict(compile="eager", n_samples_train=50)
 
 
-def vectorized_vs_sequential(X, y):
-    _, t_vec = timed(ODIM(random_state=0).fit, X)
-    t0 = time.perf_counter()
-    seq_scores = [ODIM(n_estimators=1, random_state=s).fit(X).decision_scores_ for s in range(10)]
-    t_seq = time.perf_counter() - t0
-    auc = roc_auc_score(y, np.mean(seq_scores, axis=0))
-    return t_vec, t_seq, auc
+def auc(y, scores):
+    return f"{roc_auc_score(y, scores):.3f}"
 
 
-def pyod_peers(X):
+def peer(name):
+    """A PyOD detector at its defaults (deep ones quiet)."""
     from pyod.models.auto_encoder import AutoEncoder
+    from pyod.models.deep_svdd import DeepSVDD
+    from pyod.models.ecod import ECOD
+    from pyod.models.iforest import IForest
+    from pyod.models.knn import KNN
+    from pyod.models.lof import LOF
+    from pyod.models.ocsvm import OCSVM
     from pyod.models.vae import VAE
 
-    out = {}
-    for name, make in (("VAE", VAE), ("AutoEncoder", AutoEncoder)):
-        try:
-            _, out[name] = timed(make(verbose=0).fit, X)
-        except TypeError:  # older signatures without verbose
-            _, out[name] = timed(make().fit, X)
-    return out
+    makers = {
+        "IForest": lambda: IForest(random_state=0), "KNN": KNN, "LOF": LOF, "ECOD": ECOD,
+        "OCSVM": OCSVM, "AutoEncoder": lambda: AutoEncoder(verbose=0, random_state=0),
+        "VAE": lambda: VAE(verbose=0, random_state=0),
+        "DeepSVDD": lambda n_features: DeepSVDD(n_features=n_features, verbose=0, random_state=0),
+    }
+    return makers[name]
+
+
+def fit_peer(name, X):
+    make = peer(name)
+    clf = make(X.shape[1]) if name == "DeepSVDD" else make()
+    return timed(clf.fit, X)
+
+
+def section_fits(names):
+    rows = []
+    for name in names:
+        X, y = load(name)
+        clf, t_odim = timed(ODIM(random_state=0).fit, X)
+        t = clf.timings_
+        total = sum(t.values())
+        _, t_earlier = timed(ODIM(random_state=0, **EARLIER).fit, X)
+        vae, t_vae = fit_peer("VAE", X)
+        iforest, t_if = fit_peer("IForest", X)
+        rows.append([
+            name, f"{X.shape[0]}x{X.shape[1]}", f"{t_odim:.1f}", clf.n_updates_,
+            f"{100 * t['train'] / total:.0f}/{100 * (t['score'] + t['gmm']) / total:.0f}/"
+            f"{100 * t['final_score'] / total:.0f}",
+            auc(y, clf.decision_scores_), f"{t_earlier:.1f}", f"{t_earlier / t_odim:.1f}x",
+            f"{t_vae:.1f}", f"{t_odim / t_vae:.2f}", auc(y, vae.decision_scores_), f"{t_if:.2f}",
+        ])
+        print(" ".join(map(str, rows[-1])), flush=True)
+    return markdown_table(
+        ["dataset", "n x d", "ODIM fit s", "updates", "train/checks/final %", "ODIM AUC",
+         "earlier path s", "speed-up", "VAE fit s", "ODIM / VAE", "VAE AUC", "IForest s"], rows)
+
+
+def section_embeddings(names):
+    peers = ("IForest", "KNN", "LOF", "ECOD", "OCSVM", "AutoEncoder", "VAE", "DeepSVDD")
+    rows = []
+    for name in names:
+        X, y = load(name)
+        clf, t_odim = timed(ODIM(random_state=0).fit, X)
+        row = [name, f"{X.shape[0]}x{X.shape[1]}", f"{t_odim:.1f}", auc(y, clf.decision_scores_)]
+        Xs = MinMaxScaler().fit_transform(X)
+        for p in peers:
+            det, seconds = fit_peer(p, Xs)
+            row.append(f"{auc(y, det.decision_scores_)} ({seconds:.1f} s)")
+        rows.append(row)
+        print(" ".join(map(str, row)), flush=True)
+    return markdown_table(["dataset", "n x d", "ODIM fit s", "ODIM AUC"]
+                          + [f"{p} AUC (fit s)" for p in peers], rows)
+
+
+def section_scoring():
+    X, _ = load("shuttle")
+    clf = ODIM(random_state=0).fit(X)
+    rows = []
+    timings = {}
+    for mode in ("kernel", "eager"):
+        clf.set_params(compile=mode)
+        clf.decision_function(X[:1000])
+        seconds = statistics.median(timed(clf.decision_function, X)[1] for _ in range(3))
+        timings[mode] = seconds
+        rows.append([mode, X.shape[0], f"{seconds:.2f}", f"{X.shape[0] / seconds:,.0f}"])
+    rows.append(["kernel speed-up", "", "", f"{timings['eager'] / timings['kernel']:.1f}x"])
+    return markdown_table(["decision_function", "rows", "s (median of 3)", "rows / s"], rows)
+
+
+def median_update_ms(engine, live, batch, repeats=20):
+    for _ in range(3):
+        engine.update(live, batch)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        engine.update(live, batch)
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def section_updates():
+    rows = []
+    cpu = torch.device("cpu")
+    for d in (21, 512):
+        hidden, latent = network.default_architecture(d)
+        arch = network.Architecture(d, hidden, latent)
+        for k in (10, 50):
+            gen = torch.Generator().manual_seed(0)
+            x = torch.rand((10, 128, d), generator=gen)
+            eps = torch.randn((10, k, 128, latent), generator=gen)
+            cells = [d, k]
+            engines = [TorchEngine(False), TorchEngine(False, compiled=True)]
+            if kernels.AVAILABLE:
+                engines.insert(0, KernelEngine())
+            for engine in engines:
+                live = LiveMembers(network.init_parameters(arch, 10, gen, cpu, False, True), 1e-3)
+                t0 = time.perf_counter()
+                engine.update(live, Batch(x, eps))
+                first = time.perf_counter() - t0
+                ms = median_update_ms(engine, live, Batch(x, eps), repeats=10 if d > 100 else 20)
+                cells.append(f"{ms:.1f}" + (f" (first call {first:.0f} s)"
+                                            if engine.name == "inductor" else ""))
+            rows.append(cells)
+            print(" ".join(map(str, cells)), flush=True)
+    header = ["d", "K_train"] + (["kernel ms"] if kernels.AVAILABLE else []) + [
+        "eager ms", "inductor ms"]
+    return markdown_table(header, rows)
+
+
+def _fit_cardio(queue):
+    X, _ = load("cardio")
+    t0 = time.perf_counter()
+    ODIM(random_state=0, n_jobs=1).fit(X)
+    queue.put(time.perf_counter() - t0)
+
+
+def section_concurrent():
+    ctx = mp.get_context("spawn")
+
+    def run(n):
+        queue = ctx.Queue()
+        procs = [ctx.Process(target=_fit_cardio, args=(queue,)) for _ in range(n)]
+        for p in procs:
+            p.start()
+        out = [queue.get() for _ in procs]
+        for p in procs:
+            p.join()
+        return out
+
+    alone = run(1)[0]
+    together = run(2)
+    rows = [["one fit alone", f"{alone:.1f}", "1.00"]]
+    rows += [[f"fit {i + 1} of two at once", f"{s:.1f}", f"{s / alone:.2f}"]
+             for i, s in enumerate(together)]
+    return markdown_table(["cardio, n_jobs=1", "s", "/ alone"], rows)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default=DEFAULT_SETS)
-    parser.add_argument("--ratio-dataset", default="cardio")
-    parser.add_argument("--quick", action="store_true", help="skip cover and the peers")
+    parser.add_argument("--sections", default=",".join(SECTIONS))
+    parser.add_argument("--datasets", default=FIT_SETS)
+    parser.add_argument("--embeddings", default=EMBEDDING_SETS)
     args = parser.parse_args()
     require_datasets()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device "
-          f"{'cuda' if torch.cuda.is_available() else 'cpu'}", flush=True)
-
-    names = [n for n in args.datasets.split(",") if not (args.quick and n == "cover")]
-    rows = []
-    for name in names:
-        rows.append(fit_row(name, 0))
-        print(" ".join(map(str, rows[-1])), flush=True)
-    print()
-    print(markdown_table(
-        ["dataset", "n x d", "fit s", "updates", "train", "checks", "GMM", "final score",
-         "AUC"], rows))
-
-    X, y = load(args.ratio_dataset)
-    t_vec, t_seq, seq_auc = vectorized_vs_sequential(X, y)
-    ratios = [["10 members one after another / vectorized ensemble",
-               f"{t_seq:.1f} / {t_vec:.1f}", f"{t_seq / t_vec:.1f}x"]]
-    _, t_eager = timed(ODIM(random_state=0, compile="none").fit, X)
-    _, t_script = timed(ODIM(random_state=0, compile="torchscript").fit, X)
-    ratios.append(["TorchScript / eager fit", f"{t_script:.1f} / {t_eager:.1f}",
-                   f"{t_script / t_eager:.2f}x"])
-    if not args.quick:
-        _, t_odim = timed(ODIM(random_state=0).fit, X)
-        for peer, seconds in pyod_peers(X).items():
-            ratios.append([f"PyOD {peer} (defaults) / ODIM", f"{seconds:.1f} / {t_odim:.1f}",
-                           f"{seconds / t_odim:.1f}x"])
-    print()
-    print(f"Ratios on {args.ratio_dataset}, measured back to back in this run "
-          f"(sequential members' AUC {seq_auc:.3f}):")
-    print(markdown_table(["comparison", "seconds", "ratio"], ratios))
+    # ODIM bounds its own threads (n_jobs=1 by default); the PyOD peers run
+    # with PyTorch's default pool, as a user would get them.
+    default = ODIM()
+    print(f"pyod-odim {pyod_odim.__version__}, torch {torch.__version__}, "
+          f"{os.cpu_count()} CPUs, kernels {kernels.ISA}; ODIM defaults: "
+          f"{default.n_estimators} members, n_samples_iwae={default.n_samples_iwae}, "
+          f"n_samples_train={default.n_samples_train}, compile={default.compile!r}, "
+          f"n_jobs={default.n_jobs}; seed 0; {time.strftime('%Y-%m-%d')}", flush=True)
+    sections = args.sections.split(",")
+    out = []
+    if "fits" in sections:
+        out.append(("Tabular fits", section_fits(args.datasets.split(","))))
+    if "embeddings" in sections:
+        out.append(("Embedding sets", section_embeddings(args.embeddings.split(","))))
+    if "scoring" in sections:
+        out.append(("Scoring throughput (shuttle)", section_scoring()))
+    if "updates" in sections:
+        with torch_threads(1):
+            out.append(("One training update, 10 members, batch 128, one thread",
+                        section_updates()))
+    if "concurrent" in sections:
+        out.append(("Concurrent fits", section_concurrent()))
+    for title, table in out:
+        print(f"\n{title}\n\n{table}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

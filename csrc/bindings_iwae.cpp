@@ -216,4 +216,7 @@ PYBIND11_MODULE(_iwae, m) {
   m.attr("openmp") = iwae::openmp_enabled();
   m.def("default_threads", &iwae::default_threads);
   m.def("isa", &iwae::isa, "Code path of the hot loops: 'avx2+fma' or 'generic'.");
+  m.def("allow_avx2", &iwae::allow_avx2, py::arg("allowed"),
+        "Let the AVX2 build run where the CPU has it (default), or force the "
+        "generic build (for tests).");
 }

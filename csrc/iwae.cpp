@@ -28,11 +28,14 @@ using detail::panel_offset;
 
 namespace {
 
+// Tests switch this off to compare both builds of the hot loops.
+bool avx2_allowed = true;
+
 bool use_avx2() {
 #ifdef IWAE_HAVE_AVX2_BUILD
   static const bool has =
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
+  return has && avx2_allowed;
 #else
   return false;
 #endif
@@ -448,5 +451,7 @@ int default_threads() {
 }
 
 const char* isa() { return use_avx2() ? "avx2+fma" : "generic"; }
+
+void allow_avx2(bool allowed) { avx2_allowed = allowed; }
 
 }  // namespace iwae

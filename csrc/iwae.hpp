@@ -92,4 +92,8 @@ int default_threads();
 // Code path of the hot loops on this CPU: "avx2+fma" or "generic".
 const char* isa();
 
+// Whether the AVX2 build may be used where the CPU has it (default true);
+// false forces the generic build, for tests that compare the two.
+void allow_avx2(bool allowed);
+
 }  // namespace iwae

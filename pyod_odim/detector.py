@@ -58,8 +58,13 @@ class ODIM(BaseDetector):
 
     n_samples_train : int or None, optional (default=10)
         Importance samples per row in the training updates; ``None`` uses
-        ``n_samples_iwae`` as the paper does. The update's cost grows
+        ``n_samples_iwae`` as the paper does. An update's cost grows
         linearly with it; see the README for the measured trade-off.
+
+    n_samples_check : int or None, optional (default=None)
+        Importance samples per row when the checks score the selection set
+        (the first draws of the fixed scoring draws); ``None`` uses
+        ``n_samples_train``. At most ``n_samples_iwae``.
 
     check_every : int, optional (default=10)
         Updates between two checks, ``N_u`` (paper: 10).
@@ -220,6 +225,7 @@ class ODIM(BaseDetector):
         n_estimators=10,
         n_samples_iwae=50,
         n_samples_train=10,
+        n_samples_check=None,
         check_every=10,
         patience=10,
         max_updates=5000,
@@ -247,6 +253,7 @@ class ODIM(BaseDetector):
         self.n_estimators = n_estimators
         self.n_samples_iwae = n_samples_iwae
         self.n_samples_train = n_samples_train
+        self.n_samples_check = n_samples_check
         self.check_every = check_every
         self.patience = patience
         self.max_updates = max_updates
@@ -288,8 +295,15 @@ class ODIM(BaseDetector):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.selection_size is not None:
             check_int(self.selection_size, "selection_size", 2)
+        n_score = check_int(self.n_samples_iwae, "n_samples_iwae", 1)
+        n_train = n_score
         if self.n_samples_train is not None:
-            check_int(self.n_samples_train, "n_samples_train", 1)
+            n_train = check_int(self.n_samples_train, "n_samples_train", 1)
+        n_check = n_train
+        if self.n_samples_check is not None:
+            n_check = check_int(self.n_samples_check, "n_samples_check", 1)
+        # Checks use the first draws of the fixed scoring draws.
+        n_check = min(n_check, n_score)
         hidden, latent = network.default_architecture(n_features)
         if self.hidden_sizes is not None:
             sizes = tuple(self.hidden_sizes)
@@ -301,7 +315,7 @@ class ODIM(BaseDetector):
         arch = network.Architecture(n_features, hidden, latent)
         config = TrainingConfig(
             n_members=check_int(self.n_estimators, "n_estimators", 1),
-            n_samples=check_int(self.n_samples_iwae, "n_samples_iwae", 1),
+            n_samples=n_score,
             batch_size=check_int(self.batch_size, "batch_size", 1),
             lr=float(self.lr),
             check_every=check_int(self.check_every, "check_every", 1),
@@ -314,8 +328,8 @@ class ODIM(BaseDetector):
             batch_norm=bool(self.batch_norm),
             cubo_weight=float(self.cubo_weight),
             cubo_order=float(self.cubo_order),
-            n_samples_train=self.n_samples_train,
-            n_samples_check=getattr(self, "_k_check", None),
+            n_samples_train=n_train,
+            n_samples_check=n_check,
             n_threads=resolve_n_jobs(self.n_jobs),
         )
         return arch, config

@@ -36,11 +36,12 @@ ODIM_ALGORITHM = {
     "data_types": ["tabular"],
     "category": "deep_learning",
     "complexity": {
-        "time": "O(M * u * b * K * d * h) to train plus O(M * K * s * d * h) per check, "
-                "where M is n_estimators, u the updates until patience stops "
-                "(typically a few hundred), b the batch size, K n_samples_iwae, "
-                "s the rows scored at a check and h the hidden width",
-        "space": "O(M * d * h) parameters plus O(M * K * b * h) activations",
+        "time": "O(M * u * b * K_t * d * h) to train plus O(M * K_c * s * d * h) per check "
+                "and O(M * K * n * d * h) to score, where M is n_estimators, u the updates "
+                "until patience stops (typically a few hundred), b the batch size, K_t "
+                "n_samples_train, K_c n_samples_check, K n_samples_iwae, s the rows "
+                "scored at a check and h the hidden width",
+        "space": "O(M * d * h) parameters plus O(M * K_t * b * h) activations",
     },
     "strengths": [
         "Needs only a few hundred updates: fast for a deep detector, on CPU or GPU",
@@ -51,7 +52,8 @@ ODIM_ALGORITHM = {
         "Optional semi-supervised mode uses known outliers (use_labels=True)",
     ],
     "weaknesses": [
-        "Much slower than shallow detectors such as IForest or ECOD on CPU",
+        "Slower than shallow detectors such as IForest or ECOD (seconds rather than "
+        "fractions of a second on small tabular data)",
         "Scores vary with the random seed; fix random_state for reproducible runs",
         "Needs PyTorch",
         "Assumes outliers are a minority that the model memorizes later than inliers",

@@ -144,3 +144,27 @@ def test_supports():
     assert not kernels.supports(arch, torch.device("cuda"))
     deep = network.Architecture(4, (8,) * (kernels.MAX_HIDDEN_LAYERS + 1), 2)
     assert not kernels.supports(deep, torch.device("cpu"))
+
+
+@pytest.mark.skipif(kernels.ISA != "avx2+fma", reason="only one build of the hot loops here")
+def test_instruction_set_builds_agree():
+    from pyod_odim import _iwae
+
+    params, latent, gen = _network(21, False, True)
+    X = torch.rand((40, 21), generator=gen)
+    eps = torch.randn((3, 50, 1, latent), generator=gen)
+    batch = (torch.rand((3, 32, 21), generator=gen), torch.randn((3, 5, 32, latent), generator=gen))
+    runs = []
+    for allowed in (True, False):
+        _iwae.allow_avx2(allowed)
+        try:
+            p = {k: [t.clone() for t in v] for k, v in params.items()}
+            kernels.train_step(p, *batch)
+            runs.append((kernels.score_losses(params, X, eps).numpy(),
+                         [t.grad.numpy().copy() for t in network.flat_parameters(p)]))
+        finally:
+            _iwae.allow_avx2(True)
+    assert_allclose(runs[0][0], runs[1][0], rtol=1e-5)
+    scale = max(np.abs(g).max() for g in runs[1][1])
+    for fast, generic in zip(runs[0][1], runs[1][1]):
+        assert_allclose(fast, generic, rtol=1e-3, atol=1e-5 * scale)
