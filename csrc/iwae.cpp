@@ -311,10 +311,17 @@ void score(const Shape& shape, const Params& params, const float* x,
   const Dims& dims = net.dims();
   const std::size_t L = shape.latent, M = shape.n_members;
 
+  // The draws padded to whole packs, and each draw's squared norm.
+  const std::size_t lp = padded(L);
+  std::vector<float> eps_padded(M * n_samples * lp, 0.0f);
   std::vector<float> eps_sq(M * n_samples);
   for (std::size_t i = 0; i < M * n_samples; ++i) {
     float s = 0.0f;
-    for (std::size_t l = 0; l < L; ++l) s += eps[i * L + l] * eps[i * L + l];
+    for (std::size_t l = 0; l < L; ++l) {
+      const float e = eps[i * L + l];
+      eps_padded[i * lp + l] = e;
+      s += e * e;
+    }
     eps_sq[i] = s;
   }
 
@@ -343,7 +350,7 @@ void score(const Shape& shape, const Params& params, const float* x,
     const std::size_t blk = static_cast<std::size_t>(task) % blocks;
     const std::size_t r0 = blk * rows;
     const std::size_t r_count = std::min(rows, n - r0);
-    score_block(dims, net.net(m), x + r0 * d, r_count, eps + m * n_samples * L,
+    score_block(dims, net.net(m), x + r0 * d, r_count, eps_padded.data() + m * n_samples * lp,
                 eps_sq.data() + m * n_samples, n_samples, tile,
                 work.data() + tid * work_floats, losses + m * n + r0);
   }
