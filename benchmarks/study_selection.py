@@ -122,6 +122,12 @@ RULES = {
     "average checks +-2": {"average": 2},
     "average checks +-5, patience 20": {"average": 5, "choose": {"patience": 20}},
     "warm-up 100": {"choose": {"warmup": 100}},
+    "smoothed x2": {"choose": {"smooth": 2}},
+    "smoothed x4": {"choose": {"smooth": 4}},
+    "smoothed x3, patience 12": {"choose": {"smooth": 3, "patience": 12}},
+    "smoothed x3, patience 15": {"choose": {"smooth": 3, "patience": 15}},
+    "smoothed x3, warm-up 100": {"choose": {"smooth": 3, "warmup": 100}},
+    "smoothed x3, patience 8": {"choose": {"smooth": 3, "patience": 8}},
 }
 
 

@@ -49,6 +49,7 @@ class TrainingConfig(NamedTuple):
     n_samples_train: Optional[int] = None  # None: n_samples
     n_samples_check: Optional[int] = None  # None: n_samples; at most n_samples
     n_threads: int = 1  # CPU threads of the GMM-2 fits
+    smoothing: int = 1  # checks averaged in the selection criterion
 
 
 class TrainingResult(NamedTuple):
@@ -65,7 +66,10 @@ class TrainingResult(NamedTuple):
         with the scoring draws, else ``None`` (the caller scores them once).
     check_updates : ndarray of shape (n_checks,)
     check_distances : ndarray of shape (n_checks, M)
-        Criterion of each member at each check; NaN once it stopped.
+        Selection criterion of each member at each check (the trailing mean
+        of the raw criterion over ``smoothing`` checks); NaN once it stopped.
+    check_raw : ndarray of shape (n_checks, M)
+        The raw criterion (GMM-2 distance by default) before smoothing.
     best_update : ndarray of shape (M,)
     best_distance : ndarray of shape (M,)
     n_updates : int
@@ -80,6 +84,7 @@ class TrainingResult(NamedTuple):
     train_losses: Optional[np.ndarray]
     check_updates: np.ndarray
     check_distances: np.ndarray
+    check_raw: np.ndarray
     best_update: np.ndarray
     best_distance: np.ndarray
     n_updates: int
@@ -229,7 +234,9 @@ class EnsembleFit:
         self.best_distance = np.full(M, -np.inf)
         self.best_update = np.zeros(M, dtype=np.int64)
         self.waited = np.zeros(M, dtype=np.int64)
-        self.check_updates, self.check_distances = [], []
+        # The last `smoothing` raw criteria of each member, oldest first.
+        self.recent = np.full((M, max(1, config.smoothing)), np.nan)
+        self.check_updates, self.check_distances, self.check_raw = [], [], []
         self.timings = {"train": 0.0, "score": 0.0, "gmm": 0.0}
         self.n_updates = 0
 
@@ -286,9 +293,30 @@ class EnsembleFit:
         self.timings["gmm"] += time.perf_counter() - t1
         return losses, distance
 
+    def smooth(self, distance):
+        """Trailing mean of each live member's last ``smoothing`` criteria.
+
+        A single GMM-2 fit is a noisy reading of how well a checkpoint
+        separates outliers; averaging a few consecutive checks keeps a lucky
+        reading from ending a member's search (README, selection study).
+        """
+        ids = self.live.ids
+        self.recent[ids] = np.roll(self.recent[ids], -1, axis=1)
+        self.recent[ids, -1] = distance
+        window = self.recent[ids]
+        seen = np.isfinite(window)
+        total = np.where(seen, window, 0.0).sum(axis=1)
+        count = seen.sum(axis=1)
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
     def keep_or_stop(self, losses, distance):
-        """Keep each member's best checkpoint; stop members out of patience."""
+        """Keep each member's best checkpoint; stop members out of patience.
+
+        ``distance`` is the raw criterion of the live members at this check;
+        the checkpoint kept is the one with the largest smoothed criterion.
+        """
         config, ids = self.config, self.live.ids
+        criterion = self.smooth(distance)
         # Warm-up: a barely trained network's losses can look bimodal (its
         # random structure, not memorization); such checks are recorded but
         # neither kept nor counted against patience.
@@ -296,22 +324,28 @@ class EnsembleFit:
         warming_up = (
             update < config.min_updates and update + config.check_every <= config.max_updates
         )
-        improved = np.isfinite(distance) & (distance > self.best_distance[ids]) & (not warming_up)
+        # A member whose losses are not finite now cannot be kept now, even
+        # if its earlier checks carry the smoothed criterion.
+        improved = (
+            np.isfinite(distance) & np.isfinite(criterion)
+            & (criterion > self.best_distance[ids]) & (not warming_up)
+        )
         if improved.any():
             _copy_members(self.best_params, self.live.params, ids[improved], improved,
                           self.device)
             if self.best_losses is None:
                 self.best_losses = np.zeros((config.n_members, losses.shape[1]))
             self.best_losses[ids[improved]] = losses[improved]
-            self.best_distance[ids[improved]] = distance[improved]
+            self.best_distance[ids[improved]] = criterion[improved]
             self.best_update[ids[improved]] = update
         self.waited[ids[improved]] = 0
         if not warming_up:
             self.waited[ids[~improved]] += 1
-        all_distances = np.full(config.n_members, np.nan)
-        all_distances[ids] = distance
+        for record, values in ((self.check_distances, criterion), (self.check_raw, distance)):
+            row = np.full(config.n_members, np.nan)
+            row[ids] = values
+            record.append(row)
         self.check_updates.append(update)
-        self.check_distances.append(all_distances)
         # Members out of patience leave the batched network: their best
         # checkpoint is final, and the others train faster without them.
         self.live.keep(self.waited[ids] < config.patience)
@@ -346,6 +380,7 @@ class EnsembleFit:
             train_losses=best_losses if all_rows_scored else None,
             check_updates=np.asarray(self.check_updates, dtype=np.int64),
             check_distances=np.vstack(self.check_distances),
+            check_raw=np.vstack(self.check_raw),
             best_update=self.best_update,
             best_distance=self.best_distance,
             n_updates=self.n_updates,
