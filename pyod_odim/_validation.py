@@ -89,11 +89,10 @@ def _frame_to_array(frame, name):
     """
     bad = []
     for col, dtype in frame.dtypes.items():
-        kind = getattr(dtype, "kind", "O")
-        if kind == "O" and _converts_to_float(frame[col]):
-            continue  # an object column of numbers, as in-memory lists give
-        if kind not in "biuf":
-            bad.append(col)
+        if dtype == np.dtype(object) and _converts_to_float(frame[col]):
+            continue  # Python numbers in an object column, as NumPy accepts them
+        if getattr(dtype, "kind", "O") not in "biuf":
+            bad.append(col)  # text, categories, dates, ...
     if bad:
         shown = ", ".join(f"{col!r} ({frame.dtypes[col]})" for col in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
