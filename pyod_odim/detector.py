@@ -392,7 +392,7 @@ class ODIM(BaseDetector):
         if labeled is not None and fit_rows is not None:
             labeled = labeled[fit_rows]
         self.scaler_ = MinMaxScaler().fit(X_fit)
-        X_scaled = torch.as_tensor(self._scale(X_fit), dtype=torch.float32, device=device)
+        X_scaled = self._scaled_tensor(X_fit, device, config.n_members)
         del X_fit  # the scaled copy is all training needs
         generator = torch.Generator(device=device)
         generator.manual_seed(seed)
@@ -499,6 +499,20 @@ class ODIM(BaseDetector):
         for rows, losses in self._member_losses(source, scaled, scorer, chunk):
             scores[rows] = self._combine(losses)
         return scores
+
+    def _scaled_tensor(self, X, device, n_members):
+        """The scaled rows as one float32 tensor on ``device``.
+
+        Filled chunk by chunk, so a float64 input never has a float64
+        scaled copy of all its rows beside it.
+        """
+        chunk = self._chunk_rows(X.shape[1], X.dtype.itemsize, n_members)
+        if X.shape[0] <= chunk:
+            return torch.as_tensor(self._scale(X), dtype=torch.float32, device=device)
+        out = torch.empty(X.shape, dtype=torch.float32, device=device)
+        for rows in chunk_slices(X.shape[0], chunk):
+            out[rows] = torch.as_tensor(self._scale(X[rows]), dtype=torch.float32, device=device)
+        return out
 
     def _chunk_rows(self, n_features, input_itemsize, n_members):
         """Rows per scoring chunk under ``working_memory``."""

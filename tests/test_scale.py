@@ -188,3 +188,28 @@ def test_float32_and_float64_inputs_score_alike(X):
     fitted32 = ODIM(**FAST).fit(X.astype(np.float32))
     assert fitted32.decision_scores_.dtype == np.float64
     assert np.corrcoef(fitted32.decision_scores_, clf.decision_scores_)[0, 1] > 0.99
+
+
+def test_training_tensor_filled_in_chunks(X):
+    # The fit scales its rows chunk by chunk into one float32 tensor: the
+    # same values as scaling them all at once.
+    one = ODIM(**FAST).fit(X)
+    tiny = ODIM(**dict(FAST, working_memory=0.001)).fit(X)
+    assert_array_equal(tiny.network_state_["enc_w"][0], one.network_state_["enc_w"][0])
+    assert_allclose(tiny.decision_scores_, one.decision_scores_, rtol=1e-6)
+
+
+def test_fit_holds_no_copy_of_the_input():
+    big = np.random.default_rng(1).normal(size=(20_000, 50))  # float64, 8 MB
+    params = dict(FAST, working_memory=1, selection_size=512)
+    ODIM(**params).fit(big[:300])  # first fit's imports are not the fit's memory
+    tracemalloc.start()
+    try:
+        clf = ODIM(**params).fit(big)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert np.isfinite(clf.decision_scores_).all()
+    # NumPy temporaries only (torch's own allocations are not traced): a
+    # scaled float64 copy of the input alone would be big.nbytes.
+    assert peak < big.nbytes // 4, (peak, big.nbytes)
