@@ -2,6 +2,8 @@
 
     python benchmarks/bench_scale.py [--sections sample,growth,throughput]
                                      [--cap 200000] [--quick]
+                                     [--seeds 0,1] [--cover-caps 20000,none]
+                                     [--synth-caps 50000,none]
 
 Every measurement runs in a fresh child process, one at a time, single
 threaded (``n_jobs=1``, one torch thread), so its peak RSS
@@ -310,6 +312,12 @@ def main():
                         help="max_fit_rows of the growth section")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes only (a smoke run, minutes)")
+    parser.add_argument("--seeds", dest="seed_list",
+                        help="seeds of the sample section (default 0,1)")
+    parser.add_argument("--cover-caps", dest="cover_list",
+                        help="e.g. 20000,none (default 20k, 50k, 100k, none)")
+    parser.add_argument("--synth-caps", dest="synth_list",
+                        help="e.g. 50000,none; empty: skip the synthetic set")
     args = parser.parse_args()
     if args.job:
         spec = json.loads(args.job)
@@ -329,6 +337,12 @@ def main():
         args.synth_caps = caps(50_000, 200_000, "none")
         args.seeds = [0, 1]
         args.score_rows, args.score_fit_rows, args.growth_extra = 200_000, 20_000, ["cover"]
+    if args.seed_list:
+        args.seeds = [int(v) for v in args.seed_list.split(",")]
+    if args.cover_list is not None:
+        args.cover_caps = caps(*filter(None, args.cover_list.split(",")))
+    if args.synth_list is not None:
+        args.synth_caps = caps(*filter(None, args.synth_list.split(",")))
 
     import pyod_odim
     import torch
