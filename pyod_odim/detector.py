@@ -178,10 +178,11 @@ class ODIM(BaseDetector):
     working_memory : float, optional (default=256)
         MiB of temporaries (scaled rows, member losses) that scoring may
         hold on the host: ``decision_function`` and the final scoring pass
-        of ``fit`` score rows in chunks that fit it. Scores do not depend
-        on it. Training data and outputs are not counted; with
-        ``selection_size=None`` the checks also keep every training row's
-        member losses.
+        of ``fit`` score rows in chunks that fit it, and ``fit`` scales its
+        training rows into their float32 tensor chunk by chunk. Scores do
+        not depend on it. The input, the float32 training rows and the
+        outputs are not counted; with ``selection_size=None`` the checks
+        also keep every training row's member losses.
 
     Attributes
     ----------
@@ -479,6 +480,7 @@ class ODIM(BaseDetector):
             if fit_rows is None:
                 return self._combine(fit_losses)
         elif self.combination == "standardized":
+            # Two passes: the moments weight every member, so they come first.
             moments = MemberMoments()
             for _, losses in self._member_losses(X_scaled, True, scorer, chunk):
                 moments.add(losses)

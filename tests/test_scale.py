@@ -213,3 +213,18 @@ def test_fit_holds_no_copy_of_the_input():
     # NumPy temporaries only (torch's own allocations are not traced): a
     # scaled float64 copy of the input alone would be big.nbytes.
     assert peak < big.nbytes // 4, (peak, big.nbytes)
+
+
+@pytest.mark.parametrize("layout", ["fortran", "strided"])
+def test_memory_layout_does_not_change_scores(X, layout):
+    # Float input is used without a contiguous copy: every layout must
+    # still give the scores of a C-ordered array.
+    if layout == "fortran":
+        other = np.asfortranarray(X)
+    else:
+        other = np.repeat(X, 2, axis=1)[:, ::2]
+    assert not other.flags.c_contiguous
+    plain = ODIM(**dict(FAST, selection_size=256, working_memory=0.01)).fit(X)
+    clf = ODIM(**dict(FAST, selection_size=256, working_memory=0.01)).fit(other)
+    assert_array_equal(clf.decision_scores_, plain.decision_scores_)
+    assert_array_equal(clf.decision_function(other), plain.decision_function(X))
