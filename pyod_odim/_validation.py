@@ -5,32 +5,49 @@ import numbers
 import numpy as np
 
 
-def check_samples(X, *, name="X", n_features=None, min_samples=1):
+FLOAT_DTYPES = (np.float64, np.float32)
+"""Input dtypes used as they are; anything else becomes float64."""
+
+# Values per block of the finiteness check: its boolean temporary stays
+# small however large X is.
+_FINITE_BLOCK_VALUES = 1 << 18
+
+
+def check_samples(X, *, name="X", n_features=None, min_samples=1, dtype=np.float64):
     """Validate a 2-D numeric sample matrix.
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
+        A NumPy array, a nested sequence or a pandas DataFrame.
     name : str
         Used in error messages.
     n_features : int or None
         Expected number of columns (the fitted model's), if known.
     min_samples : int
+    dtype : numpy dtype or tuple of dtypes, optional (default=np.float64)
+        A dtype: the result has it and is C-contiguous (a copy when
+        needed). A tuple (e.g. :data:`FLOAT_DTYPES`): an input already of
+        one of them is returned as it is, without a copy, whatever its
+        memory layout; any other input becomes the first of them.
 
     Returns
     -------
-    X : ndarray of shape (n_samples, n_features), float64, C-contiguous
+    X : ndarray of shape (n_samples, n_features)
 
     Raises
     ------
     TypeError
-        Non-numeric data (strings, objects that are not numbers, complex).
+        Non-numeric data (strings, objects that are not numbers, complex),
+        naming the offending DataFrame columns.
     ValueError
         Wrong number of dimensions, too few rows, no columns, NaN or
         infinite values, or a feature count other than ``n_features``.
     """
     if hasattr(X, "toarray") or hasattr(X, "tocsr"):
         raise TypeError(f"{name} is a sparse matrix; pass a dense array")
+    if hasattr(X, "dtypes") and hasattr(X, "columns"):
+        X = _frame_to_array(X, name)
     arr = np.asarray(X)
     if arr.dtype.kind in "USV" or arr.dtype.kind == "c":
         raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
@@ -55,13 +72,58 @@ def check_samples(X, *, name="X", n_features=None, min_samples=1):
             f"{name} has {arr.shape[1]} features, but the model was fitted with "
             f"{n_features}"
         )
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
-    if not np.isfinite(arr).all():
-        bad_nan = np.isnan(arr)
-        kind = "NaN" if bad_nan.any() else "infinite"
-        row = int(np.argwhere(bad_nan if bad_nan.any() else ~np.isfinite(arr))[0, 0])
-        raise ValueError(f"{name} contains {kind} values (first at row {row})")
+    if isinstance(dtype, tuple):
+        if arr.dtype not in dtype:
+            arr = arr.astype(dtype[0])
+    else:
+        arr = np.ascontiguousarray(arr, dtype=dtype)
+    _check_finite(arr, name)
     return arr
+
+
+def _frame_to_array(frame, name):
+    """A DataFrame's values, with non-numeric columns named in the error.
+
+    Nullable columns (pandas ``Int64``, ``Float64``, ...) give NaN for their
+    missing values, which the finiteness check then reports.
+    """
+    bad = []
+    for col, dtype in frame.dtypes.items():
+        if dtype == np.dtype(object) and _converts_to_float(frame[col]):
+            continue  # Python numbers in an object column, as NumPy accepts them
+        if getattr(dtype, "kind", "O") not in "biuf":
+            bad.append(col)  # text, categories, dates, ...
+    if bad:
+        shown = ", ".join(f"{col!r} ({frame.dtypes[col]})" for col in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise TypeError(f"{name} must be numeric; non-numeric column(s): {shown}{more}")
+    if all(isinstance(dtype, np.dtype) and dtype.kind != "O" for dtype in frame.dtypes):
+        return frame.to_numpy()
+    return frame.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _converts_to_float(column):
+    try:
+        column.to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _check_finite(arr, name):
+    """Raise on the first NaN or infinite value, block by block."""
+    if arr.dtype.kind not in "fc":
+        return  # integers and booleans are always finite
+    block_rows = max(1, _FINITE_BLOCK_VALUES // arr.shape[1])
+    for start in range(0, arr.shape[0], block_rows):
+        block = arr[start:start + block_rows]
+        finite = np.isfinite(block)
+        if finite.all():
+            continue
+        bad_nan = np.isnan(block)
+        kind = "NaN" if bad_nan.any() else "infinite"
+        row = start + int(np.argwhere(bad_nan if bad_nan.any() else ~finite)[0, 0])
+        raise ValueError(f"{name} contains {kind} values (first at row {row})")
 
 
 def check_int(value, name, minimum):

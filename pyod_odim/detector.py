@@ -12,15 +12,18 @@ from . import gmm, network
 from ._device import cpu_fast_math, resolve_device, scoring_device
 from ._threads import resolve_n_jobs, torch_threads
 from ._validation import (
+    FLOAT_DTYPES,
     check_choice,
     check_float,
     check_int,
     check_samples,
     seed_from,
 )
+from .chunking import MemberMoments, chunk_slices, rows_per_chunk, scoring_row_bytes
 from .engines import ENGINES, make_engine
 from .labels import LABEL_SELECTIONS, check_labels, label_aware_criterion
 from .progress import make_progress
+from .sampling import sample_rows
 from .training import TrainingConfig, train_ensemble
 
 COMBINATIONS = ("mean", "standardized")
@@ -175,6 +178,25 @@ class ODIM(BaseDetector):
     verbose : int, optional (default=0)
         0 silent; 1 a progress bar on a terminal; 2 a line per check.
 
+    max_fit_rows : int or None, optional (default=None)
+        Train on a uniform random sample of at most this many rows, drawn
+        with ``random_state`` (:mod:`pyod_odim.sampling`); the scaler, the
+        network and ``member_mean_``/``member_std_`` come from the sample,
+        and every row of ``X`` is still scored into ``decision_scores_``.
+        ``None``, or a cap of at least ``n_samples``, trains on all rows.
+        A fit needs a few hundred minibatch updates whatever the number of
+        rows, so large data trains as well on a sample (docs/scale.md has
+        the measured trade-off).
+
+    working_memory : float, optional (default=256)
+        MiB of temporaries (scaled rows, member losses) that scoring may
+        hold on the host: ``decision_function`` and the final scoring pass
+        of ``fit`` score rows in chunks that fit it, and ``fit`` scales its
+        training rows into their float32 tensor chunk by chunk. Scores do
+        not depend on it. The input, the float32 training rows and the
+        outputs are not counted; with ``selection_size=None`` the checks
+        also keep every training row's member losses.
+
     Attributes
     ----------
     decision_scores_ : numpy array of shape (n_samples,)
@@ -259,6 +281,8 @@ class ODIM(BaseDetector):
         n_jobs=1,
         random_state=None,
         verbose=0,
+        max_fit_rows=None,
+        working_memory=256,
     ):
         super().__init__(contamination=contamination)
         self.n_estimators = n_estimators
@@ -288,6 +312,8 @@ class ODIM(BaseDetector):
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
+        self.max_fit_rows = max_fit_rows
+        self.working_memory = working_memory
 
     # ------------------------------------------------------------------
     def _check_parameters(self, n_features):
@@ -307,6 +333,9 @@ class ODIM(BaseDetector):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.selection_size is not None:
             check_int(self.selection_size, "selection_size", 2)
+        if self.max_fit_rows is not None:
+            check_int(self.max_fit_rows, "max_fit_rows", 2)
+        check_float(self.working_memory, "working_memory", 0.0)
         n_score = check_int(self.n_samples_iwae, "n_samples_iwae", 1)
         n_train = n_score
         if self.n_samples_train is not None:
@@ -371,7 +400,7 @@ class ODIM(BaseDetector):
         self : object
             Fitted estimator.
         """
-        X = check_samples(X, min_samples=2)
+        X = check_samples(X, min_samples=2, dtype=FLOAT_DTYPES)
         arch, config = self._check_parameters(X.shape[1])
         labeled = None
         if self.use_labels:
@@ -384,10 +413,17 @@ class ODIM(BaseDetector):
 
         device = resolve_device(self.device)
         n_threads = config.n_threads
-        self.scaler_ = MinMaxScaler().fit(X)
-        X_scaled = torch.as_tensor(self._scale(X), dtype=torch.float32, device=device)
+        seed = seed_from(self.random_state)
+        # The fitting rows: all of X, or a uniform sample of max_fit_rows.
+        fit_rows = sample_rows(X.shape[0], self.max_fit_rows, seed)
+        X_fit = X if fit_rows is None else X[fit_rows]
+        if labeled is not None and fit_rows is not None:
+            labeled = labeled[fit_rows]
+        self.scaler_ = MinMaxScaler().fit(X_fit)
+        X_scaled = self._scaled_tensor(X_fit, device, config.n_members)
+        del X_fit  # the scaled copy is all training needs
         generator = torch.Generator(device=device)
-        generator.manual_seed(seed_from(self.random_state))
+        generator.manual_seed(seed)
         engine = self._engine(device, arch, n_threads)
 
         labeled_index = None
@@ -411,9 +447,10 @@ class ODIM(BaseDetector):
                     on_check=progress.update,
                 )
                 t0 = time.perf_counter()
-                member_scores = result.train_losses
-                if member_scores is None:
-                    member_scores = engine.score(result.params, X_scaled, result.score_eps)
+                scorer = _Scorer(engine, result.params, result.score_eps, device)
+                decision_scores = self._training_scores(
+                    X, X_scaled, fit_rows, scorer, result.train_losses
+                )
                 final_seconds = time.perf_counter() - t0
         finally:
             progress.close()
@@ -421,8 +458,6 @@ class ODIM(BaseDetector):
         self.architecture_ = arch
         self.network_state_ = network.params_to_numpy(result.params)
         self.score_eps_ = result.score_eps.cpu().numpy()
-        self.member_mean_ = member_scores.mean(axis=1)
-        self.member_std_ = member_scores.std(axis=1)
         self.history_ = {
             "update": result.check_updates,
             "distance": result.check_distances,
@@ -435,9 +470,108 @@ class ODIM(BaseDetector):
         self.device_ = str(device)
         self.compile_ = engine.name
         self.timings_ = dict(result.timings, final_score=final_seconds)
-        self.decision_scores_ = self._combine(member_scores)
+        self.decision_scores_ = decision_scores
         self._process_decision_scores()
         return self
+
+    def _training_scores(self, X, X_scaled, fit_rows, scorer, fit_losses):
+        """Scores of every row of ``X`` at the end of a fit.
+
+        Also sets ``member_mean_`` and ``member_std_``, each member's loss
+        moments over the fitting rows (the ``"standardized"`` combination
+        needs them before it can combine any row).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, d)
+            The validated input, unscaled.
+        X_scaled : Tensor of shape (n_fit, d)
+            The scaled fitting rows (all of ``X`` when ``fit_rows`` is None).
+        fit_rows : ndarray of shape (n_fit,) or None
+            Sorted rows of ``X`` the model was fitted on.
+        scorer : _Scorer
+        fit_losses : ndarray of shape (M, n_fit) or None
+            Member losses of the fitting rows, when the checks left them.
+
+        Returns
+        -------
+        scores : ndarray of shape (n,)
+        """
+        chunk = self._chunk_rows(X.shape[1], X.dtype.itemsize, scorer.n_members)
+        # Training rows scored from the scaled tensor, other rows scaled chunk by chunk.
+        source, scaled = (X_scaled, True) if fit_rows is None else (X, False)
+        if fit_losses is None and fit_rows is None and X.shape[0] <= chunk:
+            fit_losses = scorer.losses(X_scaled)  # one chunk holds every row
+        if fit_losses is not None:
+            self.member_mean_ = fit_losses.mean(axis=1)
+            self.member_std_ = fit_losses.std(axis=1)
+            if fit_rows is None:
+                return self._combine(fit_losses)
+        elif self.combination == "standardized":
+            # Two passes: the moments weight every member, so they come first.
+            moments = MemberMoments()
+            for _, losses in self._member_losses(X_scaled, True, scorer, chunk):
+                moments.add(losses)
+            self.member_mean_, self.member_std_ = moments.mean, moments.std
+        else:
+            # The plain mean needs no moments: gather them in the same pass.
+            moments = MemberMoments()
+            scores = np.empty(X.shape[0])
+            for rows, losses in self._member_losses(source, scaled, scorer, chunk):
+                scores[rows] = self._combine(losses)
+                if fit_rows is not None:
+                    lo, hi = np.searchsorted(fit_rows, [rows.start, rows.stop])
+                    losses = losses[:, fit_rows[lo:hi] - rows.start]
+                moments.add(losses)
+            self.member_mean_, self.member_std_ = moments.mean, moments.std
+            return scores
+        scores = np.empty(X.shape[0])
+        for rows, losses in self._member_losses(source, scaled, scorer, chunk):
+            scores[rows] = self._combine(losses)
+        return scores
+
+    def _scaled_tensor(self, X, device, n_members):
+        """The scaled rows as one float32 tensor on ``device``.
+
+        Filled chunk by chunk, so a float64 input never has a float64
+        scaled copy of all its rows beside it.
+        """
+        chunk = self._chunk_rows(X.shape[1], X.dtype.itemsize, n_members)
+        if X.shape[0] <= chunk:
+            return torch.as_tensor(self._scale(X), dtype=torch.float32, device=device)
+        out = torch.empty(X.shape, dtype=torch.float32, device=device)
+        for rows in chunk_slices(X.shape[0], chunk):
+            out[rows] = torch.as_tensor(self._scale(X[rows]), dtype=torch.float32, device=device)
+        return out
+
+    def _chunk_rows(self, n_features, input_itemsize, n_members):
+        """Rows per scoring chunk under ``working_memory``."""
+        row_bytes = scoring_row_bytes(n_features, n_members, input_itemsize)
+        return rows_per_chunk(self.working_memory, row_bytes)
+
+    def _member_losses(self, source, scaled, scorer, chunk):
+        """Member losses of consecutive row chunks.
+
+        Parameters
+        ----------
+        source : ndarray or Tensor of shape (n, d)
+            Unscaled rows (scaled chunk by chunk here), or already scaled
+            rows on the scoring device when ``scaled`` is True.
+        scaled : bool
+        scorer : _Scorer
+        chunk : int
+            Rows per chunk.
+
+        Yields
+        ------
+        rows : slice
+        losses : ndarray of shape (M, rows.stop - rows.start), float64
+        """
+        for rows in chunk_slices(source.shape[0], chunk):
+            x = source[rows]
+            if not scaled:
+                x = torch.as_tensor(self._scale(x), dtype=torch.float32, device=scorer.device)
+            yield rows, scorer.losses(x)
 
     def _engine(self, device, arch, n_threads):
         return make_engine(
@@ -469,13 +603,55 @@ class ODIM(BaseDetector):
             The anomaly score of the input samples (higher is more abnormal).
         """
         check_is_fitted(self, ["network_state_", "decision_scores_"])
-        X = check_samples(X, n_features=self.n_features_in_)
+        X = check_samples(X, n_features=self.n_features_in_, dtype=FLOAT_DTYPES)
+        return self._score_samples(X)
+
+    def _score_samples(self, X):
+        """Scores of validated rows, chunk by chunk under ``working_memory``.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, n_features_in_)
+            Output of :func:`~pyod_odim._validation.check_samples`; may
+            have no rows.
+
+        Returns
+        -------
+        scores : ndarray of shape (n,)
+        """
         device = scoring_device(self.device)
         n_threads = resolve_n_jobs(self.n_jobs)
         engine = self._engine(device, self.architecture_, n_threads)
         params = network.params_from_numpy(self.network_state_, device)
         score_eps = torch.as_tensor(self.score_eps_, device=device)
-        X_scaled = torch.as_tensor(self._scale(X), dtype=torch.float32, device=device)
+        scorer = _Scorer(engine, params, score_eps, device)
+        chunk = self._chunk_rows(X.shape[1], X.dtype.itemsize, scorer.n_members)
+        scores = np.empty(X.shape[0])
         with torch_threads(n_threads), cpu_fast_math(device):
-            member_scores = engine.score(params, X_scaled, score_eps)
-        return self._combine(member_scores)
+            for rows, losses in self._member_losses(X, False, scorer, chunk):
+                scores[rows] = self._combine(losses)
+        return scores
+
+
+class _Scorer:
+    """Member losses of scaled rows under fixed parameters and draws.
+
+    Parameters
+    ----------
+    engine : engine of :mod:`pyod_odim.engines`
+    params : dict of str to list of Tensor
+        On ``device``.
+    score_eps : Tensor of shape (M, K, 1, L)
+    device : torch.device
+    """
+
+    def __init__(self, engine, params, score_eps, device):
+        self.engine = engine
+        self.params = params
+        self.score_eps = score_eps
+        self.device = device
+        self.n_members = int(score_eps.shape[0])
+
+    def losses(self, x):
+        """ndarray of shape (M, n): losses of scaled rows, a Tensor (n, d) on ``device``."""
+        return self.engine.score(self.params, x, self.score_eps)

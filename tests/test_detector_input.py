@@ -84,6 +84,10 @@ def test_unfitted():
         (dict(batch_norm="yes"), TypeError, "batch_norm"),
         (dict(label_selection="auc"), ValueError, "label_selection"),
         (dict(use_labels=1), TypeError, "use_labels"),
+        (dict(max_fit_rows=1), ValueError, "max_fit_rows"),
+        (dict(max_fit_rows=2.5), TypeError, "max_fit_rows"),
+        (dict(working_memory=0), ValueError, "working_memory"),
+        (dict(working_memory="1GB"), TypeError, "working_memory"),
     ],
 )
 def test_bad_parameters(X, params, error, match):
@@ -115,3 +119,16 @@ def test_custom_architecture(X):
     clf = ODIM(**dict(FAST, hidden_sizes=(8,), latent_dim=3)).fit(X)
     assert clf.network_state_["enc_w"][0].shape == (2, 4, 8)
     assert clf.architecture_.latent_dim == 3
+
+
+def test_dataframe_columns_named_in_errors(fitted):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(np.ones((3, 4)), columns=list("abcd"))
+    frame["c"] = ["x", "y", "z"]
+    with pytest.raises(TypeError, match=r"non-numeric column\(s\): 'c'"):
+        fitted.decision_function(frame)
+    frame["c"] = pd.array([1, None, 3], dtype="Int64")  # a nullable column with a gap
+    with pytest.raises(ValueError, match=r"NaN values \(first at row 1\)"):
+        fitted.decision_function(frame)
+    frame["c"] = 1.0
+    assert np.isfinite(fitted.decision_function(frame)).all()
