@@ -1,88 +1,107 @@
-"""Training ROC-AUC / AP of ODIM next to the paper and PyOD's IForest.
+"""Training ROC-AUC / AP of ODIM beside the paper and PyOD's peers, in one run.
 
 The paper's protocol: fit on all rows with the labels hidden, then score the
-same rows. Default parameters, several seeds, IForest run in the same script.
+same rows. ODIM at its defaults and with the previous checkpoint rule (one
+check, warm-up 50: ``smoothing=1, min_updates=50``), PyOD's IForest, KNN,
+LOF, ECOD, OCSVM, AutoEncoder, VAE and DeepSVDD at their defaults (features
+min-max scaled, as in ``../shared/baselines``), all in the same run, on the
+17 shared sets, seeds 0..2.
 
-    python benchmarks/bench_accuracy.py [--seeds 3] [--datasets cardio,thyroid]
+    python benchmarks/bench_accuracy.py [--seeds 3] [--jobs 2] [--cache FILE]
+        [--datasets ...] [--no-peers]
 """
 
 import argparse
-import json
 
 import numpy as np
-from pyod.models.iforest import IForest
-from sklearn.metrics import average_precision_score, roc_auc_score
 
-from _common import (
-    COMPARABLE, DIFFERENT, PAPER_IFOREST_AUC, PAPER_ODIM_AUC,
-    load, markdown_table, require_datasets, timed,
-)
-from pyod_odim import ODIM
+from _common import COMPARABLE, PAPER_IFOREST_AUC, PAPER_ODIM_AUC, markdown_table, require_datasets
+from _grid import ALL_SETS, PEERS, average_ranks, mean_by, odim_tasks, peer_tasks, run_grid
+import pyod_odim
+
+ODIM_VARIANTS = {
+    "ODIM": {},
+    "ODIM, previous rule": {"smoothing": 1, "min_updates": 50},
+}
 
 
-def evaluate(name, seeds, odim_params):
-    X, y = load(name)
-    rows = {"odim_auc": [], "odim_ap": [], "if_auc": [], "if_ap": [], "odim_s": [], "updates": []}
-    for seed in seeds:
-        clf, seconds = timed(ODIM(random_state=seed, **odim_params).fit, X)
-        rows["odim_auc"].append(roc_auc_score(y, clf.decision_scores_))
-        rows["odim_ap"].append(average_precision_score(y, clf.decision_scores_))
-        rows["odim_s"].append(seconds)
-        rows["updates"].append(clf.n_updates_)
-        iforest = IForest(random_state=seed).fit(X)
-        rows["if_auc"].append(roc_auc_score(y, iforest.decision_scores_))
-        rows["if_ap"].append(average_precision_score(y, iforest.decision_scores_))
-    return {k: float(np.mean(v)) for k, v in rows.items()} | {
-        "odim_auc_std": float(np.std(rows["odim_auc"]))
-    }
+def fmt(value, digits=3):
+    return "-" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--datasets", default=",".join(COMPARABLE + DIFFERENT))
-    parser.add_argument("--params", default="{}", help="ODIM parameters as JSON")
-    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--datasets", default=",".join(ALL_SETS))
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--cache", help="JSON-lines file of results to resume from")
+    parser.add_argument("--no-peers", action="store_true")
     args = parser.parse_args()
     require_datasets()
-    params = json.loads(args.params)
     names = args.datasets.split(",")
-    results = {}
-    table = []
+    seeds = list(range(args.seeds))
+    tasks = odim_tasks(ODIM_VARIANTS, names, seeds)
+    peers = () if args.no_peers else PEERS
+    tasks += peer_tasks(peers, names, seeds)
+    results = run_grid(tasks, jobs=args.jobs, cache=args.cache)
+    auc, ap, secs = mean_by(results), mean_by(results, "ap"), mean_by(results, "seconds")
+    spread = {}
+    for r in results:
+        spread.setdefault((r["label"], r["dataset"]), []).append(r["auc"])
+
+    def get(table, label, name):
+        return table.get((label, name))
+
+    rows = []
     for name in names:
-        r = evaluate(name, range(args.seeds), params)
-        results[name] = r
-        paper = PAPER_ODIM_AUC.get(name)
-        delta = "" if paper is None else f"{r['odim_auc'] - paper:+.3f}"
-        note = "" if name in COMPARABLE else " (differs from paper's set)"
-        table.append([
-            name + note, f"{r['odim_auc']:.3f} ± {r['odim_auc_std']:.3f}",
-            f"{paper:.3f}" if paper else "-", delta, f"{r['odim_ap']:.3f}",
-            f"{r['if_auc']:.3f}", f"{PAPER_IFOREST_AUC.get(name, float('nan')):.3f}",
-            f"{r['if_ap']:.3f}", f"{r['odim_s']:.1f}", f"{r['updates']:.0f}",
-        ])
-        print(f"{name}: ODIM AUC {r['odim_auc']:.4f} AP {r['odim_ap']:.4f} "
-              f"({r['odim_s']:.1f} s, {r['updates']:.0f} updates); "
-              f"IForest AUC {r['if_auc']:.4f}", flush=True)
+        paper = PAPER_ODIM_AUC.get(name) if name in COMPARABLE else None
+        ours = get(auc, "ODIM", name)
+        rows.append([
+            name + ("" if name in COMPARABLE else " †"),
+            f"{ours:.3f} ± {np.std(spread[('ODIM', name)]):.3f}",
+            fmt(get(auc, "ODIM, previous rule", name)),
+            fmt(paper), "-" if paper is None else f"{ours - paper:+.3f}",
+            fmt(get(ap, "ODIM", name)), fmt(get(ap, "ODIM, previous rule", name)),
+        ] + [fmt(get(auc, p, name)) for p in peers] + [fmt(get(secs, "ODIM", name), 1)])
     comparable = [n for n in names if n in COMPARABLE]
-    if comparable:
-        ours = np.mean([results[n]["odim_auc"] for n in comparable])
-        paper = np.mean([PAPER_ODIM_AUC[n] for n in comparable])
-        iforest = np.mean([results[n]["if_auc"] for n in comparable])
-        table.append([
-            f"**mean of {len(comparable)} comparable**", f"**{ours:.3f}**", f"{paper:.3f}",
-            f"{ours - paper:+.3f}", "", f"{iforest:.3f}",
-            f"{np.mean([PAPER_IFOREST_AUC[n] for n in comparable]):.3f}", "", "", "",
-        ])
+
+    def mean_of(table, label, sets):
+        values = [table[(label, n)] for n in sets if (label, n) in table]
+        return np.mean(values) if len(values) == len(sets) else float("nan")
+
+    for title, sets in ((f"mean, {len(comparable)} comparable", comparable),
+                        (f"mean, all {len(names)}", names)):
+        if not sets:
+            continue
+        paper = np.mean([PAPER_ODIM_AUC[n] for n in sets]) if sets == comparable else None
+        ours = mean_of(auc, "ODIM", sets)
+        rows.append([
+            f"**{title}**", f"**{ours:.3f}**", fmt(mean_of(auc, "ODIM, previous rule", sets)),
+            fmt(paper), "-" if paper is None else f"{ours - paper:+.3f}",
+            fmt(mean_of(ap, "ODIM", sets)), fmt(mean_of(ap, "ODIM, previous rule", sets)),
+        ] + [fmt(mean_of(auc, p, sets)) for p in peers] + [""])
+    if peers:
+        labels = ["ODIM"] + list(peers)
+        ranks, used = average_ranks(auc, labels, names)
+        rows.append([f"**average AUC rank, {len(used)} sets**", f"**{ranks['ODIM']:.2f}**", "",
+                     "", "", "", ""] + [f"{ranks[p]:.2f}" for p in peers] + [""])
+        ap_ranks, _ = average_ranks(ap, labels, names)
+        rows.append([f"**average AP rank, {len(used)} sets**", f"**{ap_ranks['ODIM']:.2f}**", "",
+                     "", "", "", ""] + [f"{ap_ranks[p]:.2f}" for p in peers] + [""])
     print()
-    print(f"ODIM parameters: defaults {params or ''}; seeds 0..{args.seeds - 1}; "
-          "training AUC/AP on all rows")
+    default = pyod_odim.ODIM()
+    print(f"pyod-odim {pyod_odim.__version__}, ODIM defaults (n_estimators={default.n_estimators}, "
+          f"n_samples_train={default.n_samples_train}, n_samples_iwae={default.n_samples_iwae}, "
+          f"smoothing={default.smoothing}, min_updates={default.min_updates}); seeds "
+          f"0..{args.seeds - 1}; training AUC/AP on all rows, mean over seeds; peers at PyOD "
+          "defaults on min-max scaled features, one thread per fit; paper: the ODIM authors' "
+          "published per-set results (5 seeds)")
     print(markdown_table(
-        ["dataset", "ODIM AUC", "paper ODIM", "Δ", "ODIM AP", "IForest AUC",
-         "paper IForest", "IForest AP", "ODIM fit s", "updates"], table))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"params": params, "seeds": args.seeds, "results": results}, f, indent=1)
+        ["data set", "ODIM AUC", "previous rule AUC", "paper ODIM", "Δ paper", "ODIM AP",
+         "previous rule AP"] + [f"{p} AUC" for p in peers] + ["ODIM fit s"], rows))
+    if "IForest" in peers and comparable:
+        print(f"\nIForest, mean of the comparable sets: {mean_of(auc, 'IForest', comparable):.3f} "
+              f"here, {np.mean([PAPER_IFOREST_AUC[n] for n in comparable]):.3f} in the paper.")
 
 
 if __name__ == "__main__":
