@@ -26,7 +26,7 @@ _FIT_OPTIONS = {
     "check_every": "check_every",
     "compile": "compile",
     "seed": "random_state",
-    "n_jobs": "n_jobs",
+    "max_fit_rows": "max_fit_rows",
 }
 DEFAULT_SEED = 0
 
@@ -64,6 +64,9 @@ def _add_fit_options(parser, seed_help):
                         help="importance samples per row (ODIM's default: 50)")
     parser.add_argument("--n-jobs", "--threads", dest="n_jobs", type=_n_jobs, metavar="N",
                         help="CPU threads of the fit and scoring (default: 1; -1: every CPU)")
+    parser.add_argument("--max-fit-rows", type=_positive_int, metavar="N",
+                        help="train on a uniform sample of at most N rows; every row is "
+                             "still scored (default: all rows)")
     # Speed knobs for tests and quick trials; kept out of --help.
     parser.add_argument("--patience", type=_positive_int, help=argparse.SUPPRESS)
     parser.add_argument("--check-every", type=_positive_int, help=argparse.SUPPRESS)
@@ -150,8 +153,10 @@ def _odim_params(args):
         if value is not None:
             params[param] = value
     params.setdefault("random_state", DEFAULT_SEED)
-    if getattr(args, "device", None) is not None:
-        params["device"] = args.device
+    # Also valid with --model: where and on how many threads to score.
+    for option in ("device", "n_jobs"):
+        if getattr(args, option, None) is not None:
+            params[option] = getattr(args, option)
     return params
 
 

@@ -325,3 +325,15 @@ def test_load_demo_shapes():
     X, y = load_demo()
     assert X.shape == (1831, 21) and X.dtype == np.float64
     assert y.shape == (1831,) and int(y.sum()) == 176
+
+
+def test_fit_options_reach_the_model(tmp_path, one_thread):
+    from pyod_odim.cli import build_parser, _odim_params
+
+    args = build_parser().parse_args(
+        ["score", "in.csv", "--n-jobs", "-1", "--max-fit-rows", "500", "--seed", "3"])
+    params = _odim_params(args)
+    assert params["n_jobs"] == -1 and params["max_fit_rows"] == 500
+    assert params["random_state"] == 3
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["score", "in.csv", "--n-jobs", "0"])
