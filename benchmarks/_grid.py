@@ -5,7 +5,8 @@ or a PyOD peer at its defaults, on one shared data set with one seed. Tasks
 run in ``jobs`` worker processes, one thread each (ODIM's ``n_jobs=1``; the
 peers' PyTorch pool is set to one thread too, so that two workers share two
 cores fairly). Results can be appended to a JSON-lines file and read back,
-so that an interrupted run resumes where it stopped.
+so that an interrupted run resumes where it stopped, and scripts that share
+the file share the fits they have in common.
 """
 
 import json
@@ -49,7 +50,11 @@ def make_peer(name, n_features, seed):
 
 
 def _key(task):
-    return json.dumps(task, sort_keys=True)
+    """What identifies a fit: an ODIM variant by its parameters (whatever its
+    label, so that scripts sharing a cache file share fits), a peer by name."""
+    fields = ("kind", "params", "dataset", "seed") if task["kind"] == "odim" else (
+        "kind", "label", "dataset", "seed")
+    return json.dumps({k: task[k] for k in fields}, sort_keys=True)
 
 
 def _init_worker():
@@ -99,22 +104,20 @@ def run_grid(tasks, jobs=2, cache=None):
         with open(cache) as handle:
             for line in handle:
                 record = json.loads(line)
-                done[_key({k: record[k] for k in ("kind", "label", "params", "dataset",
-                                                  "seed")})] = record
+                done[_key(record)] = record
     todo = [t for t in tasks if _key(t) not in done]
     # Largest data sets first, so that the workers finish together.
     todo.sort(key=lambda t: -_size(t["dataset"]))
     if todo:
         with mp.get_context("spawn").Pool(jobs, initializer=_init_worker) as pool:
             for record in pool.imap_unordered(run_task, todo):
-                done[_key({k: record[k] for k in ("kind", "label", "params", "dataset",
-                                                  "seed")})] = record
+                done[_key(record)] = record
                 if cache:
                     with open(cache, "a") as handle:
                         handle.write(json.dumps(record) + "\n")
                 print(f"{record['label']:>28} {record['dataset']:>16} seed {record['seed']}: "
                       f"AUC {record['auc']:.4f} ({record['seconds']:.1f} s)", flush=True)
-    return [done[_key(t)] for t in tasks]
+    return [dict(done[_key(t)], label=t["label"]) for t in tasks]
 
 
 _SIZES = {}
