@@ -33,14 +33,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--datasets", default=",".join(ALL_SETS))
-    parser.add_argument("--variants", default=",".join(VARIANTS),
-                        help="comma-separated variant labels")
+    parser.add_argument("--variants", default=";".join(VARIANTS),
+                        help="variant labels separated by semicolons")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--cache", help="JSON-lines file of results to resume from")
     args = parser.parse_args()
     require_datasets()
     names = args.datasets.split(",")
-    variants = {k: VARIANTS[k] for k in args.variants.split(",")}
+    variants = {k: VARIANTS[k] for k in args.variants.split(";")}
     tasks = [t for t in odim_tasks(variants, names, list(range(args.seeds)))
              if (t["label"], t["dataset"]) not in SKIP]
     results = run_grid(tasks, jobs=args.jobs, cache=args.cache)
