@@ -123,9 +123,10 @@ def train_step(params, x, eps, labeled=None, cubo_weight=1.0, cubo_order=2.0, n_
 
     The objective of member ``m`` is the mean negative IWAE bound of its
     batch rows plus ``cubo_weight`` times the mean CUBO of its labeled rows,
-    exactly as the PyTorch path computes it (batch statistics for the
-    unlabeled batch, whose forward pass updates the running statistics in
-    place; running statistics for the labeled batch).
+    exactly as the PyTorch path computes it (:func:`pyod_odim.engines._objective`):
+    both batches are normalized by the unlabeled batch's statistics, whose
+    forward pass updates the running statistics in place, and both terms'
+    gradients flow through those statistics.
 
     Parameters
     ----------
