@@ -20,6 +20,7 @@ from ._validation import (
 )
 from .engines import ENGINES, make_engine
 from .labels import LABEL_SELECTIONS, check_labels, label_aware_criterion
+from .neighbors import NeighborScorer
 from .progress import make_progress
 from .training import TrainingConfig, train_ensemble
 
@@ -122,8 +123,10 @@ class ODIM(BaseDetector):
     use_labels : bool, optional (default=False)
         Semi-supervised mode. When True, ``fit(X, y)`` treats rows with
         ``y == 1`` as known outliers: they are excluded from the IWAE term and
-        their likelihood is pushed down by a CUBO term (paper section 5.2).
-        When False, ``y`` is ignored as in every unsupervised PyOD detector.
+        their likelihood is pushed down by a CUBO term (paper section 5.2),
+        and the scores blend ODIM's likelihood with the known outliers'
+        neighbour ratio (``neighbor_weight``). When False, ``y`` is ignored
+        as in every unsupervised PyOD detector.
 
     cubo_weight : float, optional (default=1.0)
         Weight ``gamma`` of the CUBO term in semi-supervised mode.
@@ -137,6 +140,25 @@ class ODIM(BaseDetector):
         with the GMM distance breaking ties; "gmm" is the unsupervised GMM
         distance. "rank" measured better on every data set of the README's
         semi-supervised table.
+
+    neighbor_weight : float in [0, 1], optional (default=0.8)
+        Semi-supervised mode only: share of the known outliers' neighbour
+        ratio in the scores (:mod:`pyod_odim.neighbors`). The unlabeled rows
+        that ODIM scores lowest (up to ``inlier_quantile``) are the
+        reference inliers; a row's ratio ``d_in / (d_in + d_out)`` compares
+        its mean distances to its ``n_neighbors`` nearest reference inliers
+        and known outliers; the score is ``(1 - neighbor_weight)`` times the
+        rank of ODIM's score plus ``neighbor_weight`` times the rank of the
+        ratio (ranks among the training rows, in [0, 1]). 0 keeps ODIM's
+        likelihood scores alone. See the README for the measured choice.
+
+    n_neighbors : int, optional (default=5)
+        Neighbours on each side of the neighbour ratio.
+
+    inlier_quantile : float in (0, 1], optional (default=0.7)
+        Unlabeled rows whose ODIM score is at most this quantile of the
+        unlabeled rows' scores are the reference inliers of the neighbour
+        ratio.
 
     compile : {"auto", "kernel", "inductor", "eager", "none"}, optional (default="auto")
         How the network's arithmetic runs (:mod:`pyod_odim.engines`):
@@ -199,6 +221,10 @@ class ODIM(BaseDetector):
     timings_ : dict
         Seconds spent in "train", "score" (checks), "gmm", "final_score".
 
+    label_neighbors_ : pyod_odim.neighbors.NeighborScorer or None
+        The known outliers' neighbour scorer blended into the scores
+        (semi-supervised mode with ``neighbor_weight > 0``), else None.
+
     References
     ----------
     Kim, D., Hwang, J., Lee, J., Kim, K. and Kim, Y., "ODIM: Outlier
@@ -237,6 +263,9 @@ class ODIM(BaseDetector):
         cubo_weight=1.0,
         cubo_order=2.0,
         label_selection="rank",
+        neighbor_weight=0.8,
+        n_neighbors=5,
+        inlier_quantile=0.7,
         compile="auto",
         device=None,
         n_jobs=1,
@@ -264,6 +293,9 @@ class ODIM(BaseDetector):
         self.cubo_weight = cubo_weight
         self.cubo_order = cubo_order
         self.label_selection = label_selection
+        self.neighbor_weight = neighbor_weight
+        self.n_neighbors = n_neighbors
+        self.inlier_quantile = inlier_quantile
         self.compile = compile
         self.device = device
         self.n_jobs = n_jobs
@@ -282,6 +314,9 @@ class ODIM(BaseDetector):
         check_choice(self.label_selection, "label_selection", LABEL_SELECTIONS)
         check_float(self.cubo_weight, "cubo_weight", 0.0, low_open=False)
         check_float(self.cubo_order, "cubo_order", 1.0)
+        check_float(self.neighbor_weight, "neighbor_weight", 0.0, 1.0, low_open=False)
+        check_int(self.n_neighbors, "n_neighbors", 1)
+        check_float(self.inlier_quantile, "inlier_quantile", 0.0, 1.0)
         check_int(self.verbose, "verbose", 0)
         for name in ("batch_norm", "use_labels"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
@@ -358,7 +393,8 @@ class ODIM(BaseDetector):
         device = resolve_device(self.device)
         n_threads = config.n_threads
         self.scaler_ = MinMaxScaler().fit(X)
-        X_scaled = torch.as_tensor(self._scale(X), dtype=torch.float32, device=device)
+        X_np = self._scale(X)
+        X_scaled = torch.as_tensor(X_np, dtype=torch.float32, device=device)
         generator = torch.Generator(device=device)
         generator.manual_seed(seed_from(self.random_state))
         engine = self._engine(device, arch, n_threads)
@@ -407,7 +443,15 @@ class ODIM(BaseDetector):
         self.device_ = str(device)
         self.compile_ = engine.name
         self.timings_ = dict(result.timings, final_score=final_seconds)
-        self.decision_scores_ = self._combine(member_scores)
+        scores = self._combine(member_scores)
+        self.label_neighbors_ = None
+        if labeled is not None and labeled.any() and self.neighbor_weight > 0:
+            self.label_neighbors_ = NeighborScorer(
+                float(self.neighbor_weight), int(self.n_neighbors),
+                float(self.inlier_quantile), n_threads,
+            )
+            scores = self.label_neighbors_.fit(X_np, scores, labeled)
+        self.decision_scores_ = scores
         self._process_decision_scores()
         return self
 
@@ -447,7 +491,12 @@ class ODIM(BaseDetector):
         engine = self._engine(device, self.architecture_, n_threads)
         params = network.params_from_numpy(self.network_state_, device)
         score_eps = torch.as_tensor(self.score_eps_, device=device)
-        X_scaled = torch.as_tensor(self._scale(X), dtype=torch.float32, device=device)
+        X_np = self._scale(X)
+        X_scaled = torch.as_tensor(X_np, dtype=torch.float32, device=device)
         with torch_threads(n_threads), cpu_fast_math(device):
             member_scores = engine.score(params, X_scaled, score_eps)
-        return self._combine(member_scores)
+        scores = self._combine(member_scores)
+        neighbors = getattr(self, "label_neighbors_", None)
+        if neighbors is not None:
+            scores = neighbors.score(X_np, scores)
+        return scores
