@@ -14,7 +14,8 @@ protocol, its Tables 11 and 12) and on the unlabeled rows only: the
 outliers a user still has to find.
 
     python benchmarks/bench_semisupervised.py [--seeds 3] [--datasets cardio,...]
-        [--fractions 0.05,0.1,0.3,0.5] [--param cubo_weight=2] [--no-xgbod]
+        [--fractions 0.05,0.1,0.3,0.5] [--param cubo_weight=2]
+        [--methods odim_unsup,odim_labels,xgbod]
         [--records runs.jsonl] [--table-only runs.jsonl]
 
 XGBOD's unsupervised detectors never see the labels, so their training
@@ -147,24 +148,27 @@ def check_xgbod(name, cache):
 
 
 # ------------------------------------------------------------------ runs
-def run_dataset(name, seeds, fractions, params, use_xgbod, cache, emit):
+def run_dataset(name, seeds, fractions, params, methods, cache, emit):
     X, y = load(name)
     for seed in seeds:
-        t0 = time.perf_counter()
-        unsup = ODIM(random_state=seed, **params).fit(X).decision_scores_
-        t_unsup = time.perf_counter() - t0
-        detectors = xgbod_detectors(name, X, seed, cache) if use_xgbod else None
+        if "odim_unsup" in methods:
+            t0 = time.perf_counter()
+            unsup = ODIM(random_state=seed, **params).fit(X).decision_scores_
+            t_unsup = time.perf_counter() - t0
+        detectors = xgbod_detectors(name, X, seed, cache) if "xgbod" in methods else None
         for fraction in fractions:
             y_known = known_outliers(y, fraction, seed)
             base = dict(dataset=name, seed=seed, fraction=fraction,
                         n_known=int(y_known.sum()))
-            emit(dict(base, method="odim_unsup", seconds=t_unsup,
-                      **metrics(y, unsup, y_known)))
-            t0 = time.perf_counter()
-            clf = ODIM(random_state=seed, use_labels=True, **params).fit(X, y_known)
-            emit(dict(base, method="odim_labels", seconds=time.perf_counter() - t0,
-                      **metrics(y, clf.decision_scores_, y_known)))
-            if use_xgbod:
+            if "odim_unsup" in methods:
+                emit(dict(base, method="odim_unsup", seconds=t_unsup,
+                          **metrics(y, unsup, y_known)))
+            if "odim_labels" in methods:
+                t0 = time.perf_counter()
+                clf = ODIM(random_state=seed, use_labels=True, **params).fit(X, y_known)
+                emit(dict(base, method="odim_labels", seconds=time.perf_counter() - t0,
+                          **metrics(y, clf.decision_scores_, y_known)))
+            if "xgbod" in methods:
                 t0 = time.perf_counter()
                 scores = fit_xgbod(X, y_known, seed, detectors)
                 emit(dict(base, method="xgbod", seconds=time.perf_counter() - t0,
@@ -275,7 +279,8 @@ def main():
     parser.add_argument("--fractions", default=",".join(map(str, FRACTIONS)))
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="ODIM parameter for both ODIM fits (repeatable)")
-    parser.add_argument("--no-xgbod", action="store_true")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help="which of " + ",".join(METHODS) + " to run")
     parser.add_argument("--cache", default=DEFAULT_CACHE,
                         help="folder for XGBOD's detector scores ('' for none)")
     parser.add_argument("--check-xgbod", metavar="DATASET")
@@ -291,8 +296,11 @@ def main():
     if args.check_xgbod:
         sys.exit(0 if check_xgbod(args.check_xgbod, args.cache) else 1)
     params = dict(parse_param(p) for p in args.param)
-    use_xgbod = not args.no_xgbod
-    print(describe(params, use_xgbod), flush=True)
+    methods = args.methods.split(",")
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        parser.error(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
+    print(describe(params, "xgbod" in methods), flush=True)
     records = []
 
     def emit(record):
@@ -305,7 +313,7 @@ def main():
 
     fractions = [float(f) for f in args.fractions.split(",")]
     for name in args.datasets.split(","):
-        run_dataset(name, range(args.seeds), fractions, params, use_xgbod, args.cache, emit)
+        run_dataset(name, range(args.seeds), fractions, params, methods, args.cache, emit)
     print()
     print(tables(records))
 

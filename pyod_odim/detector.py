@@ -221,6 +221,11 @@ class ODIM(BaseDetector):
     timings_ : dict
         Seconds spent in "train", "score" (checks), "gmm", "final_score".
 
+    likelihood_scores_ : numpy array of shape (n_samples,)
+        ODIM's own training scores (the combined member losses), before any
+        blend with the known outliers' neighbour ratio; equal to
+        ``decision_scores_`` unless ``label_neighbors_`` is set.
+
     label_neighbors_ : pyod_odim.neighbors.NeighborScorer or None
         The known outliers' neighbour scorer blended into the scores
         (semi-supervised mode with ``neighbor_weight > 0``), else None.
@@ -444,6 +449,7 @@ class ODIM(BaseDetector):
         self.compile_ = engine.name
         self.timings_ = dict(result.timings, final_score=final_seconds)
         scores = self._combine(member_scores)
+        self.likelihood_scores_ = scores
         self.label_neighbors_ = None
         if labeled is not None and labeled.any() and self.neighbor_weight > 0:
             self.label_neighbors_ = NeighborScorer(
