@@ -72,7 +72,7 @@ ext_modules = [
         "pyod_odim._gmm",
         sources=["csrc/bindings.cpp", "csrc/gmm2.cpp"],
         include_dirs=["csrc"],
-        depends=["csrc/gmm2.hpp"],
+        depends=["csrc/gmm2.hpp", "csrc/openmp_info.hpp"],
         cxx_std=17,
         # Lets setuptools skip a missing library when copying it in place.
         optional=True,
@@ -86,7 +86,8 @@ ext_modules = [
             "csrc/iwae_kernel_avx2.cpp",
         ],
         include_dirs=["csrc"],
-        depends=["csrc/iwae.hpp", "csrc/iwae_plan.hpp", "csrc/iwae_kernel.inc"],
+        depends=["csrc/iwae.hpp", "csrc/iwae_plan.hpp", "csrc/iwae_kernel.inc",
+                 "csrc/openmp_info.hpp"],
         cxx_std=17,
         optional=True,
     ),

@@ -15,9 +15,7 @@
 #include <limits>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "openmp_info.hpp"
 
 namespace gmm2 {
 namespace {
@@ -728,21 +726,9 @@ double normal_pair_distance(double mu0, double var0, double mu1, double var1,
   return dm * dm + ds * ds;
 }
 
-bool openmp_enabled() {
-#ifdef _OPENMP
-  return true;
-#else
-  return false;
-#endif
-}
+bool openmp_enabled() { return odim_openmp::enabled(); }
 
-int default_threads() {
-#ifdef _OPENMP
-  return std::max(1, omp_get_max_threads());
-#else
-  return 1;
-#endif
-}
+int default_threads() { return odim_openmp::default_threads(); }
 
 const char* pack_kind() {
 #ifdef GMM2_AVX2

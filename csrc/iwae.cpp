@@ -11,9 +11,7 @@
 
 #include "iwae_plan.hpp"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "openmp_info.hpp"
 
 namespace iwae {
 
@@ -56,15 +54,15 @@ void score_block(const Dims& dims, const Net& net, const float* x,
                                       tile, work, out);
 }
 
-double train_pass(const Dims& dims, const Net& net,
-                  const detail::PassInput& in, const NetGrad& grad,
-                  float* work) {
+double train_update(const Dims& dims, const Net& net,
+                    const detail::PassInput& in, const detail::PassInput* labeled,
+                    const NetGrad& grad, float* work) {
 #ifdef IWAE_HAVE_AVX2_BUILD
   if (use_avx2()) {
-    return detail::kernel_avx2::train_pass(dims, net, in, grad, work);
+    return detail::kernel_avx2::train_update(dims, net, in, labeled, grad, work);
   }
 #endif
-  return detail::kernel_generic::train_pass(dims, net, in, grad, work);
+  return detail::kernel_generic::train_update(dims, net, in, labeled, grad, work);
 }
 
 int resolve_threads(int requested) {
@@ -374,15 +372,11 @@ void train_step(const Shape& shape, const Params& params, const Batch& batch,
   }
   const std::size_t grad_floats = grad_offset[per_member];
 
+  // Both passes' buffers live at once (see train_update).
   detail::Arena count{nullptr};
   detail::carve_train(dims, count, batch.rows, batch.samples);
-  std::size_t work_floats = count.used;
-  if (labeled) {
-    detail::Arena c2{nullptr};
-    detail::carve_train(dims, c2, cubo.batch.rows, cubo.batch.samples);
-    work_floats = std::max(work_floats, c2.used);
-  }
-  work_floats += grad_floats + 16;
+  if (labeled) detail::carve_train(dims, count, cubo.batch.rows, cubo.batch.samples);
+  const std::size_t work_floats = count.used + grad_floats + 16;
 
   const int threads = static_cast<int>(
       std::min<std::size_t>(static_cast<std::size_t>(resolve_threads(n_threads)), M));
@@ -410,20 +404,20 @@ void train_step(const Shape& shape, const Params& params, const Batch& batch,
     // Rounded up so that the scratch starts 64-byte aligned like the rest.
     scratch += (16 - (grad_floats % 16)) % 16;
 
-    detail::PassInput pass{batch.x + m * batch.rows * d,
-                           batch.eps + m * batch.samples * batch.rows * L,
-                           batch.rows, batch.samples, detail::Objective::kIwae,
-                           1.0, 1.0, true};
-    double objective = train_pass(dims, net.net(m), pass, ng, scratch);
+    const detail::PassInput pass{batch.x + m * batch.rows * d,
+                                 batch.eps + m * batch.samples * batch.rows * L,
+                                 batch.rows, batch.samples, detail::Objective::kIwae,
+                                 1.0, 1.0};
+    detail::PassInput lpass{};
     if (labeled) {
-      const detail::PassInput lpass{
+      lpass = detail::PassInput{
           cubo.batch.x + m * cubo.batch.rows * d,
           cubo.batch.eps + m * cubo.batch.samples * cubo.batch.rows * L,
           cubo.batch.rows, cubo.batch.samples, detail::Objective::kCubo,
-          cubo.weight, cubo.order, false};
-      objective += train_pass(dims, net.net(m), lpass, ng, scratch);
+          cubo.weight, cubo.order};
     }
-    objectives[m] = objective;
+    objectives[m] = train_update(dims, net.net(m), pass, labeled ? &lpass : nullptr, ng,
+                                 scratch);
 
     // Back to PyTorch's layout.
     for (std::size_t li = 0; li < per_member; ++li) {
@@ -441,21 +435,9 @@ void train_step(const Shape& shape, const Params& params, const Batch& batch,
   }
 }
 
-bool openmp_enabled() {
-#ifdef _OPENMP
-  return true;
-#else
-  return false;
-#endif
-}
+bool openmp_enabled() { return odim_openmp::enabled(); }
 
-int default_threads() {
-#ifdef _OPENMP
-  return std::max(1, omp_get_max_threads());
-#else
-  return 1;
-#endif
-}
+int default_threads() { return odim_openmp::default_threads(); }
 
 const char* isa() { return use_avx2() ? "avx2+fma" : "generic"; }
 

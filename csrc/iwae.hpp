@@ -78,11 +78,11 @@ void score(const Shape& shape, const Params& params, const float* x,
 // One training update's forward and backward pass for every member:
 // objective_m = mean_b IWAE loss of batch row b
 //             + weight * mean_l CUBO_u of labeled row l.
-// Batch normalization uses batch statistics for the unlabeled batch and
-// updates the running statistics in place (momentum 0.1, unbiased running
-// variance); the labeled batch is normalized with the updated running
-// statistics. Gradients of objective_m go to grads; objective_m to
-// objectives (M,).
+// Batch normalization uses the unlabeled batch's statistics for both
+// batches (the gradient flows through those statistics from both terms) and
+// updates the running statistics in place from the unlabeled batch
+// (momentum 0.1, unbiased running variance). Gradients of objective_m go
+// to grads; objective_m to objectives (M,).
 void train_step(const Shape& shape, const Params& params, const Batch& batch,
                 const CuboTerm& cubo, const Grads& grads, double* objectives,
                 int n_threads);

@@ -127,7 +127,7 @@ inline ScoreBuffers carve_score(const Dims& dm, Arena& a, std::size_t rows,
 // Rows per chunk of a weight-gradient product.
 constexpr std::size_t kGradChunk = 64;
 
-// Scratch of one train_pass call over B rows and K samples. The forward
+// Scratch of one pass of train_update over B rows and K samples. The forward
 // pass keeps what the backward pass needs: each hidden layer's normalized
 // pre-activation y, activation a and inverse standard deviation.
 struct TrainBuffers {
@@ -141,6 +141,11 @@ struct TrainBuffers {
   float* dec_y[kMaxHidden];
   float* dec_a[kMaxHidden];
   float* dec_inv[kMaxHidden];
+  // Per hidden layer, the column sums of d objective / d y and of
+  // y * d objective / d y (2 ld doubles) of a pass normalized by another
+  // pass's statistics; that pass's backward adds them in.
+  double* enc_sums[kMaxHidden];
+  double* dec_sums[kMaxHidden];
 };
 
 inline TrainBuffers carve_train(const Dims& dm, Arena& a, std::size_t rows,
@@ -152,6 +157,7 @@ inline TrainBuffers carve_train(const Dims& dm, Arena& a, std::size_t rows,
     t.enc_y[i] = a.take(rows * dm.enc_ld[i]);
     t.enc_a[i] = a.take(rows * dm.enc_ld[i]);
     t.enc_inv[i] = a.take(2 * dm.enc_ld[i]);  // 1 / sd, then the means
+    t.enc_sums[i] = reinterpret_cast<double*>(a.take(4 * dm.enc_ld[i]));
   }
   t.head = a.take(rows * 2 * dm.lat_ld);
   t.lv = a.take(rows * dm.lat_ld);
@@ -163,6 +169,7 @@ inline TrainBuffers carve_train(const Dims& dm, Arena& a, std::size_t rows,
     t.dec_y[j] = a.take(kb * dm.dec_ld[j]);
     t.dec_a[j] = a.take(kb * dm.dec_ld[j]);
     t.dec_inv[j] = a.take(2 * dm.dec_ld[j]);
+    t.dec_sums[j] = reinterpret_cast<double*>(a.take(4 * dm.dec_ld[j]));
   }
   t.out = a.take(kb * dm.out_ld);
   t.lw = a.take(kb);
@@ -186,7 +193,6 @@ struct PassInput {
   Objective objective;
   double weight;     // multiplies the mean over rows
   double order;      // CUBO order u
-  bool batch_stats;  // normalize with batch statistics (and update running)
 };
 
 // The entry points every instruction-set build provides (namespaces
@@ -197,8 +203,9 @@ struct PassInput {
                    std::size_t rows, const float* eps, const float* eps_sq,  \
                    std::size_t samples, std::size_t tile_samples,            \
                    float* work, double* out);                                \
-  double train_pass(const Dims& dims, const Net& net, const PassInput& in,   \
-                    const NetGrad& grad, float* work);                       \
+  double train_update(const Dims& dims, const Net& net, const PassInput& in, \
+                      const PassInput* labeled, const NetGrad& grad,         \
+                      float* work);                                          \
   }
 
 IWAE_DECLARE_KERNELS(kernel_generic)

@@ -57,7 +57,7 @@ class PartitionScorer:
     ----------
     estimator : pyod_odim.ODIM
         Fitted. It is not modified: the scorer holds a shallow copy without
-        ``decision_scores_`` and ``labels_`` (one value per training row,
+        ``decision_scores_``, ``likelihood_scores_`` and ``labels_`` (one value per training row,
         which scoring never reads), so what workers receive does not grow
         with the training data.
     device : str, optional (default="cpu")
@@ -79,6 +79,8 @@ class PartitionScorer:
         model = copy.copy(estimator)
         model.decision_scores_ = np.empty(0)
         model.labels_ = np.empty(0, dtype=np.int64)
+        if getattr(model, "likelihood_scores_", None) is not None:
+            model.likelihood_scores_ = np.empty(0)
         model.set_params(device=device, n_jobs=n_jobs)
         self.model = model
         self.threshold_ = float(estimator.threshold_)

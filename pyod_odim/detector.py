@@ -22,6 +22,7 @@ from ._validation import (
 from .chunking import MemberMoments, chunk_slices, rows_per_chunk, scoring_row_bytes
 from .engines import ENGINES, make_engine
 from .labels import LABEL_SELECTIONS, check_labels, label_aware_criterion
+from .neighbors import NeighborScorer
 from .progress import make_progress
 from .sampling import sample_rows
 from .training import TrainingConfig, train_ensemble
@@ -138,8 +139,10 @@ class ODIM(BaseDetector):
     use_labels : bool, optional (default=False)
         Semi-supervised mode. When True, ``fit(X, y)`` treats rows with
         ``y == 1`` as known outliers: they are excluded from the IWAE term and
-        their likelihood is pushed down by a CUBO term (paper section 5.2).
-        When False, ``y`` is ignored as in every unsupervised PyOD detector.
+        their likelihood is pushed down by a CUBO term (paper section 5.2),
+        and the scores blend ODIM's likelihood with the known outliers'
+        neighbour ratio (``neighbor_weight``). When False, ``y`` is ignored
+        as in every unsupervised PyOD detector.
 
     cubo_weight : float, optional (default=1.0)
         Weight ``gamma`` of the CUBO term in semi-supervised mode.
@@ -153,6 +156,25 @@ class ODIM(BaseDetector):
         with the GMM distance breaking ties; "gmm" is the unsupervised GMM
         distance. "rank" measured better on every data set of the README's
         semi-supervised table.
+
+    neighbor_weight : float in [0, 1], optional (default=0.8)
+        Semi-supervised mode only: share of the known outliers' neighbour
+        ratio in the scores (:mod:`pyod_odim.neighbors`). The unlabeled rows
+        that ODIM scores lowest (up to ``inlier_quantile``) are the
+        reference inliers; a row's ratio ``d_in / (d_in + d_out)`` compares
+        its mean distances to its ``n_neighbors`` nearest reference inliers
+        and known outliers; the score is ``(1 - neighbor_weight)`` times the
+        rank of ODIM's score plus ``neighbor_weight`` times the rank of the
+        ratio (ranks among the training rows, in [0, 1]). 0 keeps ODIM's
+        likelihood scores alone. See the README for the measured choice.
+
+    n_neighbors : int, optional (default=5)
+        Neighbours on each side of the neighbour ratio.
+
+    inlier_quantile : float in (0, 1], optional (default=0.7)
+        Unlabeled rows whose ODIM score is at most this quantile of the
+        unlabeled rows' scores are the reference inliers of the neighbour
+        ratio.
 
     compile : {"auto", "kernel", "inductor", "eager", "none"}, optional (default="auto")
         How the network's arithmetic runs (:mod:`pyod_odim.engines`):
@@ -236,6 +258,15 @@ class ODIM(BaseDetector):
     timings_ : dict
         Seconds spent in "train", "score" (checks), "gmm", "final_score".
 
+    likelihood_scores_ : numpy array of shape (n_samples,)
+        ODIM's own training scores (the combined member losses), before any
+        blend with the known outliers' neighbour ratio; equal to
+        ``decision_scores_`` unless ``label_neighbors_`` is set.
+
+    label_neighbors_ : pyod_odim.neighbors.NeighborScorer or None
+        The known outliers' neighbour scorer blended into the scores
+        (semi-supervised mode with ``neighbor_weight > 0``), else None.
+
     References
     ----------
     Kim, D., Hwang, J., Lee, J., Kim, K. and Kim, Y., "ODIM: Outlier
@@ -276,6 +307,9 @@ class ODIM(BaseDetector):
         cubo_weight=1.0,
         cubo_order=2.0,
         label_selection="rank",
+        neighbor_weight=0.8,
+        n_neighbors=5,
+        inlier_quantile=0.7,
         compile="auto",
         device=None,
         n_jobs=1,
@@ -307,6 +341,9 @@ class ODIM(BaseDetector):
         self.cubo_weight = cubo_weight
         self.cubo_order = cubo_order
         self.label_selection = label_selection
+        self.neighbor_weight = neighbor_weight
+        self.n_neighbors = n_neighbors
+        self.inlier_quantile = inlier_quantile
         self.compile = compile
         self.device = device
         self.n_jobs = n_jobs
@@ -327,6 +364,9 @@ class ODIM(BaseDetector):
         check_choice(self.label_selection, "label_selection", LABEL_SELECTIONS)
         check_float(self.cubo_weight, "cubo_weight", 0.0, low_open=False)
         check_float(self.cubo_order, "cubo_order", 1.0)
+        check_float(self.neighbor_weight, "neighbor_weight", 0.0, 1.0, low_open=False)
+        check_int(self.n_neighbors, "n_neighbors", 1)
+        check_float(self.inlier_quantile, "inlier_quantile", 0.0, 1.0)
         check_int(self.verbose, "verbose", 0)
         for name in ("batch_norm", "use_labels"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
@@ -470,6 +510,14 @@ class ODIM(BaseDetector):
         self.device_ = str(device)
         self.compile_ = engine.name
         self.timings_ = dict(result.timings, final_score=final_seconds)
+        self.likelihood_scores_ = decision_scores
+        self.label_neighbors_ = None
+        if labeled is not None and labeled.any() and self.neighbor_weight > 0:
+            self.label_neighbors_ = NeighborScorer(
+                float(self.neighbor_weight), int(self.n_neighbors),
+                float(self.inlier_quantile), n_threads,
+            )
+            decision_scores = self._blend_known_outliers(X, fit_rows, decision_scores, labeled)
         self.decision_scores_ = decision_scores
         self._process_decision_scores()
         return self
@@ -626,11 +674,42 @@ class ODIM(BaseDetector):
         score_eps = torch.as_tensor(self.score_eps_, device=device)
         scorer = _Scorer(engine, params, score_eps, device)
         chunk = self._chunk_rows(X.shape[1], X.dtype.itemsize, scorer.n_members)
+        neighbors = getattr(self, "label_neighbors_", None)
         scores = np.empty(X.shape[0])
         with torch_threads(n_threads), cpu_fast_math(device):
             for rows, losses in self._member_losses(X, False, scorer, chunk):
                 scores[rows] = self._combine(losses)
+                if neighbors is not None:
+                    scores[rows] = neighbors.score(self._scale(X[rows]), scores[rows])
         return scores
+
+    def _blend_known_outliers(self, X, fit_rows, scores, labeled):
+        """Blend ODIM's training scores with the known outliers' neighbour ratio.
+
+        The reference rows come from the fitting rows; rows outside a
+        ``max_fit_rows`` sample are then scored as new rows.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, d)
+            The validated input, unscaled.
+        fit_rows : ndarray of shape (n_fit,) or None
+        scores : ndarray of shape (n,)
+            ODIM's scores of every row of ``X``.
+        labeled : ndarray of bool, shape (n_fit,)
+
+        Returns
+        -------
+        blended : ndarray of shape (n,)
+        """
+        if fit_rows is None:
+            return self.label_neighbors_.fit(self._scale(X), scores, labeled)
+        self.label_neighbors_.fit(self._scale(X[fit_rows]), scores[fit_rows], labeled)
+        chunk = self._chunk_rows(X.shape[1], X.dtype.itemsize, 1)
+        blended = np.empty(X.shape[0])
+        for rows in chunk_slices(X.shape[0], chunk):
+            blended[rows] = self.label_neighbors_.score(self._scale(X[rows]), scores[rows])
+        return blended
 
 
 class _Scorer:

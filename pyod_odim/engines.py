@@ -55,19 +55,31 @@ class Batch(NamedTuple):
 def _objective(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, bernoulli: bool,
                x_lab: Optional[torch.Tensor], eps_lab: Optional[torch.Tensor],
                cubo_weight: float, cubo_order: float):
-    """Sum over members of the mean IWAE loss (+ weighted mean CUBO of known outliers)."""
-    log_w = network.log_importance_weights(
-        x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, True, bernoulli
-    )
-    loss = network.iwae_loss(log_w).mean(dim=1).sum()
-    if x_lab is not None:
-        # Running statistics: a batch of known outliers must not be
-        # normalized by its own (outlying) statistics.
+    """Sum over members of the mean IWAE loss (+ weighted mean CUBO of known outliers).
+
+    Known outliers go through the network in one pass with the unlabeled
+    batch and are normalized by that batch's statistics (which they do not
+    change), with gradients through those statistics: both terms then see
+    the same network, and neither can move the weights along the directions
+    batch normalization makes invisible (shifting or scaling a layer's
+    pre-activations). Normalized by the running statistics instead, the
+    known outliers' CUBO gradient drove the weights along exactly those
+    directions, the running statistics that scoring uses lagged behind the
+    drift, and the scores of every row degraded (README, semi-supervised).
+    """
+    if x_lab is None:
         log_w = network.log_importance_weights(
-            x_lab, eps_lab, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, False, bernoulli
+            x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, True, bernoulli
         )
-        loss = loss + cubo_weight * network.cubo_loss(log_w, cubo_order).mean(dim=1).sum()
-    return loss
+        return network.iwae_loss(log_w).mean(dim=1).sum()
+    n = x.shape[1]
+    log_w = network.log_importance_weights(
+        torch.cat([x, x_lab], dim=1), torch.cat([eps, eps_lab], dim=2),
+        enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, True, bernoulli, n,
+    )
+    loss = network.iwae_loss(log_w[:, :, :n]).mean(dim=1).sum()
+    cubo = network.cubo_loss(log_w[:, :, n:], cubo_order).mean(dim=1).sum()
+    return loss + cubo_weight * cubo
 
 
 def _score_chunk(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, bernoulli: bool):

@@ -83,6 +83,12 @@ def _views(tensors):
     return [_view(t) for t in tensors]
 
 
+def _parameter_views(params):
+    """Keyword arguments of the extension: every parameter list as views."""
+    keys = ("enc_w", "enc_b", "dec_w", "dec_b", "bn_mean", "bn_var")
+    return {key: _views(params[key]) for key in keys}
+
+
 def score_losses(params, X, score_eps, n_threads=1):
     """Negative IWAE bound of every row under every member.
 
@@ -106,12 +112,7 @@ def score_losses(params, X, score_eps, n_threads=1):
     out = _ext.score(
         **_shape(params),
         x=x,
-        enc_w=_views(params["enc_w"]),
-        enc_b=_views(params["enc_b"]),
-        dec_w=_views(params["dec_w"]),
-        dec_b=_views(params["dec_b"]),
-        bn_mean=_views(params["bn_mean"]),
-        bn_var=_views(params["bn_var"]),
+        **_parameter_views(params),
         eps=_view(eps.contiguous()),
         n_threads=int(n_threads),
     )
@@ -123,9 +124,10 @@ def train_step(params, x, eps, labeled=None, cubo_weight=1.0, cubo_order=2.0, n_
 
     The objective of member ``m`` is the mean negative IWAE bound of its
     batch rows plus ``cubo_weight`` times the mean CUBO of its labeled rows,
-    exactly as the PyTorch path computes it (batch statistics for the
-    unlabeled batch, whose forward pass updates the running statistics in
-    place; running statistics for the labeled batch).
+    exactly as the PyTorch path computes it (:func:`pyod_odim.engines._objective`):
+    both batches are normalized by the unlabeled batch's statistics, whose
+    forward pass updates the running statistics in place, and both terms'
+    gradients flow through those statistics.
 
     Parameters
     ----------
@@ -157,12 +159,7 @@ def train_step(params, x, eps, labeled=None, cubo_weight=1.0, cubo_order=2.0, n_
         eps_lab = _view(labeled[1].contiguous())
     return _ext.train_step(
         **_shape(params),
-        enc_w=_views(params["enc_w"]),
-        enc_b=_views(params["enc_b"]),
-        dec_w=_views(params["dec_w"]),
-        dec_b=_views(params["dec_b"]),
-        bn_mean=_views(params["bn_mean"]),
-        bn_var=_views(params["bn_var"]),
+        **_parameter_views(params),
         grads=grads,
         x=_view(x.contiguous()),
         eps=_view(eps.contiguous()),

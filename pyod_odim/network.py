@@ -11,7 +11,7 @@ compiled with TorchScript (see :mod:`pyod_odim.compile`).
 """
 
 import math
-from typing import List, NamedTuple, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -153,13 +153,20 @@ def optimized_parameters(params):
 
 
 def _batch_norm(
-    h: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor, training: bool
+    h: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor, training: bool,
+    stats: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    """Normalize each member's rows (axis -2); update running stats in training."""
+    """Normalize each member's rows (axis -2); update running stats in training.
+
+    In training, the statistics are those of ``stats`` (rows of ``h``;
+    default all of ``h``), and gradients flow through them.
+    """
     if training:
-        mean = h.mean(dim=-2, keepdim=True)
-        var = h.var(dim=-2, unbiased=False, keepdim=True)
-        n = h.shape[-2]
+        if stats is None:
+            stats = h
+        mean = stats.mean(dim=-2, keepdim=True)
+        var = stats.var(dim=-2, unbiased=False, keepdim=True)
+        n = stats.shape[-2]
         running_mean.mul_(0.9).add_(0.1 * mean.detach())
         running_var.mul_(0.9).add_((0.1 * n / max(n - 1, 1)) * var.detach())
     else:
@@ -179,6 +186,7 @@ def log_importance_weights(
     bn_var: List[torch.Tensor],
     bn_training: bool,
     bernoulli: bool,
+    n_stat_rows: int = 0,
 ) -> torch.Tensor:
     """Log importance weights ``log p(x, z_k) - log q(z_k | x)``.
 
@@ -200,6 +208,13 @@ def log_importance_weights(
     bernoulli : bool
         Bernoulli decoder (``d`` logits) instead of the Gaussian one, whose
         last layer emits ``2 d`` values: means and log-variances.
+    n_stat_rows : int, optional (default=0)
+        With ``bn_training``, take the statistics from the first
+        ``n_stat_rows`` rows only (in the decoder, those rows of every
+        importance sample) and normalize all rows with them; 0 uses all
+        rows. Semi-supervised training appends the known outliers to the
+        unlabeled batch this way: they are normalized as the inliers are,
+        without moving the statistics.
 
     Returns
     -------
@@ -214,7 +229,8 @@ def log_importance_weights(
         h = torch.matmul(h, enc_w[i]) + enc_b[i]
         if i < n_enc - 1:
             if use_bn:
-                h = _batch_norm(h, bn_mean[i], bn_var[i], bn_training)
+                h_stats = h[:, :n_stat_rows] if n_stat_rows > 0 else None
+                h = _batch_norm(h, bn_mean[i], bn_var[i], bn_training, h_stats)
             h = F.leaky_relu(h, 0.01)
     # split (not slicing): its backward concatenates instead of zero-filling.
     latent = h.shape[-1] // 2
@@ -234,7 +250,11 @@ def log_importance_weights(
         g = torch.baddbmm(dec_b[i], g, dec_w[i])
         if use_bn:
             j = n_enc - 1 + i
-            g = _batch_norm(g, bn_mean[j], bn_var[j], bn_training)
+            g_stats = None
+            if n_stat_rows > 0:
+                g_stats = g.view(n_members, n_samples, n_rows, -1)[:, :, :n_stat_rows]
+                g_stats = g_stats.reshape(n_members, n_samples * n_stat_rows, -1)
+            g = _batch_norm(g, bn_mean[j], bn_var[j], bn_training, g_stats)
         g = F.leaky_relu(g, 0.01)
     xb = x.unsqueeze(1) if x.dim() == 3 else x
     shape = [n_members, n_samples, n_rows, -1]

@@ -5,7 +5,7 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
-from pyod_odim import kernels, network
+from pyod_odim import engines, kernels, network
 
 pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="C++ kernels not built")
 
@@ -63,20 +63,24 @@ def test_scores_match_pytorch(d, bernoulli, batch_norm, k):
 def _torch_gradients(params, batch, labeled, bernoulli, weight, order):
     p = {k: [t.clone().requires_grad_(k in network.TRAINABLE) for t in v]
          for k, v in params.items()}
-    x, eps = batch
-    log_w = network.log_importance_weights(
-        x, eps, p["enc_w"], p["enc_b"], p["dec_w"], p["dec_b"], p["bn_mean"], p["bn_var"],
-        True, bernoulli,
-    )
-    objective = network.iwae_loss(log_w).mean(dim=1)
-    if labeled is not None:
-        log_w = network.log_importance_weights(
-            labeled[0], labeled[1], p["enc_w"], p["enc_b"], p["dec_w"], p["dec_b"],
-            p["bn_mean"], p["bn_var"], False, bernoulli,
+    x_lab, eps_lab = labeled if labeled is not None else (None, None)
+
+    def objective(q, m):
+        return engines._objective(
+            batch[0][m], batch[1][m], q["enc_w"], q["enc_b"], q["dec_w"], q["dec_b"],
+            q["bn_mean"], q["bn_var"], bernoulli, None if x_lab is None else x_lab[m],
+            None if eps_lab is None else eps_lab[m], weight, order,
         )
-        objective = objective + weight * network.cubo_loss(log_w, order).mean(dim=1)
-    objective.sum().backward()
-    return p, objective.detach().double().numpy()
+
+    everyone = slice(None)
+    objective(p, everyone).backward()
+    # Each member's own objective, on copies of the running statistics.
+    per_member = []
+    with torch.no_grad():
+        for m in range(batch[0].shape[0]):
+            q = {k: [t.detach()[m:m + 1].clone() for t in v] for k, v in params.items()}
+            per_member.append(float(objective(q, slice(m, m + 1))))
+    return p, np.array(per_member)
 
 
 @pytest.mark.parametrize("with_labels", [False, True])
@@ -168,3 +172,36 @@ def test_instruction_set_builds_agree():
     scale = max(np.abs(g).max() for g in runs[1][1])
     for fast, generic in zip(runs[0][1], runs[1][1]):
         assert_allclose(fast, generic, rtol=1e-3, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("engine", ["kernel", "autograd"])
+def test_labeled_term_respects_batch_norm_invariances(engine):
+    # A hidden layer followed by batch normalization gives the same network
+    # when its pre-activations are shifted or scaled (its weights and bias
+    # together), so the objective, CUBO term of known outliers included, has
+    # no gradient along those directions. Known outliers normalized by the
+    # running statistics broke this: their gradient pushed the weights along
+    # exactly these directions, which the running statistics used for
+    # scoring then chased.
+    params, latent, gen = _network(21, False, True)
+    batch = (torch.rand((3, 32, 21), generator=gen), torch.randn((3, 5, 32, latent), generator=gen))
+    labeled = (torch.rand((3, 8, 21), generator=gen) * 2.0,
+               torch.randn((3, 5, 8, latent), generator=gen))
+    if engine == "kernel":
+        p = {k: [t.clone() for t in v] for k, v in params.items()}
+        kernels.train_step(p, batch[0], batch[1], labeled, 1.0, 2.0)
+    else:
+        p, _ = _torch_gradients(params, batch, labeled, False, 1.0, 2.0)
+    hidden = [("enc", i) for i in range(len(p["enc_w"]) - 1)]
+    hidden += [("dec", j) for j in range(len(p["dec_w"]) - 1)]
+    for side, i in hidden:
+        w, b = p[side + "_w"][i], p[side + "_b"][i]
+        gw, gb = w.grad, b.grad[:, 0, :]
+        scale = float(gw.abs().max())
+        assert scale > 0
+        # Shift: d objective / d bias is zero.
+        assert float(gb.abs().max()) < 1e-4 * scale * w.shape[1]
+        # Scale: <(W, b), (dW, db)> is zero for every output column.
+        radial = (w.detach() * gw).sum(dim=1) + b.detach()[:, 0, :] * gb
+        norms = w.detach().norm(dim=1) * gw.norm(dim=1)
+        assert float((radial.abs() / norms).max()) < 1e-3
