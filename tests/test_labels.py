@@ -203,3 +203,16 @@ def test_bad_neighbor_parameters(data, params, error):
     X, _, known = data
     with pytest.raises(error):
         ODIM(use_labels=True, **FAST, **params).fit(X, known)
+
+
+def test_neighbor_blend_with_fit_sample_and_small_chunks(data):
+    # Fitted on a sample: the blend's reference rows come from the sample,
+    # every row is still scored, and scoring in small chunks changes nothing.
+    X, y, known = data
+    clf = ODIM(use_labels=True, max_fit_rows=300, **FAST).fit(X, known)
+    assert clf.decision_scores_.shape == (X.shape[0],)
+    assert clf.likelihood_scores_.shape == (X.shape[0],)
+    assert_array_equal(clf.decision_function(X), clf.decision_scores_)
+    clf.set_params(working_memory=0.01)
+    assert_allclose(clf.decision_function(X), clf.decision_scores_, rtol=1e-6)
+    assert roc_auc_score(y[known == 0], clf.decision_scores_[known == 0]) > 0.8
