@@ -7,15 +7,17 @@ from numpy.testing import assert_array_equal
 from pyod.utils.data import generate_data
 
 from pyod_odim import ODIM, network
+from pyod_odim.gmm import gmm2_distance
 from pyod_odim.engines import make_engine
 from pyod_odim.training import EnsembleFit, TrainingConfig
 
 
-def scripted_fit(script, smoothing, patience=4, min_updates=0):
+def scripted_fit(script, smoothing, patience=4, min_updates=0, losses=None):
     """Run the keep-or-stop step of a 2-member fit on a scripted criterion.
 
     ``script[c]`` holds both members' raw criterion at check ``c`` (every
     2 updates); no training happens, only the selection rule runs.
+    ``losses[c]``, when given, are the members' (2, 60) losses at check ``c``.
     """
     X = torch.rand((60, 3), generator=torch.Generator().manual_seed(0))
     arch = network.Architecture(3, (8, 4), 2)
@@ -26,12 +28,13 @@ def scripted_fit(script, smoothing, patience=4, min_updates=0):
     )
     engine = make_engine("eager", torch.device("cpu"), arch, False)
     fit = EnsembleFit(X, arch, config, torch.Generator().manual_seed(1), engine)
-    for values in script:
+    for c, values in enumerate(script):
         if fit.finished():
             break
         fit.n_updates += config.check_every
         ids = fit.live.ids
-        fit.keep_or_stop(np.zeros((ids.size, 60)), np.asarray(values, dtype=float)[ids])
+        checked = np.zeros((2, 60)) if losses is None else losses[c]
+        fit.keep_or_stop(checked[ids], np.asarray(values, dtype=float)[ids])
     return fit.result()
 
 
@@ -77,3 +80,27 @@ def test_smoothing_is_deterministic_and_validated():
         ODIM(smoothing=0).fit(X)
     with pytest.raises(TypeError, match="smoothing"):
         ODIM(smoothing=2.5).fit(X)
+
+
+def test_bimodal_check_wins_on_gmm_distances():
+    # Synthetic losses of 54 inliers and 6 outliers over 12 checks: member 0
+    # separates the outliers clearly at checks 5-7 only (memorization, then
+    # they are learnt too); member 1's losses never separate. The GMM-2
+    # distances of those losses must choose member 0's bimodal checks, and
+    # the kept losses must be those of the chosen check.
+    rng = np.random.default_rng(0)
+    outliers = np.arange(54, 60)
+    losses = []
+    for c in range(12):
+        member = rng.normal(10.0, 1.0, size=(2, 60))
+        if 5 <= c <= 7:
+            member[0, outliers] += 8.0 + (c == 6)
+        losses.append(member)
+    script = [gmm2_distance(member) for member in losses]
+    assert np.argmax([d[0] for d in script]) in (5, 6, 7)
+    fit = scripted_fit(script, smoothing=3, patience=4, losses=losses)
+    assert fit.best_update[0] == 2 * (7 + 1)     # the window of checks 5-7
+    assert_array_equal(fit.train_losses[0], losses[7][0])
+    assert set(np.argsort(fit.train_losses[0])[-6:]) == set(outliers)
+    # The unimodal member's best smoothed distance stays far below.
+    assert fit.best_distance[1] < 0.5 * fit.best_distance[0]
