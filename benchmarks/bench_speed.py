@@ -1,6 +1,6 @@
 """ODIM's cost against PyOD's peers and against its own earlier path, in one run.
 
-    python benchmarks/bench_speed.py [--sections fits,embeddings,scoring,updates,concurrent]
+    python benchmarks/bench_speed.py [--sections fits,threads,embeddings,wide,scoring,updates,concurrent]
 
 Every figure is measured in this run on this machine; ratios compare
 commands run back to back. Sections:
@@ -10,6 +10,8 @@ commands run back to back. Sections:
   PyOD's VAE (at its defaults) and IForest, and beside ODIM's earlier path
   (eager PyTorch with 50 importance samples in training, ``compile="eager",
   n_samples_train=50``: the package before the C++ kernels).
+* ``threads``: default fits of the small sets with ``n_jobs=1`` against
+  ``n_jobs=-1`` (every CPU), back to back.
 * ``embeddings``: default fits of the two embedding sets (hundreds of
   features) with training AUC beside the PyOD peers at their defaults
   (features min-max scaled, as in ``../shared/baselines``).
@@ -41,7 +43,7 @@ from pyod_odim._threads import torch_threads
 from pyod_odim.engines import Batch, KernelEngine, TorchEngine
 from pyod_odim.training import LiveMembers
 
-SECTIONS = ("fits", "embeddings", "wide", "scoring", "updates", "concurrent")
+SECTIONS = ("fits", "threads", "embeddings", "wide", "scoring", "updates", "concurrent")
 # The ODIM authors' network above 500 features, against the default (128, 64).
 WIDE = dict(hidden_sizes=(512, 256), latent_dim=128)
 FIT_SETS = "wbc,cardio,thyroid,mammography,shuttle"
@@ -100,6 +102,21 @@ def section_fits(names):
     return markdown_table(
         ["dataset", "n x d", "ODIM fit s", "updates", "train/checks/final %", "ODIM AUC",
          "earlier path s", "speed-up", "VAE fit s", "ODIM / VAE", "VAE AUC", "IForest s"], rows)
+
+
+def section_threads(names):
+    rows = []
+    for name in names:
+        X, y = load(name)
+        ODIM(random_state=0, n_jobs=-1, max_updates=20).fit(X)  # one-off start-up costs
+        one, t_one = timed(ODIM(random_state=0, n_jobs=1).fit, X)
+        every, t_every = timed(ODIM(random_state=0, n_jobs=-1).fit, X)
+        same = "yes" if (one.decision_scores_ == every.decision_scores_).all() else "no"
+        rows.append([name, f"{X.shape[0]}x{X.shape[1]}", f"{t_one:.1f}", f"{t_every:.1f}",
+                     f"{t_one / t_every:.2f}x", same])
+        print(" ".join(map(str, rows[-1])), flush=True)
+    return markdown_table(["dataset", "n x d", "n_jobs=1 s", f"n_jobs=-1 ({os.cpu_count()} CPUs) s",
+                           "speed-up", "same scores"], rows)
 
 
 def section_embeddings(names):
@@ -222,6 +239,7 @@ def main():
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--datasets", default=FIT_SETS)
     parser.add_argument("--embeddings", default=EMBEDDING_SETS)
+    parser.add_argument("--small", default="wbc,cardio", help="data sets of the threads section")
     args = parser.parse_args()
     require_datasets()
     # ODIM bounds its own threads (n_jobs=1 by default); the PyOD peers run
@@ -236,6 +254,8 @@ def main():
     out = []
     if "fits" in sections:
         out.append(("Tabular fits", section_fits(args.datasets.split(","))))
+    if "threads" in sections:
+        out.append(("Threads", section_threads(args.small.split(","))))
     if "embeddings" in sections:
         out.append(("Embedding sets", section_embeddings(args.embeddings.split(","))))
     if "wide" in sections:
