@@ -4,17 +4,17 @@ Each variant changes one parameter of the defaults; training ROC-AUC and AP
 (fit on all rows, score the same rows) are averaged over datasets and seeds,
 with the mean fit time.
 
-    python benchmarks/bench_ablation.py [--seeds 2] [--datasets ...]
+    python benchmarks/bench_ablation.py [--seeds 2] [--datasets ...] [--variants 0 5]
+        [--jobs 2] [--cache FILE]
 """
 
 import argparse
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
 
-from _common import load, markdown_table, require_datasets, timed
+from _common import markdown_table, require_datasets
+from _grid import odim_tasks, run_grid
 import pyod_odim
-from pyod_odim import ODIM
 
 DEFAULT_SETS = "cardio,thyroid,pendigits,mammography,shuttle,vowels"
 VARIANTS = {
@@ -37,31 +37,29 @@ def main():
     parser.add_argument("--datasets", default=DEFAULT_SETS)
     parser.add_argument("--variants", type=int, nargs="*",
                         help="run only these rows (0-based), e.g. to re-time one")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    parser.add_argument("--cache", help="JSON-lines file of results to resume from")
     args = parser.parse_args()
     require_datasets()
     names = args.datasets.split(",")
-    data = {name: load(name) for name in names}
+    chosen = {label: params for row, (label, params) in enumerate(VARIANTS.items())
+              if not args.variants or row in args.variants}
+    results = run_grid(odim_tasks(chosen, names, list(range(args.seeds))),
+                       jobs=args.jobs, cache=args.cache)
     rows = []
-    per_set_header = [f"{n} AUC" for n in names]
-    for row, (label, params) in enumerate(VARIANTS.items()):
-        if args.variants and row not in args.variants:
-            continue
-        aucs, aps, secs = {n: [] for n in names}, [], []
-        for name in names:
-            X, y = data[name]
-            for seed in range(args.seeds):
-                clf, seconds = timed(ODIM(random_state=seed, **params).fit, X)
-                aucs[name].append(roc_auc_score(y, clf.decision_scores_))
-                aps.append(average_precision_score(y, clf.decision_scores_))
-                secs.append(seconds)
-        mean_auc = np.mean([np.mean(v) for v in aucs.values()])
-        rows.append([label, f"{mean_auc:.4f}", f"{np.mean(aps):.4f}", f"{np.mean(secs):.1f}"]
-                    + [f"{np.mean(aucs[n]):.3f}" for n in names])
-        print(" | ".join(rows[-1]), flush=True)
+    for label in chosen:
+        mine = [r for r in results if r["label"] == label]
+        aucs = {n: np.mean([r["auc"] for r in mine if r["dataset"] == n]) for n in names}
+        rows.append([label, f"{np.mean(list(aucs.values())):.4f}",
+                     f"{np.mean([r['ap'] for r in mine]):.4f}",
+                     f"{np.mean([r['seconds'] for r in mine]):.1f}"]
+                    + [f"{aucs[n]:.3f}" for n in names])
     print()
     print(f"pyod-odim {pyod_odim.__version__}; one change to the ODIM defaults per row; "
-          f"mean over {', '.join(names)}; seeds 0..{args.seeds - 1}; one thread per fit")
-    print(markdown_table(["variant", "mean AUC", "mean AP", "mean fit s"] + per_set_header, rows))
+          f"mean over {', '.join(names)}; seeds 0..{args.seeds - 1}; one thread per fit, "
+          f"{args.jobs} fit(s) at a time")
+    print(markdown_table(["variant", "mean AUC", "mean AP", "mean fit s"]
+                         + [f"{n} AUC" for n in names], rows))
 
 
 if __name__ == "__main__":
