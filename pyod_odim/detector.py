@@ -558,14 +558,14 @@ class ODIM(BaseDetector):
         elif self.combination == "standardized":
             # Two passes: the moments weight every member, so they come first.
             moments = MemberMoments()
-            for _, losses in self._member_losses(X_scaled, True, scorer, chunk):
+            for _, _, losses in self._member_losses(X_scaled, True, scorer, chunk):
                 moments.add(losses)
             self.member_mean_, self.member_std_ = moments.mean, moments.std
         else:
             # The plain mean needs no moments: gather them in the same pass.
             moments = MemberMoments()
             scores = np.empty(X.shape[0])
-            for rows, losses in self._member_losses(source, scaled, scorer, chunk):
+            for rows, _, losses in self._member_losses(source, scaled, scorer, chunk):
                 scores[rows] = self._combine(losses)
                 if fit_rows is not None:
                     lo, hi = np.searchsorted(fit_rows, [rows.start, rows.stop])
@@ -574,7 +574,7 @@ class ODIM(BaseDetector):
             self.member_mean_, self.member_std_ = moments.mean, moments.std
             return scores
         scores = np.empty(X.shape[0])
-        for rows, losses in self._member_losses(source, scaled, scorer, chunk):
+        for rows, _, losses in self._member_losses(source, scaled, scorer, chunk):
             scores[rows] = self._combine(losses)
         return scores
 
@@ -613,13 +613,18 @@ class ODIM(BaseDetector):
         Yields
         ------
         rows : slice
+        x : ndarray of shape (rows.stop - rows.start, d) or None
+            The chunk as scaled here (float64), for other scorers of the
+            same rows; None when ``source`` was already scaled.
         losses : ndarray of shape (M, rows.stop - rows.start), float64
         """
         for rows in chunk_slices(source.shape[0], chunk):
-            x = source[rows]
-            if not scaled:
-                x = torch.as_tensor(self._scale(x), dtype=torch.float32, device=scorer.device)
-            yield rows, scorer.losses(x)
+            if scaled:
+                x, tensor = None, source[rows]
+            else:
+                x = self._scale(source[rows])
+                tensor = torch.as_tensor(x, dtype=torch.float32, device=scorer.device)
+            yield rows, x, scorer.losses(tensor)
 
     def _engine(self, device, arch, n_threads):
         return make_engine(
@@ -677,10 +682,10 @@ class ODIM(BaseDetector):
         neighbors = getattr(self, "label_neighbors_", None)
         scores = np.empty(X.shape[0])
         with torch_threads(n_threads), cpu_fast_math(device):
-            for rows, losses in self._member_losses(X, False, scorer, chunk):
+            for rows, x, losses in self._member_losses(X, False, scorer, chunk):
                 scores[rows] = self._combine(losses)
                 if neighbors is not None:
-                    scores[rows] = neighbors.score(self._scale(X[rows]), scores[rows])
+                    scores[rows] = neighbors.score(x, scores[rows])
         return scores
 
     def _blend_known_outliers(self, X, fit_rows, scores, labeled):
