@@ -97,6 +97,12 @@ def peer_tasks(peers, datasets, seeds):
             if (p, name) not in PEER_SKIPS]
 
 
+def add_grid_arguments(parser, jobs=2):
+    """The options every script built on :func:`run_grid` takes."""
+    parser.add_argument("--jobs", type=int, default=jobs, help="worker processes")
+    parser.add_argument("--cache", help="JSON-lines file of results to resume from")
+
+
 def run_grid(tasks, jobs=2, cache=None):
     """Run every task not already in ``cache``; return all results."""
     done = {}

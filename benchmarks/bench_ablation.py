@@ -13,7 +13,7 @@ import argparse
 import numpy as np
 
 from _common import markdown_table, require_datasets
-from _grid import odim_tasks, run_grid
+from _grid import add_grid_arguments, mean_by, odim_tasks, run_grid
 import pyod_odim
 
 DEFAULT_SETS = "cardio,thyroid,pendigits,mammography,shuttle,vowels"
@@ -37,8 +37,7 @@ def main():
     parser.add_argument("--datasets", default=DEFAULT_SETS)
     parser.add_argument("--variants", type=int, nargs="*",
                         help="run only these rows (0-based), e.g. to re-time one")
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
-    parser.add_argument("--cache", help="JSON-lines file of results to resume from")
+    add_grid_arguments(parser, jobs=1)
     args = parser.parse_args()
     require_datasets()
     names = args.datasets.split(",")
@@ -46,14 +45,12 @@ def main():
               if not args.variants or row in args.variants}
     results = run_grid(odim_tasks(chosen, names, list(range(args.seeds))),
                        jobs=args.jobs, cache=args.cache)
+    auc, ap, secs = mean_by(results), mean_by(results, "ap"), mean_by(results, "seconds")
     rows = []
     for label in chosen:
-        mine = [r for r in results if r["label"] == label]
-        aucs = {n: np.mean([r["auc"] for r in mine if r["dataset"] == n]) for n in names}
-        rows.append([label, f"{np.mean(list(aucs.values())):.4f}",
-                     f"{np.mean([r['ap'] for r in mine]):.4f}",
-                     f"{np.mean([r['seconds'] for r in mine]):.1f}"]
-                    + [f"{aucs[n]:.3f}" for n in names])
+        rows.append([label] + [f"{np.mean([table[(label, n)] for n in names]):{spec}}"
+                               for table, spec in ((auc, ".4f"), (ap, ".4f"), (secs, ".1f"))]
+                    + [f"{auc[(label, n)]:.3f}" for n in names])
     print()
     print(f"pyod-odim {pyod_odim.__version__}; one change to the ODIM defaults per row; "
           f"mean over {', '.join(names)}; seeds 0..{args.seeds - 1}; one thread per fit, "

@@ -16,7 +16,9 @@ import argparse
 import numpy as np
 
 from _common import COMPARABLE, PAPER_IFOREST_AUC, PAPER_ODIM_AUC, markdown_table, require_datasets
-from _grid import ALL_SETS, PEERS, average_ranks, mean_by, odim_tasks, peer_tasks, run_grid
+from _grid import (
+    ALL_SETS, PEERS, add_grid_arguments, average_ranks, mean_by, odim_tasks, peer_tasks, run_grid,
+)
 import pyod_odim
 
 ODIM_VARIANTS = {
@@ -33,8 +35,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--datasets", default=",".join(ALL_SETS))
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--cache", help="JSON-lines file of results to resume from")
+    add_grid_arguments(parser)
     parser.add_argument("--no-peers", action="store_true")
     args = parser.parse_args()
     require_datasets()

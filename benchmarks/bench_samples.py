@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 
 from _common import COMPARABLE, markdown_table, require_datasets
-from _grid import ALL_SETS, mean_by, odim_tasks, run_grid
+from _grid import ALL_SETS, add_grid_arguments, mean_by, odim_tasks, run_grid
 import pyod_odim
 
 VARIANTS = {
@@ -35,8 +35,7 @@ def main():
     parser.add_argument("--datasets", default=",".join(ALL_SETS))
     parser.add_argument("--variants", default=";".join(VARIANTS),
                         help="variant labels separated by semicolons")
-    parser.add_argument("--jobs", type=int, default=2, help="worker processes")
-    parser.add_argument("--cache", help="JSON-lines file of results to resume from")
+    add_grid_arguments(parser)
     args = parser.parse_args()
     require_datasets()
     names = args.datasets.split(",")
