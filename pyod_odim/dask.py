@@ -31,8 +31,6 @@ scoring when the result is computed, naming the partition, e.g.
 17)``; rows are counted from the partition's first row.
 """
 
-import copy
-
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
@@ -44,6 +42,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "pyod_odim.dask needs Dask: pip install \"pyod-odim[dask]\""
     ) from exc
 
+from ._threads import resolve_n_jobs
 from ._validation import FLOAT_DTYPES, check_samples, seed_from
 from .sampling import sample_rows
 
@@ -51,14 +50,14 @@ __all__ = ["PartitionScorer", "fit_on_sample", "score"]
 
 
 class PartitionScorer:
-    """A fitted ODIM, slimmed down for workers, that scores one partition.
+    """The fitted scorer of an ODIM, as workers receive it, scoring one partition.
 
     Parameters
     ----------
     estimator : pyod_odim.ODIM
-        Fitted. It is not modified: the scorer holds a shallow copy without
-        ``decision_scores_``, ``likelihood_scores_`` and ``labels_`` (one value per training row,
-        which scoring never reads), so what workers receive does not grow
+        Fitted. It is not modified: workers receive only its
+        :class:`~pyod_odim.scorer.FittedScorer` (the state scoring needs,
+        without the training scores), so what they receive does not grow
         with the training data.
     device : str, optional (default="cpu")
         Where the workers score. "cpu" works on any worker, also for a
@@ -75,14 +74,12 @@ class PartitionScorer:
     """
 
     def __init__(self, estimator, device="cpu", n_jobs=1):
-        check_is_fitted(estimator, ["network_state_", "decision_scores_", "threshold_"])
-        model = copy.copy(estimator)
-        model.decision_scores_ = np.empty(0)
-        model.labels_ = np.empty(0, dtype=np.int64)
-        if getattr(model, "likelihood_scores_", None) is not None:
-            model.likelihood_scores_ = np.empty(0)
-        model.set_params(device=device, n_jobs=n_jobs)
-        self.model = model
+        check_is_fitted(estimator, ["scorer_", "decision_scores_", "threshold_"])
+        self.scorer = estimator.scorer_
+        self.compile = estimator.compile
+        self.working_memory = estimator.working_memory
+        self.device = device
+        self.n_jobs = resolve_n_jobs(n_jobs)
         self.threshold_ = float(estimator.threshold_)
         self.n_features_in_ = int(estimator.n_features_in_)
 
@@ -104,7 +101,10 @@ class PartitionScorer:
             block, name=name, n_features=self.n_features_in_, min_samples=0,
             dtype=FLOAT_DTYPES,
         )
-        return self.model._score_samples(X)
+        return self.scorer.score(
+            X, compile=self.compile, device=self.device, n_jobs=self.n_jobs,
+            working_memory=self.working_memory,
+        )
 
 
 def score(estimator, X, *, device="cpu", n_jobs=1):

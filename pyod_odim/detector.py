@@ -1,15 +1,15 @@
 """ODIM as a PyOD detector."""
 
+import numbers
 import time
 
 import numpy as np
 import torch
 from pyod.models.base import BaseDetector
-from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils.validation import check_is_fitted
 
 from . import gmm, network
-from ._device import cpu_fast_math, resolve_device, scoring_device
+from ._device import cpu_fast_math, resolve_device
 from ._threads import resolve_n_jobs, torch_threads
 from ._validation import (
     FLOAT_DTYPES,
@@ -19,15 +19,15 @@ from ._validation import (
     check_samples,
     seed_from,
 )
-from .chunking import MemberMoments, chunk_slices, rows_per_chunk, scoring_row_bytes
+from .chunking import chunk_slices, rows_per_chunk, scoring_row_bytes
 from .engines import ENGINES, make_engine
 from .labels import LABEL_SELECTIONS, check_labels, label_aware_criterion
 from .neighbors import NeighborScorer
 from .progress import make_progress
 from .sampling import sample_rows
+from .scaling import FeatureScaling
+from .scorer import COMBINATIONS, FittedScorer
 from .training import TrainingConfig, train_ensemble
-
-COMBINATIONS = ("mean", "standardized")
 
 
 class ODIM(BaseDetector):
@@ -416,13 +416,6 @@ class ODIM(BaseDetector):
         )
         return arch, config
 
-    def _scale(self, X):
-        X = self.scaler_.transform(X)
-        if self.likelihood == "bernoulli":
-            # A Bernoulli likelihood is defined on [0, 1] only.
-            np.clip(X, 0.0, 1.0, out=X)
-        return X
-
     def fit(self, X, y=None):
         """Fit the detector.
 
@@ -459,8 +452,11 @@ class ODIM(BaseDetector):
         X_fit = X if fit_rows is None else X[fit_rows]
         if labeled is not None and fit_rows is not None:
             labeled = labeled[fit_rows]
-        self.scaler_ = MinMaxScaler().fit(X_fit)
-        X_scaled = self._scaled_tensor(X_fit, device, config.n_members)
+        scorer = FittedScorer(
+            FeatureScaling.fit(X_fit), arch, self.likelihood, params=None, score_eps=None,
+            combination=self.combination,
+        )
+        X_scaled = _scaled_tensor(scorer, X_fit, device, config.n_members, self.working_memory)
         del X_fit  # the scaled copy is all training needs
         generator = torch.Generator(device=device)
         generator.manual_seed(seed)
@@ -487,17 +483,16 @@ class ODIM(BaseDetector):
                     on_check=progress.update,
                 )
                 t0 = time.perf_counter()
-                scorer = _Scorer(engine, result.params, result.score_eps, device)
-                decision_scores = self._training_scores(
-                    X, X_scaled, fit_rows, scorer, result.train_losses
+                scorer.params = network.params_to_numpy(result.params)
+                scorer.score_eps = result.score_eps.cpu().numpy()
+                decision_scores = scorer.score_training_rows(
+                    X, X_scaled, fit_rows, result.train_losses, engine, self.working_memory
                 )
                 final_seconds = time.perf_counter() - t0
         finally:
             progress.close()
 
-        self.architecture_ = arch
-        self.network_state_ = network.params_to_numpy(result.params)
-        self.score_eps_ = result.score_eps.cpu().numpy()
+        self.scorer_ = scorer
         self.history_ = {
             "update": result.check_updates,
             "distance": result.check_distances,
@@ -511,132 +506,26 @@ class ODIM(BaseDetector):
         self.compile_ = engine.name
         self.timings_ = dict(result.timings, final_score=final_seconds)
         self.likelihood_scores_ = decision_scores
-        self.label_neighbors_ = None
         if labeled is not None and labeled.any() and self.neighbor_weight > 0:
-            self.label_neighbors_ = NeighborScorer(
+            neighbors = NeighborScorer(
                 float(self.neighbor_weight), int(self.n_neighbors),
                 float(self.inlier_quantile), n_threads,
             )
-            decision_scores = self._blend_known_outliers(X, fit_rows, decision_scores, labeled)
+            decision_scores = scorer.fit_neighbors(
+                neighbors, X, fit_rows, decision_scores, labeled, self.working_memory
+            )
         self.decision_scores_ = decision_scores
         self._process_decision_scores()
+        scorer.threshold = float(self.threshold_)
+        if isinstance(self.contamination, numbers.Real):
+            scorer.contamination = float(self.contamination)
         return self
-
-    def _training_scores(self, X, X_scaled, fit_rows, scorer, fit_losses):
-        """Scores of every row of ``X`` at the end of a fit.
-
-        Also sets ``member_mean_`` and ``member_std_``, each member's loss
-        moments over the fitting rows (the ``"standardized"`` combination
-        needs them before it can combine any row).
-
-        Parameters
-        ----------
-        X : ndarray of shape (n, d)
-            The validated input, unscaled.
-        X_scaled : Tensor of shape (n_fit, d)
-            The scaled fitting rows (all of ``X`` when ``fit_rows`` is None).
-        fit_rows : ndarray of shape (n_fit,) or None
-            Sorted rows of ``X`` the model was fitted on.
-        scorer : _Scorer
-        fit_losses : ndarray of shape (M, n_fit) or None
-            Member losses of the fitting rows, when the checks left them.
-
-        Returns
-        -------
-        scores : ndarray of shape (n,)
-        """
-        chunk = self._chunk_rows(X.shape[1], X.dtype.itemsize, scorer.n_members)
-        # Training rows scored from the scaled tensor, other rows scaled chunk by chunk.
-        source, scaled = (X_scaled, True) if fit_rows is None else (X, False)
-        if fit_losses is None and fit_rows is None and X.shape[0] <= chunk:
-            fit_losses = scorer.losses(X_scaled)  # one chunk holds every row
-        if fit_losses is not None:
-            self.member_mean_ = fit_losses.mean(axis=1)
-            self.member_std_ = fit_losses.std(axis=1)
-            if fit_rows is None:
-                return self._combine(fit_losses)
-        elif self.combination == "standardized":
-            # Two passes: the moments weight every member, so they come first.
-            moments = MemberMoments()
-            for _, _, losses in self._member_losses(X_scaled, True, scorer, chunk):
-                moments.add(losses)
-            self.member_mean_, self.member_std_ = moments.mean, moments.std
-        else:
-            # The plain mean needs no moments: gather them in the same pass.
-            moments = MemberMoments()
-            scores = np.empty(X.shape[0])
-            for rows, _, losses in self._member_losses(source, scaled, scorer, chunk):
-                scores[rows] = self._combine(losses)
-                if fit_rows is not None:
-                    lo, hi = np.searchsorted(fit_rows, [rows.start, rows.stop])
-                    losses = losses[:, fit_rows[lo:hi] - rows.start]
-                moments.add(losses)
-            self.member_mean_, self.member_std_ = moments.mean, moments.std
-            return scores
-        scores = np.empty(X.shape[0])
-        for rows, _, losses in self._member_losses(source, scaled, scorer, chunk):
-            scores[rows] = self._combine(losses)
-        return scores
-
-    def _scaled_tensor(self, X, device, n_members):
-        """The scaled rows as one float32 tensor on ``device``.
-
-        Filled chunk by chunk, so a float64 input never has a float64
-        scaled copy of all its rows beside it.
-        """
-        chunk = self._chunk_rows(X.shape[1], X.dtype.itemsize, n_members)
-        if X.shape[0] <= chunk:
-            return torch.as_tensor(self._scale(X), dtype=torch.float32, device=device)
-        out = torch.empty(X.shape, dtype=torch.float32, device=device)
-        for rows in chunk_slices(X.shape[0], chunk):
-            out[rows] = torch.as_tensor(self._scale(X[rows]), dtype=torch.float32, device=device)
-        return out
-
-    def _chunk_rows(self, n_features, input_itemsize, n_members):
-        """Rows per scoring chunk under ``working_memory``."""
-        row_bytes = scoring_row_bytes(n_features, n_members, input_itemsize)
-        return rows_per_chunk(self.working_memory, row_bytes)
-
-    def _member_losses(self, source, scaled, scorer, chunk):
-        """Member losses of consecutive row chunks.
-
-        Parameters
-        ----------
-        source : ndarray or Tensor of shape (n, d)
-            Unscaled rows (scaled chunk by chunk here), or already scaled
-            rows on the scoring device when ``scaled`` is True.
-        scaled : bool
-        scorer : _Scorer
-        chunk : int
-            Rows per chunk.
-
-        Yields
-        ------
-        rows : slice
-        x : ndarray of shape (rows.stop - rows.start, d) or None
-            The chunk as scaled here (float64), for other scorers of the
-            same rows; None when ``source`` was already scaled.
-        losses : ndarray of shape (M, rows.stop - rows.start), float64
-        """
-        for rows in chunk_slices(source.shape[0], chunk):
-            if scaled:
-                x, tensor = None, source[rows]
-            else:
-                x = self._scale(source[rows])
-                tensor = torch.as_tensor(x, dtype=torch.float32, device=scorer.device)
-            yield rows, x, scorer.losses(tensor)
 
     def _engine(self, device, arch, n_threads):
         return make_engine(
             self.compile, device, arch, self.likelihood == "bernoulli",
             float(self.cubo_weight), float(self.cubo_order), n_threads,
         )
-
-    def _combine(self, member_scores):
-        if self.combination == "standardized":
-            std = np.where(self.member_std_ > 0, self.member_std_, 1.0)
-            member_scores = (member_scores - self.member_mean_[:, None]) / std[:, None]
-        return member_scores.mean(axis=0)
 
     def decision_function(self, X):
         """Predict raw anomaly scores of X using the fitted detector.
@@ -655,87 +544,67 @@ class ODIM(BaseDetector):
         anomaly_scores : numpy array of shape (n_samples,)
             The anomaly score of the input samples (higher is more abnormal).
         """
-        check_is_fitted(self, ["network_state_", "decision_scores_"])
+        check_is_fitted(self, ["scorer_", "decision_scores_"])
         X = check_samples(X, n_features=self.n_features_in_, dtype=FLOAT_DTYPES)
         return self._score_samples(X)
 
     def _score_samples(self, X):
-        """Scores of validated rows, chunk by chunk under ``working_memory``.
+        """Scores of validated rows (``decision_function`` without the checks)."""
+        return self.scorer_.score(
+            X, compile=self.compile, device=self.device,
+            n_jobs=resolve_n_jobs(self.n_jobs), working_memory=self.working_memory,
+        )
 
-        Parameters
-        ----------
-        X : ndarray of shape (n, n_features_in_)
-            Output of :func:`~pyod_odim._validation.check_samples`; may
-            have no rows.
+    # Fitted state kept under its earlier names; the scorer holds it.
+    @property
+    def architecture_(self):
+        """pyod_odim.network.Architecture: the network's widths."""
+        return self.scorer_.architecture
 
-        Returns
-        -------
-        scores : ndarray of shape (n,)
-        """
-        device = scoring_device(self.device)
-        n_threads = resolve_n_jobs(self.n_jobs)
-        engine = self._engine(device, self.architecture_, n_threads)
-        params = network.params_from_numpy(self.network_state_, device)
-        score_eps = torch.as_tensor(self.score_eps_, device=device)
-        scorer = _Scorer(engine, params, score_eps, device)
-        chunk = self._chunk_rows(X.shape[1], X.dtype.itemsize, scorer.n_members)
-        neighbors = getattr(self, "label_neighbors_", None)
-        scores = np.empty(X.shape[0])
-        with torch_threads(n_threads), cpu_fast_math(device):
-            for rows, x, losses in self._member_losses(X, False, scorer, chunk):
-                scores[rows] = self._combine(losses)
-                if neighbors is not None:
-                    scores[rows] = neighbors.score(x, scores[rows])
-        return scores
+    @property
+    def network_state_(self):
+        """dict of str to list of ndarray: each member's chosen parameters."""
+        return self.scorer_.params
 
-    def _blend_known_outliers(self, X, fit_rows, scores, labeled):
-        """Blend ODIM's training scores with the known outliers' neighbour ratio.
+    @property
+    def score_eps_(self):
+        """ndarray of shape (M, K, 1, L): the fixed importance draws."""
+        return self.scorer_.score_eps
 
-        The reference rows come from the fitting rows; rows outside a
-        ``max_fit_rows`` sample are then scored as new rows.
+    @property
+    def member_mean_(self):
+        """ndarray of shape (M,): each member's mean loss over the fitting rows."""
+        return self.scorer_.member_mean
 
-        Parameters
-        ----------
-        X : ndarray of shape (n, d)
-            The validated input, unscaled.
-        fit_rows : ndarray of shape (n_fit,) or None
-        scores : ndarray of shape (n,)
-            ODIM's scores of every row of ``X``.
-        labeled : ndarray of bool, shape (n_fit,)
+    @property
+    def member_std_(self):
+        """ndarray of shape (M,): each member's loss standard deviation there."""
+        return self.scorer_.member_std
 
-        Returns
-        -------
-        blended : ndarray of shape (n,)
-        """
-        if fit_rows is None:
-            return self.label_neighbors_.fit(self._scale(X), scores, labeled)
-        self.label_neighbors_.fit(self._scale(X[fit_rows]), scores[fit_rows], labeled)
-        chunk = self._chunk_rows(X.shape[1], X.dtype.itemsize, 1)
-        blended = np.empty(X.shape[0])
-        for rows in chunk_slices(X.shape[0], chunk):
-            blended[rows] = self.label_neighbors_.score(self._scale(X[rows]), scores[rows])
-        return blended
+    @property
+    def scaler_(self):
+        """pyod_odim.scaling.FeatureScaling: the fitted feature scaling."""
+        return self.scorer_.scaling
+
+    @property
+    def label_neighbors_(self):
+        """pyod_odim.neighbors.NeighborScorer or None: the known-outlier blend."""
+        return self.scorer_.neighbors
+
+    def _scale(self, X):
+        return self.scorer_.scale(X)
 
 
-class _Scorer:
-    """Member losses of scaled rows under fixed parameters and draws.
+def _scaled_tensor(scorer, X, device, n_members, working_memory):
+    """The scaled rows as one float32 tensor on ``device``.
 
-    Parameters
-    ----------
-    engine : engine of :mod:`pyod_odim.engines`
-    params : dict of str to list of Tensor
-        On ``device``.
-    score_eps : Tensor of shape (M, K, 1, L)
-    device : torch.device
+    Filled chunk by chunk, so a float64 input never has a float64 scaled
+    copy of all its rows beside it.
     """
-
-    def __init__(self, engine, params, score_eps, device):
-        self.engine = engine
-        self.params = params
-        self.score_eps = score_eps
-        self.device = device
-        self.n_members = int(score_eps.shape[0])
-
-    def losses(self, x):
-        """ndarray of shape (M, n): losses of scaled rows, a Tensor (n, d) on ``device``."""
-        return self.engine.score(self.params, x, self.score_eps)
+    chunk = rows_per_chunk(working_memory, scoring_row_bytes(X.shape[1], n_members, X.dtype.itemsize))
+    if X.shape[0] <= chunk:
+        return torch.as_tensor(scorer.scale(X), dtype=torch.float32, device=device)
+    out = torch.empty(X.shape, dtype=torch.float32, device=device)
+    for rows in chunk_slices(X.shape[0], chunk):
+        out[rows] = torch.as_tensor(scorer.scale(X[rows]), dtype=torch.float32, device=device)
+    return out

@@ -10,7 +10,7 @@ from pyod.utils.data import generate_data
 from pyod_odim import ODIM
 from pyod_odim._validation import FLOAT_DTYPES, check_samples
 from pyod_odim.chunking import MIN_CHUNK_ROWS, MemberMoments
-from pyod_odim.detector import _Scorer
+from pyod_odim.scorer import FittedScorer
 from pyod_odim.sampling import sample_rows
 
 FAST = dict(n_estimators=2, n_samples_iwae=8, patience=2, max_updates=60, random_state=0)
@@ -98,14 +98,16 @@ def test_capped_semi_supervised_fit(X):
 
 # -------------------------------------------------------- working_memory
 def _count_chunks(monkeypatch):
+    """Record the rows of every chunk the fitted scorer scores."""
     calls = []
-    original = _Scorer.losses
+    original = FittedScorer.member_losses
 
-    def counting(self, x):
-        calls.append(x.shape[0])
-        return original(self, x)
+    def counting(self, *args, **kwargs):
+        for rows, x, losses in original(self, *args, **kwargs):
+            calls.append(rows.stop - rows.start)
+            yield rows, x, losses
 
-    monkeypatch.setattr(_Scorer, "losses", counting)
+    monkeypatch.setattr(FittedScorer, "member_losses", counting)
     return calls
 
 

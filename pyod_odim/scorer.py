@@ -1,0 +1,284 @@
+"""The fitted scorer: everything needed to score a row, and nothing else.
+
+``ODIM.fit`` builds one :class:`FittedScorer`; every path that scores rows
+goes through it: ``decision_function``, the final pass over the training
+rows, :mod:`pyod_odim.dask`, model files (:mod:`pyod_odim.model_file`) and
+the exports (:mod:`pyod_odim.export`). A row's score is
+
+1. the row scaled by the fitting rows' bounds (:class:`~pyod_odim.scaling.FeatureScaling`);
+2. each member's negative IWAE bound under its best checkpoint and the
+   fixed importance draws ``score_eps`` (shared by all rows, so a score does
+   not depend on the rows scored with it);
+3. the members combined: their mean, or the mean after standardizing each
+   member by its training losses (``combination="standardized"``);
+4. in semi-supervised mode, optionally blended with the known outliers'
+   neighbour ratio (:class:`~pyod_odim.neighbors.NeighborScorer`).
+
+The state is NumPy only (float32 network parameters and draws, float64
+scaling and moments), so a scorer fitted on CUDA scores on any CPU, pickles
+small and serializes to plain arrays.
+"""
+
+import numpy as np
+import torch
+
+from . import network
+from ._device import cpu_fast_math, scoring_device
+from ._threads import torch_threads
+from .chunking import MemberMoments, chunk_slices, rows_per_chunk, scoring_row_bytes
+from .engines import make_engine
+
+COMBINATIONS = ("mean", "standardized")
+
+
+class FittedScorer:
+    """Scores rows with a fitted ODIM ensemble.
+
+    Parameters
+    ----------
+    scaling : pyod_odim.scaling.FeatureScaling
+        Raw features to the network's range.
+    architecture : pyod_odim.network.Architecture
+    likelihood : {"gaussian", "bernoulli"}
+    params : dict of str to list of ndarray
+        Each member's parameters at its best checkpoint, float32, members
+        on the first axis (:func:`pyod_odim.network.params_to_numpy`).
+    score_eps : ndarray of shape (M, K, 1, L), float32
+        The fixed importance draws.
+    combination : {"mean", "standardized"}, optional (default="mean")
+    member_mean, member_std : ndarray of shape (M,) or None
+        Each member's loss moments over the fitting rows; set by
+        :meth:`score_training_rows`, needed by ``"standardized"``.
+    neighbors : pyod_odim.neighbors.NeighborScorer or None
+        The known outliers' neighbour blend (semi-supervised mode).
+    threshold : float or None
+        Scores above it are outliers (the detector's ``threshold_``).
+    contamination : float or None
+        The detector's ``contamination`` when it is a number, else None.
+
+    Attributes
+    ----------
+    n_members : int
+    n_features : int
+    """
+
+    def __init__(self, scaling, architecture, likelihood, params, score_eps,
+                 combination="mean", member_mean=None, member_std=None,
+                 neighbors=None, threshold=None, contamination=None):
+        if likelihood not in network.LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {network.LIKELIHOODS}, got {likelihood!r}")
+        if combination not in COMBINATIONS:
+            raise ValueError(f"combination must be one of {COMBINATIONS}, got {combination!r}")
+        self.scaling = scaling
+        self.architecture = architecture
+        self.likelihood = likelihood
+        self.params = params
+        self.score_eps = score_eps
+        self.combination = combination
+        self.member_mean = member_mean
+        self.member_std = member_std
+        self.neighbors = neighbors
+        self.threshold = threshold
+        self.contamination = contamination
+
+    @property
+    def n_members(self):
+        return int(self.score_eps.shape[0])
+
+    @property
+    def n_features(self):
+        return int(self.architecture.n_features)
+
+    @property
+    def bernoulli(self):
+        return self.likelihood == "bernoulli"
+
+    # ------------------------------------------------------------ pieces
+    def scale(self, X):
+        """Scaled copy of raw rows ``X`` (n, d), in ``X``'s float dtype."""
+        X = self.scaling.transform(X)
+        if self.bernoulli:
+            # A Bernoulli likelihood is defined on [0, 1] only.
+            np.clip(X, 0.0, 1.0, out=X)
+        return X
+
+    def engine(self, compile="auto", device=None, n_threads=1):
+        """The engine (:mod:`pyod_odim.engines`) that scores on ``device``."""
+        device = scoring_device(device) if not isinstance(device, torch.device) else device
+        return make_engine(compile, device, self.architecture, self.bernoulli,
+                           n_threads=n_threads)
+
+    def torch_params(self, device):
+        """The parameters and draws as tensors on ``device`` (no copy on the CPU)."""
+        params = network.params_from_numpy(self.params, device)
+        return params, torch.as_tensor(self.score_eps, device=device)
+
+    def chunk_rows(self, working_memory, input_itemsize=8):
+        """Rows per scoring chunk under ``working_memory`` MiB."""
+        row_bytes = scoring_row_bytes(self.n_features, self.n_members, input_itemsize)
+        return rows_per_chunk(working_memory, row_bytes)
+
+    def combine(self, losses):
+        """Combined scores from member losses of shape (M, n)."""
+        if self.combination == "standardized":
+            std = np.where(self.member_std > 0, self.member_std, 1.0)
+            losses = (losses - self.member_mean[:, None]) / std[:, None]
+        return losses.mean(axis=0)
+
+    def member_losses(self, source, engine, chunk, device, scaled=False):
+        """Member losses of consecutive row chunks.
+
+        Parameters
+        ----------
+        source : ndarray or Tensor of shape (n, d)
+            Raw rows (scaled chunk by chunk here), or, with ``scaled``,
+            rows already scaled into a float32 tensor on the engine's device.
+        engine : engine of :mod:`pyod_odim.engines`
+        chunk : int
+            Rows per chunk.
+        device : torch.device
+            The engine's device.
+        scaled : bool, optional (default=False)
+
+        Yields
+        ------
+        rows : slice
+        x : ndarray of shape (rows.stop - rows.start, d) or None
+            The chunk as scaled here, for the neighbour blend; None when
+            ``source`` was already scaled.
+        losses : ndarray of shape (M, rows.stop - rows.start), float64
+        """
+        params, eps = self.torch_params(device)
+        for rows in chunk_slices(source.shape[0], chunk):
+            if scaled:
+                x, tensor = None, source[rows]
+            else:
+                x = self.scale(source[rows])
+                tensor = torch.as_tensor(x, dtype=torch.float32, device=device)
+            yield rows, x, engine.score(params, tensor, eps)
+
+    # ------------------------------------------------------------ scoring
+    def score(self, X, *, compile="auto", device=None, n_jobs=1, working_memory=256):
+        """Scores of raw rows, chunk by chunk under ``working_memory``.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, n_features)
+            Validated rows (see :func:`pyod_odim._validation.check_samples`);
+            may have no rows.
+        compile : str, optional (default="auto")
+            Engine (:func:`pyod_odim.engines.make_engine`).
+        device : str, torch.device or None
+            Where to score; unavailable devices fall back to the CPU.
+        n_jobs : int, optional (default=1)
+            Threads (already resolved: a positive count).
+        working_memory : float, optional (default=256)
+            MiB of temporaries.
+
+        Returns
+        -------
+        scores : ndarray of shape (n,), float64
+        """
+        device = scoring_device(device)
+        engine = self.engine(compile, device, n_jobs)
+        chunk = self.chunk_rows(working_memory, X.dtype.itemsize)
+        scores = np.empty(X.shape[0])
+        with torch_threads(n_jobs), cpu_fast_math(device):
+            for rows, x, losses in self.member_losses(X, engine, chunk, device):
+                scores[rows] = self.combine(losses)
+                if self.neighbors is not None:
+                    scores[rows] = self.neighbors.score(x, scores[rows])
+        return scores
+
+    def score_training_rows(self, X, X_scaled, fit_rows, fit_losses, engine, working_memory):
+        """Scores of every row of ``X`` at the end of a fit; sets the member moments.
+
+        Each member's loss moments over the fitting rows
+        (``member_mean``/``member_std``) are gathered in the same pass when
+        the combination does not need them first.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, d)
+            The validated input, unscaled.
+        X_scaled : Tensor of shape (n_fit, d)
+            The scaled fitting rows (all of ``X`` when ``fit_rows`` is None)
+            on the engine's device.
+        fit_rows : ndarray of shape (n_fit,) or None
+            Sorted rows of ``X`` the model was fitted on.
+        fit_losses : ndarray of shape (M, n_fit) or None
+            Member losses of the fitting rows, when the checks left them.
+        engine : engine of :mod:`pyod_odim.engines`
+        working_memory : float
+
+        Returns
+        -------
+        scores : ndarray of shape (n,), before any neighbour blend
+        """
+        chunk = self.chunk_rows(working_memory, X.dtype.itemsize)
+        device = X_scaled.device
+        # Fitting rows are scored from the scaled tensor, other rows scaled chunk by chunk.
+        source, scaled = (X_scaled, True) if fit_rows is None else (X, False)
+        if fit_losses is None and fit_rows is None and X.shape[0] <= chunk:
+            params, eps = self.torch_params(device)
+            fit_losses = engine.score(params, X_scaled, eps)  # one chunk holds every row
+        if fit_losses is not None:
+            self.member_mean = fit_losses.mean(axis=1)
+            self.member_std = fit_losses.std(axis=1)
+            if fit_rows is None:
+                return self.combine(fit_losses)
+        elif self.combination == "standardized":
+            # Two passes: the moments weight every member, so they come first.
+            moments = MemberMoments()
+            for _, _, losses in self.member_losses(X_scaled, engine, chunk, device, True):
+                moments.add(losses)
+            self.member_mean, self.member_std = moments.mean, moments.std
+        else:
+            # The plain mean needs no moments: gather them in the same pass.
+            moments = MemberMoments()
+            scores = np.empty(X.shape[0])
+            for rows, _, losses in self.member_losses(source, engine, chunk, device, scaled):
+                scores[rows] = self.combine(losses)
+                if fit_rows is not None:
+                    lo, hi = np.searchsorted(fit_rows, [rows.start, rows.stop])
+                    losses = losses[:, fit_rows[lo:hi] - rows.start]
+                moments.add(losses)
+            self.member_mean, self.member_std = moments.mean, moments.std
+            return scores
+        scores = np.empty(X.shape[0])
+        for rows, _, losses in self.member_losses(source, engine, chunk, device, scaled):
+            scores[rows] = self.combine(losses)
+        return scores
+
+    def fit_neighbors(self, neighbors, X, fit_rows, scores, labeled, working_memory):
+        """Fit the known outliers' neighbour blend; return the blended training scores.
+
+        The reference rows come from the fitting rows; rows outside a
+        ``max_fit_rows`` sample are then scored as new rows.
+
+        Parameters
+        ----------
+        neighbors : pyod_odim.neighbors.NeighborScorer
+            Unfitted; kept as :attr:`neighbors`.
+        X : ndarray of shape (n, d)
+            The validated input, unscaled.
+        fit_rows : ndarray of shape (n_fit,) or None
+        scores : ndarray of shape (n,)
+            The combined scores of every row of ``X``.
+        labeled : ndarray of bool, shape (n_fit,)
+        working_memory : float
+
+        Returns
+        -------
+        blended : ndarray of shape (n,)
+        """
+        self.neighbors = neighbors
+        if fit_rows is None:
+            return neighbors.fit(self.scale(X), scores, labeled)
+        neighbors.fit(self.scale(X[fit_rows]), scores[fit_rows], labeled)
+        chunk = rows_per_chunk(working_memory, scoring_row_bytes(X.shape[1], 1, X.dtype.itemsize))
+        blended = np.empty(X.shape[0])
+        for rows in chunk_slices(X.shape[0], chunk):
+            blended[rows] = neighbors.score(self.scale(X[rows]), scores[rows])
+        return blended
+
