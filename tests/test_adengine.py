@@ -1,4 +1,4 @@
-"""ODIM through PyOD's ADEngine with the knowledge folder from engine_knowledge."""
+"""ODIM through PyOD's ADEngine with the knowledge folder from pyod_odim.adengine."""
 
 import json
 import os
@@ -12,7 +12,7 @@ from pyod.utils import knowledge as pyod_knowledge  # noqa: E402
 from pyod.utils.ad_engine import ADEngine  # noqa: E402
 
 from pyod_odim import ODIM  # noqa: E402
-from pyod_odim.engine import ODIM_RULE, engine_knowledge  # noqa: E402
+from pyod_odim.adengine import ODIM_RULE, engine_knowledge  # noqa: E402
 
 SMALL = {"n_estimators": 2, "n_samples_iwae": 8, "patience": 3, "check_every": 5,
          "compile": "none"}
@@ -109,3 +109,19 @@ def test_explicit_plan_without_routing(knowledge_dir):
     assert plan["detector_name"] == "ODIM"
     assert plan["params"] == {"n_estimators": 3, "contamination": 0.1}
     assert plan["alternatives"][0]["detector_name"] == "IForest"
+
+
+def test_old_module_path_warns_and_gives_the_same_objects():
+    import importlib
+    import sys
+
+    import pyod_odim.adengine as adengine
+
+    sys.modules.pop("pyod_odim.engine", None)  # the warning fires on first import
+    with pytest.warns(DeprecationWarning, match="pyod_odim.adengine"):
+        old = importlib.import_module("pyod_odim.engine")
+    assert old.engine_knowledge is adengine.engine_knowledge
+    assert old.ODIM_RULE is adengine.ODIM_RULE
+    for name in adengine.__all__:
+        assert getattr(old, name) is getattr(adengine, name)
+    assert old._bundled_knowledge_dir is adengine._bundled_knowledge_dir
