@@ -6,8 +6,9 @@ ensemble is a weight of shape ``(M, in, out)`` and a bias of shape
 are an extra batch dimension, so one call evaluates ``M * K * rows`` decoder
 passes.
 
-The math lives in plain functions of tensors so that it can run eagerly or be
-compiled with TorchScript (see :mod:`pyod_odim.compile`).
+The math lives in plain functions of tensors: they run eagerly, under
+``torch.compile`` (``compile="inductor"``), and are TorchScript-compatible
+because the TorchScript export (``pyod_odim.export``) scripts them.
 """
 
 import math
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 
 # Log-variances are clamped to [-6, 2] and hidden layers use LeakyReLU(0.01),
 # as in the ODIM authors' code; the literals live in log_importance_weights
-# because TorchScript compiles that function on its own.
+# because the TorchScript export scripts that function on its own.
 LIKELIHOODS = ("gaussian", "bernoulli")
 
 
