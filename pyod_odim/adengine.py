@@ -52,6 +52,9 @@ ODIM_ALGORITHM = {
         "Likelihood scores of an IWAE ensemble capture nonlinear structure",
         "Scales features internally (min-max); works on embeddings of images or text",
         "Optional semi-supervised mode uses known outliers (use_labels=True)",
+        "contamination takes a float or, as PyOD's detectors do, a PyThresh "
+        "thresholder object (e.g. contamination=IQR()) that sets labels_ and "
+        "predict() from the scores",
     ],
     "weaknesses": [
         "Slower than shallow detectors such as IForest or ECOD (seconds rather than "

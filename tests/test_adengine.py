@@ -125,3 +125,9 @@ def test_old_module_path_warns_and_gives_the_same_objects():
     for name in adengine.__all__:
         assert getattr(old, name) is getattr(adengine, name)
     assert old._bundled_knowledge_dir is adengine._bundled_knowledge_dir
+
+
+def test_entry_says_thresholder_objects_are_accepted(knowledge_dir):
+    with open(os.path.join(knowledge_dir, "algorithms.json")) as handle:
+        strengths = json.load(handle)["ODIM"]["strengths"]
+    assert any("thresholder" in line for line in strengths)

@@ -1,0 +1,207 @@
+"""``contamination`` as a number or as a PyThresh thresholder object.
+
+PyOD's ``BaseDetector`` takes either a float, the share of outliers, or a
+thresholder object such as those of PyThresh (``pip install pythresh``),
+PyOD's thresholding companion. With a float, ``threshold_`` is the
+``1 - contamination`` quantile of ``decision_scores_``. With an object,
+PyOD calls ``contamination.fit(decision_scores_)`` and takes the
+object's ``labels_`` as ``labels_`` and its ``thresh_`` as ``threshold_``;
+``predict`` and ``predict_confidence`` label new scores with
+``contamination.predict(scores)``, and ``predict_confidence`` uses the
+share of training rows labelled 1 as the contamination. Any object with ``fit`` and ``predict`` that behave that
+way works; PyThresh's thresholders also have ``eval(scores)``, which
+labels scores without fitting.
+
+>>> from pythresh.thresholds.iqr import IQR               # doctest: +SKIP
+>>> clf = ODIM(contamination=IQR()).fit(X)               # doctest: +SKIP
+>>> clf = ODIM(contamination=thresholder_by_name("mad"))  # doctest: +SKIP
+
+Two things differ from a float. PyThresh's ``thresh_`` is a cut on the
+training scores after its own min-max normalization, not on the raw
+scores, so ``threshold_`` is not on the scale of ``decision_scores_``;
+compare scores through ``predict``, not with ``threshold_``. And a
+thresholder that sets no ``thresh_`` (PyThresh's CLF, CLUST, COMB and
+OCSVM, for example) labels the scores passed to ``predict`` among
+themselves, so labels of new rows depend on the rows scored with them
+(PyOD then sets ``threshold_`` to the share of training rows labelled 1).
+"""
+
+import importlib
+import numbers
+import pkgutil
+
+import numpy as np
+
+__all__ = ["check_contamination", "is_thresholder", "thresholder_by_name",
+           "thresholder_names"]
+
+# Modules of pythresh.thresholds that hold no thresholder.
+_NOT_THRESHOLDERS = frozenset({"base", "thresh_utility"})
+
+_INSTALL_HINT = 'pip install pythresh (or pip install "pyod-odim[thresh]")'
+
+# Import names of PyThresh's optional dependencies that differ on PyPI.
+_PIP_NAMES = {"sklego": "scikit-lego"}
+
+
+def is_thresholder(value):
+    """Whether ``value`` follows PyOD's thresholder protocol.
+
+    Parameters
+    ----------
+    value : object
+
+    Returns
+    -------
+    bool
+        True for an instance (not a class) with callable ``fit`` and
+        ``predict``, the two methods PyOD's ``BaseDetector`` calls.
+    """
+    if isinstance(value, type):
+        return False
+    return callable(getattr(value, "fit", None)) and callable(getattr(value, "predict", None))
+
+
+def check_contamination(contamination):
+    """Validate ``contamination`` as PyOD's ``BaseDetector`` will use it.
+
+    Parameters
+    ----------
+    contamination : float or thresholder object
+        A Python float in (0, 0.5], or an instance with PyOD's thresholder
+        protocol (:func:`is_thresholder`), such as a PyThresh thresholder.
+
+    Returns
+    -------
+    contamination : float or thresholder object
+        The float as a float, or the object itself.
+
+    Raises
+    ------
+    TypeError
+        Neither a Python number nor a thresholder instance: a string (with
+        a pointer to :func:`thresholder_by_name`), a thresholder class
+        instead of an instance, a bool, or a NumPy scalar (PyOD would take
+        a ``numpy.float32`` for a thresholder object).
+    ValueError
+        A number outside (0, 0.5], or not finite.
+    """
+    if isinstance(contamination, str):
+        raise TypeError(
+            f"contamination must be a float or a thresholder object, got the string "
+            f"{contamination!r}; for a PyThresh thresholder by name use "
+            f"pyod_odim.thresholds.thresholder_by_name({contamination!r})"
+        )
+    if isinstance(contamination, type):
+        raise TypeError(
+            f"contamination must be a thresholder instance, not the class "
+            f"{contamination.__name__}; pass {contamination.__name__}()"
+        )
+    if isinstance(contamination, (bool, np.bool_)):
+        raise TypeError(f"contamination must be a float, got {contamination!r}")
+    if isinstance(contamination, numbers.Real):
+        # PyOD tests isinstance(c, (float, int)) and treats anything else as
+        # a thresholder object, so a NumPy scalar would fail deep inside fit.
+        if not isinstance(contamination, (float, int)):
+            raise TypeError(
+                f"contamination must be a Python float, got {type(contamination).__name__} "
+                f"{contamination!r}; pass float(contamination)"
+            )
+        value = float(contamination)
+        if not np.isfinite(value) or not 0.0 < value <= 0.5:
+            raise ValueError(f"contamination must be in (0, 0.5], got {contamination!r}")
+        return value
+    if is_thresholder(contamination):
+        return contamination
+    raise TypeError(
+        f"contamination must be a float in (0, 0.5] or a thresholder object with "
+        f"fit(scores) and predict(scores) methods (e.g. PyThresh's IQR()), got "
+        f"{type(contamination).__name__}"
+    )
+
+
+def _thresholds_package():
+    try:
+        return importlib.import_module("pythresh.thresholds")
+    except ImportError:
+        raise ImportError(f"PyThresh thresholders need the pythresh package: {_INSTALL_HINT}") from None
+
+
+def thresholder_names():
+    """Names of the installed PyThresh thresholders, lower case.
+
+    Read from the module names of ``pythresh.thresholds`` without importing
+    them (some import optional dependencies of their own).
+
+    Returns
+    -------
+    names : list of str
+        Sorted, e.g. ``["aucp", "boot", ..., "iqr", ..., "zscore"]``.
+
+    Raises
+    ------
+    ImportError
+        If pythresh is not installed.
+    """
+    package = _thresholds_package()
+    return sorted(
+        info.name for info in pkgutil.iter_modules(package.__path__)
+        if info.name not in _NOT_THRESHOLDERS and not info.name.startswith("_")
+    )
+
+
+def thresholder_by_name(name, **params):
+    """A PyThresh thresholder from its name, as a command line would give it.
+
+    Parameters
+    ----------
+    name : str
+        The thresholder's module or class name in PyThresh, in any case:
+        ``"iqr"`` or ``"IQR"`` for ``pythresh.thresholds.iqr.IQR``, and
+        likewise ``"mad"``, ``"dsn"``, ``"clf"``, ``"clust"``, ...
+        (:func:`thresholder_names` lists them).
+    **params
+        Passed to the thresholder's constructor, e.g. ``method="kmeans"``
+        for ``"clust"``.
+
+    Returns
+    -------
+    thresholder : pythresh.thresholds.base.BaseThresholder
+        A new, unfitted instance, ready to pass as ``contamination``.
+
+    Raises
+    ------
+    ImportError
+        If pythresh is not installed, or the thresholder needs an optional
+        package that is not (PyThresh's CLUST needs pyclustering); the
+        message says what to install.
+    ValueError
+        If no thresholder has that name; the message lists the known names.
+    TypeError
+        If ``name`` is not a string.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"thresholder name must be a string, got {type(name).__name__}")
+    names = thresholder_names()
+    key = name.strip().lower()
+    if key not in names:
+        raise ValueError(
+            f"unknown PyThresh thresholder {name!r}; known names: {', '.join(names)}"
+        )
+    try:
+        module = importlib.import_module(f"pythresh.thresholds.{key}")
+    except ImportError as exc:
+        missing = (getattr(exc, "name", None) or "").split(".")[0]
+        if not missing:
+            raise
+        raise ImportError(
+            f"PyThresh's {key.upper()} thresholder needs {missing!r}, which is not "
+            f"installed: pip install {_PIP_NAMES.get(missing, missing)}"
+        ) from exc
+    cls = getattr(module, key.upper(), None)
+    if cls is None:  # a module that breaks PyThresh's naming convention
+        raise ValueError(
+            f"pythresh.thresholds.{key} has no class {key.upper()}; known names: "
+            f"{', '.join(names)}"
+        )
+    return cls(**params)
