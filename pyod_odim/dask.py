@@ -88,7 +88,7 @@ class PartitionScorer:
 
         Parameters
         ----------
-        block : array-like of shape (n_rows, n_features_in_)
+        block : array-like of shape (n_rows, ``n_features_in_``)
             A NumPy block or a pandas DataFrame partition; may be empty.
         name : str
             Names the block in error messages.
