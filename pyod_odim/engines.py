@@ -65,7 +65,7 @@ def _objective(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, bernoulli: b
     pre-activations). Normalized by the running statistics instead, the
     known outliers' CUBO gradient drove the weights along exactly those
     directions, the running statistics that scoring uses lagged behind the
-    drift, and the scores of every row degraded (README, semi-supervised).
+    drift, and the scores of every row degraded (docs/semisupervised.md).
     """
     if x_lab is None:
         log_w = network.log_importance_weights(
