@@ -3,10 +3,12 @@
 >>> from pyod_odim import ODIM
 >>> clf = ODIM().fit(X)            # doctest: +SKIP
 >>> clf.decision_scores_           # doctest: +SKIP
+>>> clf.save("model.odim")         # doctest: +SKIP
+>>> pyod_odim.load("model.odim")   # doctest: +SKIP
 """
 
 __version__ = "0.1.0"
-__all__ = ["ODIM", "__version__"]
+__all__ = ["ODIM", "load", "__version__"]
 
 
 def __getattr__(name):
@@ -16,4 +18,8 @@ def __getattr__(name):
         from .detector import ODIM
 
         return ODIM
+    if name == "load":
+        from .model_file import load
+
+        return load
     raise AttributeError(f"module 'pyod_odim' has no attribute {name!r}")

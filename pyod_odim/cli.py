@@ -120,10 +120,15 @@ def build_parser():
     score.add_argument("--device", help="torch device, e.g. cpu or cuda "
                                         "(default: cuda when available)")
     score.add_argument("--save-model", metavar="PATH",
-                       help="save the fitted model with joblib")
+                       help="save the fitted model as a pyod-odim model file (arrays "
+                            "and JSON, no pickle; load it with --model or pyod_odim.load)")
     score.add_argument("--model", metavar="PATH",
                        help="score INPUT with a model saved by --save-model instead of "
-                            "fitting (a pickle: load only files you trust)")
+                            "fitting; loading a model file runs no code from it")
+    score.add_argument("--trust-pickle", action="store_true",
+                       help="with --model: also accept a pickled (joblib) ODIM, as "
+                            "earlier versions saved; unpickling runs code from the "
+                            "file, so use it only for files you trust")
     score.add_argument("--plot", metavar="PATH",
                        help="save checkpoint-selection and score plots (needs matplotlib)")
     _add_fit_options(score, f"random seed (default: {DEFAULT_SEED})")
@@ -251,6 +256,8 @@ def run_demo(args):
 # ----------------------------------------------------------------------
 # odim score
 def _check_score_args(args):
+    if args.model is None and args.trust_pickle:
+        raise InputError("--trust-pickle applies only with --model")
     if args.model is None:
         return
     given = ["--" + option.replace("_", "-") for option in _FIT_OPTIONS
@@ -264,13 +271,21 @@ def _check_score_args(args):
         )
 
 
-def _load_model(path):
-    import joblib
-
+def _load_model(path, trust_pickle=False):
     from .detector import ODIM
+    from .model_file import load
 
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such model file")
+    try:
+        return load(path)
+    except ValueError as exc:
+        if not trust_pickle:
+            hint = ("; a pickled model from an earlier version loads with --trust-pickle "
+                    "(only for files you trust)" if _looks_pickled(path) else "")
+            raise InputError(f"cannot load a model: {exc}{hint}") from None
+    import joblib
+
     try:
         model = joblib.load(path)
     except Exception as exc:  # unpickling can fail in many ways
@@ -279,6 +294,13 @@ def _load_model(path):
         raise InputError(f"{path}: does not hold a fitted ODIM model "
                          f"(found {type(model).__name__})")
     return model
+
+
+def _looks_pickled(path):
+    # Pickle protocol 2+ starts with 0x80; joblib may compress (zlib 0x78, gzip 0x1f8b).
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return head[:1] in (b"\x80", b"\x78") or head == b"\x1f\x8b"
 
 
 def run_score(args):
@@ -295,7 +317,7 @@ def run_score(args):
     table = read_table(args.input, args.label_column)
     X = table.X
     if args.model:
-        model = _load_model(args.model)
+        model = _load_model(args.model, args.trust_pickle)
         if X.shape[1] != model.n_features_in_:
             raise InputError(
                 f"{args.input}: has {X.shape[1]} feature columns, but the model in "
@@ -318,10 +340,7 @@ def run_score(args):
     if args.output:
         write_scores(args.output, scores, labels)
     if args.save_model:
-        import joblib
-
-        with atomic_path(args.save_model) as tmp:
-            joblib.dump(model, tmp)
+        model.save(args.save_model)
     if args.plot:
         _save_plot(args.plot, model, y=table.y, scores=None if args.model is None else scores)
 

@@ -8,7 +8,7 @@ import torch
 from pyod.models.base import BaseDetector
 from sklearn.utils.validation import check_is_fitted
 
-from . import gmm, network
+from . import gmm, network, thresholds
 from ._device import cpu_fast_math, resolve_device
 from ._threads import resolve_n_jobs, torch_threads
 from ._validation import (
@@ -355,7 +355,7 @@ class ODIM(BaseDetector):
     # ------------------------------------------------------------------
     def _check_parameters(self, n_features):
         """Validate every hyper-parameter; return the training config."""
-        check_float(self.contamination, "contamination", 0.0, 0.5)
+        thresholds.check_contamination(self.contamination)
         check_float(self.lr, "lr", 0.0)
         check_choice(self.likelihood, "likelihood", network.LIKELIHOODS)
         check_choice(self.distance, "distance", gmm.DISTANCES)
@@ -433,6 +433,7 @@ class ODIM(BaseDetector):
         self : object
             Fitted estimator.
         """
+        names = _column_names(X)
         X = check_samples(X, min_samples=2, dtype=FLOAT_DTYPES)
         arch, config = self._check_parameters(X.shape[1])
         labeled = None
@@ -443,6 +444,10 @@ class ODIM(BaseDetector):
             y_eval = y
         self._set_n_classes(y_eval)
         self.n_features_in_ = X.shape[1]
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
 
         device = resolve_device(self.device)
         n_threads = config.n_threads
@@ -548,6 +553,62 @@ class ODIM(BaseDetector):
         X = check_samples(X, n_features=self.n_features_in_, dtype=FLOAT_DTYPES)
         return self._score_samples(X)
 
+    def save(self, path):
+        """Save the fitted detector to a model file (arrays and JSON, no pickle).
+
+        Load it with :func:`pyod_odim.load`, also in later versions of this
+        package: the loaded detector gives the same ``decision_function``,
+        ``predict`` and ``predict_proba`` values. Loading a file runs no code
+        from it (:mod:`pyod_odim.model_file`).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Written atomically.
+        """
+        from .model_file import save
+
+        save(self, path)
+
+    def to_torchscript(self, path, chunk_rows=None):
+        """Export the scorer as a TorchScript module that runs without this package.
+
+        The module maps raw float rows of shape (n, n_features) to scores of
+        shape (n,), float64: scaling, every member under its fixed draws,
+        and the combination, as ``decision_function`` computes them. Load it
+        with ``torch.jit.load(path)`` (``map_location="cuda"`` to score on a
+        GPU) in Python, or from LibTorch in C++ (:mod:`pyod_odim.export`).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        chunk_rows : int or None, optional (default=None)
+            Rows per chunk of the module's forward pass (None: sized like
+            the PyTorch engine's chunks); scores do not depend on it.
+
+        Returns
+        -------
+        module : torch.jit.ScriptModule
+            The module written.
+        """
+        from .export import to_torchscript
+
+        return to_torchscript(self, path, chunk_rows)
+
+    def to_onnx(self, path):
+        """Export the scorer as an ONNX graph for ONNX Runtime (extra ``onnx``).
+
+        Same inputs and outputs as :meth:`to_torchscript`
+        (:mod:`pyod_odim.export`).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        """
+        from .export import to_onnx
+
+        to_onnx(self, path)
+
     def _score_samples(self, X):
         """Scores of validated rows (``decision_function`` without the checks)."""
         return self.scorer_.score(
@@ -608,3 +669,11 @@ def _scaled_tensor(scorer, X, device, n_members, working_memory):
     for rows in chunk_slices(X.shape[0], chunk):
         out[rows] = torch.as_tensor(scorer.scale(X[rows]), dtype=torch.float32, device=device)
     return out
+
+
+def _column_names(X):
+    """A DataFrame's column names as strings (scikit-learn's ``feature_names_in_``), else None."""
+    columns = getattr(X, "columns", None)
+    if columns is None or not hasattr(X, "dtypes"):
+        return None
+    return np.asarray([str(c) for c in columns], dtype=object)

@@ -74,14 +74,39 @@ class NeighborScorer:
         unlabeled = ~labeled
         cut = np.quantile(odim_scores[unlabeled], self.inlier_quantile)
         inliers = unlabeled & (odim_scores <= cut)
-        self.n_inliers_ = int(inliers.sum())
-        self.n_outliers_ = int(labeled.sum())
-        self.inlier_search_ = self._search(X[inliers])
-        self.outlier_search_ = self._search(X[labeled])
+        self._set_rows(X[inliers], X[labeled])
         ratio = self.ratio(X)
         self.odim_sorted_ = np.sort(odim_scores)
         self.ratio_sorted_ = np.sort(ratio)
         return self._blend(odim_scores, ratio)
+
+    def set_reference(self, inlier_rows, outlier_rows, odim_sorted, ratio_sorted):
+        """Restore a fitted state from its arrays (as a model file holds them).
+
+        Parameters
+        ----------
+        inlier_rows, outlier_rows : ndarray of shape (n_in, d) and (n_out, d)
+            The scaled reference inliers and known outliers.
+        odim_sorted, ratio_sorted : ndarray of shape (n_samples,)
+            The training rows' sorted ODIM scores and neighbour ratios.
+
+        Returns
+        -------
+        self
+        """
+        self._set_rows(inlier_rows, outlier_rows)
+        self.odim_sorted_ = np.asarray(odim_sorted, dtype=np.float64)
+        self.ratio_sorted_ = np.asarray(ratio_sorted, dtype=np.float64)
+        return self
+
+    def _set_rows(self, inlier_rows, outlier_rows):
+        # The rows are kept: the searches are rebuilt from them, exactly, on load.
+        self.inlier_rows_ = inlier_rows
+        self.outlier_rows_ = outlier_rows
+        self.n_inliers_ = int(inlier_rows.shape[0])
+        self.n_outliers_ = int(outlier_rows.shape[0])
+        self.inlier_search_ = self._search(inlier_rows)
+        self.outlier_search_ = self._search(outlier_rows)
 
     def _search(self, rows):
         k = min(self.n_neighbors, rows.shape[0])

@@ -80,6 +80,31 @@ def _layer_shapes(arch, bernoulli):
 TRAINABLE = ("dec_b", "dec_w", "enc_b", "enc_w")
 
 
+def expected_parameter_shapes(arch, n_members, bernoulli=False, batch_norm=False):
+    """Shapes of every parameter tensor of an ensemble, as :func:`init_parameters` makes them.
+
+    Parameters
+    ----------
+    arch : Architecture
+    n_members : int
+    bernoulli, batch_norm : bool
+
+    Returns
+    -------
+    shapes : dict of str to list of tuple
+        ``enc_w``, ``enc_b``, ``dec_w``, ``dec_b``, ``bn_mean``, ``bn_var``.
+    """
+    encoder, decoder = _layer_shapes(arch, bernoulli)
+    shapes = {}
+    for prefix, layers in (("enc", encoder), ("dec", decoder)):
+        shapes[prefix + "_w"] = [(n_members, i, o) for i, o in layers]
+        shapes[prefix + "_b"] = [(n_members, 1, o) for _, o in layers]
+    hidden = [o for _, o in encoder[:-1] + decoder[:-1]] if batch_norm else []
+    shapes["bn_mean"] = [(n_members, 1, w) for w in hidden]
+    shapes["bn_var"] = list(shapes["bn_mean"])
+    return shapes
+
+
 def init_parameters(arch, n_members, generator, device, bernoulli=False, batch_norm=False):
     """Draw independent initial weights for every member.
 
@@ -230,7 +255,9 @@ def log_importance_weights(
         h = torch.matmul(h, enc_w[i]) + enc_b[i]
         if i < n_enc - 1:
             if use_bn:
-                h_stats = h[:, :n_stat_rows] if n_stat_rows > 0 else None
+                h_stats: Optional[torch.Tensor] = None
+                if n_stat_rows > 0:
+                    h_stats = h[:, :n_stat_rows]
                 h = _batch_norm(h, bn_mean[i], bn_var[i], bn_training, h_stats)
             h = F.leaky_relu(h, 0.01)
     # split (not slicing): its backward concatenates instead of zero-filling.
@@ -251,7 +278,7 @@ def log_importance_weights(
         g = torch.baddbmm(dec_b[i], g, dec_w[i])
         if use_bn:
             j = n_enc - 1 + i
-            g_stats = None
+            g_stats: Optional[torch.Tensor] = None
             if n_stat_rows > 0:
                 g_stats = g.view(n_members, n_samples, n_rows, -1)[:, :, :n_stat_rows]
                 g_stats = g_stats.reshape(n_members, n_samples * n_stat_rows, -1)

@@ -109,7 +109,7 @@ def launched(tmp_path_factory, data):
         pass
     runs = {
         "header": ("score", "data.csv", "--label-column", "truth", "-o", "scores.csv",
-                   "--save-model", "odim.joblib", *FAST),
+                   "--save-model", "odim.model", *FAST),
         "plain": ("score", "plain.csv", "--label-column", "-1", "-o", "plain.npy", *FAST),
         "npy": ("score", "X.npy", "-o", "npy_scores.csv", *FAST),
         "npz": ("score", "Xy.npz", *FAST),
@@ -133,10 +133,10 @@ def test_csv_with_header_label_column_save_model_then_model(launched):
     assert fitted.shape == (N_ROWS, 2)
     assert set(np.unique(fitted[:, 1])) <= {0.0, 1.0}
     assert fitted[:12, 0].mean() > fitted[12:, 0].mean()  # outliers score higher
-    assert (folder / "odim.joblib").is_file()
+    assert (folder / "odim.model").is_file()
 
     # The saved model scores the same rows again without fitting.
-    done = run_cli("score", "data.csv", "--label-column", "truth", "--model", "odim.joblib",
+    done = run_cli("score", "data.csv", "--label-column", "truth", "--model", "odim.model",
                    "-o", "again.npy", cwd=folder)
     assert done.returncode == 0, done.stderr
     assert "scored with" in done.stdout
@@ -272,7 +272,7 @@ def test_parquet_without_pyarrow_is_a_clear_error(tmp_path, capsys, monkeypatch)
 
 def test_wrong_feature_count_for_loaded_model(tmp_path, data, capsys, one_thread):
     X, _ = data
-    model = tmp_path / "m.joblib"
+    model = tmp_path / "m.model"
     assert cli.main(["score", str(write_csv(tmp_path / "a.csv", X)),
                      "--save-model", str(model), *FAST]) == 0
     capsys.readouterr()
@@ -337,3 +337,31 @@ def test_fit_options_reach_the_model(tmp_path, one_thread):
     assert params["random_state"] == 3
     with pytest.raises(SystemExit):
         build_parser().parse_args(["score", "in.csv", "--n-jobs", "0"])
+
+
+def test_model_files_load_safely_and_pickles_only_when_trusted(tmp_path, data, capsys, one_thread):
+    import joblib
+
+    from pyod_odim import ODIM
+
+    X = data[0]
+    csv = write_csv(tmp_path / "x.csv", X)
+    model_path = tmp_path / "m.odim"
+    assert cli.main(["score", str(csv), "--save-model", str(model_path), *FAST]) == 0
+    assert model_path.read_bytes()[:4] == b"PK\x03\x04"  # a model file, not a pickle
+    out = tmp_path / "s.npy"
+    assert cli.main(["score", str(csv), "--model", str(model_path), "-o", str(out)]) == 0
+    capsys.readouterr()
+
+    fitted = ODIM(n_estimators=2, patience=2, check_every=5, max_updates=40, min_updates=0,
+                  random_state=0).fit(X)
+    pickled = tmp_path / "old.joblib"
+    joblib.dump(fitted, pickled)
+    assert cli.main(["score", str(csv), "--model", str(pickled), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot load a model" in err and "--trust-pickle" in err
+    assert cli.main(["score", str(csv), "--model", str(pickled), "--trust-pickle",
+                     "-o", str(out)]) == 0
+    np.testing.assert_allclose(np.load(out)[:, 0], fitted.decision_function(X), rtol=1e-6)
+    assert cli.main(["score", str(csv), "--trust-pickle", *FAST]) == 1
+    assert "--trust-pickle applies only with --model" in capsys.readouterr().err

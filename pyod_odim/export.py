@@ -1,0 +1,229 @@
+"""Deployable exports of a fitted scorer: TorchScript and ONNX.
+
+Both exports wrap the same :class:`ScorerModule`: raw rows of shape
+``(n, n_features)`` (float32 or float64) in, scores of shape ``(n,)`` out,
+computed as :class:`~pyod_odim.scorer.FittedScorer` computes them: the
+feature scaling in float64, every member's negative IWAE bound under its
+fixed importance draws in float32 (batch normalization with the running
+statistics), the members combined in float64. The network's arithmetic is
+:func:`pyod_odim.network.log_importance_weights` itself, scripted, so the
+exports cannot drift from the package's PyTorch engine.
+
+* :func:`to_torchscript` writes a module for ``torch.jit.load`` (Python, or
+  ``torch::jit::load`` in LibTorch C++) that needs neither this package nor
+  NumPy; its tensors are buffers, so ``map_location="cuda"`` scores on a
+  GPU. It scores large inputs in row chunks (``chunk_rows``).
+* :func:`to_onnx` (extra ``onnx``) writes an ONNX graph for ONNX Runtime
+  with a dynamic row axis; it scores the rows it is given at once, so feed
+  it batches of a size that suits the memory (``M * K * rows * width``
+  float32 activations).
+
+The semi-supervised neighbour blend (nearest-neighbour search over the
+reference rows) is not part of either export: exporting such a model
+raises ``ValueError``. Scores agree with ``decision_function`` to float32
+rounding (``tests/test_export.py``; ``benchmarks/bench_export.py`` measures
+their speed).
+"""
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from typing import List
+
+import torch
+
+from . import network
+
+# Elements of the widest (M, K, rows, width) activation per chunk of the
+# TorchScript module, as the PyTorch engine chunks on the CPU.
+_CHUNK_ELEMENTS = 1_000_000
+
+
+class _Layer(torch.nn.Module):
+    """A stacked linear layer of the ensemble: weight (M, in, out), bias (M, 1, out)."""
+
+    def __init__(self, weight, bias):
+        super().__init__()
+        self.register_buffer("weight", torch.as_tensor(weight).clone())
+        self.register_buffer("bias", torch.as_tensor(bias).clone())
+
+
+class _Norm(torch.nn.Module):
+    """Running statistics of one batch-normalized hidden layer, (M, 1, width) each."""
+
+    def __init__(self, mean, var):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean).clone())
+        self.register_buffer("var", torch.as_tensor(var).clone())
+
+
+class ScorerModule(torch.nn.Module):
+    """A fitted scorer as a ``torch.nn.Module``: raw rows to scores.
+
+    Parameters
+    ----------
+    scorer : pyod_odim.scorer.FittedScorer
+        Without a neighbour blend.
+    chunk_rows : int, optional (default=0)
+        Rows per chunk of ``forward``; 0 scores all rows at once (the ONNX
+        export, whose graph cannot hold a Python loop over chunks).
+    """
+
+    def __init__(self, scorer, chunk_rows=0):
+        super().__init__()
+        check_exportable(scorer)
+        p = scorer.params
+        self.encoder = torch.nn.ModuleList([_Layer(w, b) for w, b in zip(p["enc_w"], p["enc_b"])])
+        self.decoder = torch.nn.ModuleList([_Layer(w, b) for w, b in zip(p["dec_w"], p["dec_b"])])
+        self.norms = torch.nn.ModuleList([_Norm(m, v) for m, v in zip(p["bn_mean"], p["bn_var"])])
+        self.register_buffer("eps", torch.as_tensor(scorer.score_eps).clone())
+        f64 = torch.float64
+        self.register_buffer("scale", torch.as_tensor(scorer.scaling.scale_, dtype=f64).clone())
+        self.register_buffer("offset", torch.as_tensor(scorer.scaling.offset_, dtype=f64).clone())
+        standardized = scorer.combination == "standardized"
+        mean = scorer.member_mean if standardized else [0.0] * scorer.n_members
+        std = scorer.member_std if standardized else [1.0] * scorer.n_members
+        std = torch.as_tensor(std, dtype=f64)
+        self.register_buffer("member_mean", torch.as_tensor(mean, dtype=f64).reshape(-1, 1).clone())
+        self.register_buffer("member_std", torch.where(std > 0, std, torch.ones_like(std)).reshape(-1, 1))
+        self.bernoulli = bool(scorer.bernoulli)
+        self.chunk_rows = int(chunk_rows)
+
+    def _losses(self, x: torch.Tensor) -> torch.Tensor:
+        """Member losses (M, n), float64, of scaled float32 rows (n, d)."""
+        enc_w: List[torch.Tensor] = []
+        enc_b: List[torch.Tensor] = []
+        dec_w: List[torch.Tensor] = []
+        dec_b: List[torch.Tensor] = []
+        bn_mean: List[torch.Tensor] = []
+        bn_var: List[torch.Tensor] = []
+        for layer in self.encoder:
+            enc_w.append(layer.weight)
+            enc_b.append(layer.bias)
+        for layer in self.decoder:
+            dec_w.append(layer.weight)
+            dec_b.append(layer.bias)
+        for norm in self.norms:
+            bn_mean.append(norm.mean)
+            bn_var.append(norm.var)
+        log_w = network.log_importance_weights(
+            x, self.eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, False, self.bernoulli
+        )
+        return network.iwae_loss(log_w).to(torch.float64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores (n,), float64, of raw rows ``x`` (n, n_features)."""
+        scaled = x.to(torch.float64) * self.scale + self.offset
+        if self.bernoulli:
+            scaled = torch.clamp(scaled, 0.0, 1.0)
+        scaled = scaled.to(torch.float32)
+        n = scaled.shape[0]
+        if self.chunk_rows <= 0 or n <= self.chunk_rows:
+            losses = self._losses(scaled)
+        else:
+            pieces: List[torch.Tensor] = []
+            for start in range(0, n, self.chunk_rows):
+                pieces.append(self._losses(scaled[start:start + self.chunk_rows]))
+            losses = torch.cat(pieces, dim=1)
+        return ((losses - self.member_mean) / self.member_std).mean(dim=0)
+
+
+def check_exportable(scorer):
+    """Raise ``ValueError`` when a scorer cannot be exported (the neighbour blend)."""
+    if scorer.neighbors is not None:
+        raise ValueError(
+            "this model blends ODIM's scores with the known outliers' neighbour ratio "
+            "(use_labels=True, neighbor_weight > 0), a nearest-neighbour search over the "
+            "reference rows that the TorchScript and ONNX exports do not contain; refit "
+            "with neighbor_weight=0 to export ODIM's likelihood scores"
+        )
+
+
+def _chunk_rows(scorer):
+    widest = max(w.shape[-1] for w in scorer.params["enc_w"] + scorer.params["dec_w"])
+    per_row = scorer.n_members * scorer.score_eps.shape[1] * widest
+    return max(16, _CHUNK_ELEMENTS // max(1, per_row))
+
+
+def _fitted_scorer(estimator):
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(estimator, ["scorer_"])
+    return estimator.scorer_
+
+
+def to_torchscript(estimator, path, chunk_rows=None):
+    """Write a fitted ODIM's scorer as a TorchScript module.
+
+    Parameters
+    ----------
+    estimator : pyod_odim.ODIM
+        Fitted, without a neighbour blend.
+    path : str or os.PathLike
+    chunk_rows : int or None, optional (default=None)
+        Rows per chunk of the module's forward pass; ``None`` sizes chunks
+        so that the widest activation holds about a million values, as the
+        PyTorch engine does on the CPU. Scores do not depend on it.
+
+    Returns
+    -------
+    module : torch.jit.ScriptModule
+        The module written.
+    """
+    scorer = _fitted_scorer(estimator)
+    chunk = _chunk_rows(scorer) if chunk_rows is None else int(chunk_rows)
+    if chunk < 1:
+        raise ValueError(f"chunk_rows must be a positive number of rows, got {chunk_rows!r}")
+    module = torch.jit.script(ScorerModule(scorer, chunk).eval())
+    module.save(os.fspath(path))
+    return module
+
+
+def to_onnx(estimator, path, opset_version=18):
+    """Write a fitted ODIM's scorer as an ONNX graph (needs the ``onnx`` extra).
+
+    The graph's input ``x`` is float64 of shape (rows, n_features) with a
+    dynamic row axis; its output ``scores`` is float64 of shape (rows,).
+    It is made by PyTorch's ``torch.export``-based ONNX exporter (which
+    needs onnx and onnxscript).
+
+    Parameters
+    ----------
+    estimator : pyod_odim.ODIM
+        Fitted, without a neighbour blend.
+    path : str or os.PathLike
+    opset_version : int, optional (default=18)
+    """
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as exc:
+        raise ImportError('to_onnx needs onnx and onnxscript: pip install "pyod-odim[onnx]"') from exc
+    scorer = _fitted_scorer(estimator)
+    module = ScorerModule(scorer, chunk_rows=0).eval()
+    example = torch.zeros((2, scorer.n_features), dtype=torch.float64)
+    with _quiet_exporter():
+        torch.onnx.export(
+            module, (example,), os.fspath(path), input_names=["x"], output_names=["scores"],
+            dynamic_shapes={"x": {0: torch.export.Dim("rows")}}, opset_version=opset_version,
+            dynamo=True, verbose=False,
+        )
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Silence the exporter's progress lines and its own internal deprecation notes."""
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "torch.onnx", "torch.export")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)

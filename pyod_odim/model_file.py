@@ -1,0 +1,441 @@
+"""Model files without pickle: arrays and JSON metadata in a zip archive.
+
+``ODIM.save(path)`` writes, and :func:`load` reads, a zip archive (stored,
+not compressed) of
+
+* ``meta.json``: the format name and version, the package, torch and NumPy
+  versions that wrote it, the detector's parameters, the fitted scalars
+  (threshold, architecture, feature names, diagnostics) and the name,
+  dtype and shape of every array;
+* ``arrays/<name>.npy``: one NumPy ``.npy`` file per array (numeric dtypes
+  only).
+
+Loading runs no code from the file: the JSON is parsed as data, every
+array header is checked against the metadata before its bytes are read,
+and the bytes become an array with ``numpy.frombuffer`` (no pickle, no
+object arrays). Every inconsistency, from a truncated or corrupted archive
+(zip CRC checks) to tampered shapes or non-finite parameters, raises a
+``ValueError`` that names the file and the problem. A file written by a
+newer format version is refused with a message naming both versions;
+files of this version and older keep loading in later versions
+(``tests/data/`` holds a fixture written by format version 1).
+"""
+
+import json
+import os
+import platform
+import tempfile
+import zipfile
+
+import numpy as np
+
+from . import __version__
+
+FORMAT_NAME = "pyod-odim-model"
+FORMAT_VERSION = 1
+"""int: the format version this code writes; it reads this one and older ones."""
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_META = "meta.json"
+# What a sane model's metadata stays below; a larger meta.json is refused
+# before it is parsed.
+_MAX_META_BYTES = 64 << 20
+
+_PARAM_KEYS = ("enc_w", "enc_b", "dec_w", "dec_b", "bn_mean", "bn_var")
+
+
+# ====================================================================== save
+def save(estimator, path):
+    """Write a fitted ODIM to ``path`` as arrays and JSON (no pickle).
+
+    Parameters
+    ----------
+    estimator : pyod_odim.ODIM
+        Fitted with a numeric ``contamination``.
+    path : str or os.PathLike
+        Written atomically (a temporary file beside it, then renamed).
+
+    Raises
+    ------
+    ValueError
+        The estimator is not fitted, or its ``contamination`` is a
+        thresholder object (code, which a model file does not hold).
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(estimator, ["scorer_", "decision_scores_", "threshold_"])
+    if not _is_number(estimator.contamination):
+        raise ValueError(
+            "a model fitted with a thresholder object as contamination cannot be saved: "
+            "a model file holds arrays and JSON, not code; refit with a numeric "
+            "contamination (e.g. the share of rows it labelled, clf.labels_.mean())"
+        )
+    arrays, meta = _to_state(estimator)
+    meta["arrays"] = {name: [a.dtype.str, list(a.shape)] for name, a in arrays.items()}
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".odim-", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr(_META, json.dumps(meta, indent=1, sort_keys=True))
+            for name, a in arrays.items():
+                with archive.open(f"arrays/{name}.npy", "w") as f:
+                    np.lib.format.write_array(f, np.ascontiguousarray(a), allow_pickle=False)
+        # mkstemp makes the file private; give it the permissions open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _to_state(estimator):
+    """The arrays and the JSON-ready metadata of a fitted estimator."""
+    import torch
+
+    scorer = estimator.scorer_
+    arrays = {
+        "scaling/data_min": scorer.scaling.data_min_,
+        "scaling/data_max": scorer.scaling.data_max_,
+        "score_eps": scorer.score_eps,
+        "member_mean": scorer.member_mean,
+        "member_std": scorer.member_std,
+        "decision_scores": np.asarray(estimator.decision_scores_, dtype=np.float64),
+        "labels": np.asarray(estimator.labels_, dtype=np.int64),
+        "best_update": np.asarray(estimator.best_update_, dtype=np.int64),
+        "best_distance": np.asarray(estimator.best_distance_, dtype=np.float64),
+    }
+    for key in ("update", "distance", "raw_distance"):
+        arrays[f"history/{key}"] = np.asarray(estimator.history_[key])
+    for key in _PARAM_KEYS:
+        for i, a in enumerate(scorer.params[key]):
+            arrays[f"params/{key}/{i}"] = a
+    likelihood_scores = getattr(estimator, "likelihood_scores_", None)
+    if likelihood_scores is not None and likelihood_scores is not estimator.decision_scores_:
+        arrays["likelihood_scores"] = np.asarray(likelihood_scores, dtype=np.float64)
+    neighbors = None
+    if scorer.neighbors is not None:
+        nb = scorer.neighbors
+        arrays.update({
+            "neighbors/inlier_rows": nb.inlier_rows_,
+            "neighbors/outlier_rows": nb.outlier_rows_,
+            "neighbors/odim_sorted": nb.odim_sorted_,
+            "neighbors/ratio_sorted": nb.ratio_sorted_,
+        })
+        neighbors = {"weight": nb.weight, "n_neighbors": nb.n_neighbors,
+                     "inlier_quantile": nb.inlier_quantile}
+    arch = scorer.architecture
+    names = getattr(estimator, "feature_names_in_", None)
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "written_by": {
+            "pyod_odim": __version__, "torch": torch.__version__,
+            "numpy": np.__version__, "python": platform.python_version(),
+        },
+        "params": _json_params(estimator.get_params()),
+        "architecture": {
+            "n_features": int(arch.n_features), "hidden_sizes": [int(w) for w in arch.hidden_sizes],
+            "latent_dim": int(arch.latent_dim),
+        },
+        "likelihood": scorer.likelihood,
+        "combination": scorer.combination,
+        "n_layers": {key: len(scorer.params[key]) for key in _PARAM_KEYS},
+        "neighbors": neighbors,
+        "threshold": float(estimator.threshold_),
+        "contamination": float(estimator.contamination),
+        "n_classes": int(getattr(estimator, "_classes", 2)),
+        "feature_names": None if names is None else [str(n) for n in names],
+        "fitted": {
+            "n_updates": int(estimator.n_updates_),
+            "gmm_backend": str(estimator.gmm_backend_),
+            "device": str(estimator.device_),
+            "compile": str(estimator.compile_),
+            "timings": {k: float(v) for k, v in estimator.timings_.items()},
+        },
+    }
+    return arrays, meta
+
+
+def _is_number(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _json_params(params):
+    """Constructor parameters as JSON values; what cannot be stored becomes None."""
+    out = {}
+    for name, value in params.items():
+        if isinstance(value, (np.integer, np.floating, np.bool_)):
+            value = value.item()
+        if value is None or isinstance(value, (bool, int, float, str)):
+            out[name] = value
+        elif isinstance(value, (tuple, list)) and all(isinstance(v, (int, np.integer)) for v in value):
+            out[name] = [int(v) for v in value]
+        elif name == "device":
+            out[name] = str(value)
+        else:
+            # A RandomState or Generator seeded only the fit; it is not needed to score.
+            out[name] = None
+    return out
+
+
+# ====================================================================== load
+def load(path):
+    """Read a model written by ``ODIM.save``; no code from the file runs.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    estimator : pyod_odim.ODIM
+        Fitted: ``decision_function``, ``predict`` and ``predict_proba``
+        give the same values as the saved estimator's.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        Not a pyod-odim model file, a newer format version, or a truncated,
+        corrupted or inconsistent file; the message names the problem.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such model file")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != _ZIP_MAGIC:
+        raise ValueError(f"{path}: not a pyod-odim model file (it does not start with the "
+                         "zip signature a model file has)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            meta = _read_meta(archive)
+            arrays = {name: _read_array(archive, name, spec)
+                      for name, spec in _array_specs(meta).items()}
+    except ModelFileError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError) as exc:
+        raise ValueError(f"{path}: truncated or corrupted model file ({type(exc).__name__}: "
+                         f"{exc})") from None
+    try:
+        return _from_state(meta, arrays)
+    except ModelFileError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+class ModelFileError(Exception):
+    """An inconsistency found while reading a model file (re-raised as ValueError)."""
+
+
+def _read_meta(archive):
+    try:
+        info = archive.getinfo(_META)
+    except KeyError:
+        raise ModelFileError(f"not a pyod-odim model file (no {_META})") from None
+    if info.file_size > _MAX_META_BYTES:
+        raise ModelFileError(f"{_META} is {info.file_size} bytes, more than a model holds")
+    try:
+        meta = json.loads(archive.read(_META).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{_META} is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise ModelFileError(f"not a pyod-odim model file ({_META} does not name the format "
+                             f"{FORMAT_NAME!r})")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ModelFileError(f"format_version {version!r} is not a positive integer")
+    if version > FORMAT_VERSION:
+        written = meta.get("written_by", {})
+        by = written.get("pyod_odim", "?") if isinstance(written, dict) else "?"
+        raise ModelFileError(
+            f"written in model format version {version} (by pyod-odim {by}), but this "
+            f"pyod-odim {__version__} reads format versions up to {FORMAT_VERSION}; "
+            "upgrade pyod-odim to load it"
+        )
+    return meta
+
+
+def _array_specs(meta):
+    specs = meta.get("arrays")
+    if not isinstance(specs, dict):
+        raise ModelFileError(f"{_META} lists no arrays")
+    out = {}
+    for name, spec in specs.items():
+        ok = (isinstance(spec, list) and len(spec) == 2 and isinstance(spec[0], str)
+              and isinstance(spec[1], list)
+              and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in spec[1]))
+        if not ok:
+            raise ModelFileError(f"array {name!r}: malformed entry in {_META}")
+        try:
+            dtype = np.dtype(spec[0])
+        except TypeError:
+            raise ModelFileError(f"array {name!r}: unknown dtype {spec[0]!r}") from None
+        if dtype.kind not in "biuf":
+            raise ModelFileError(f"array {name!r}: dtype {dtype} is not numeric")
+        out[name] = (dtype, tuple(spec[1]))
+    return out
+
+
+def _read_array(archive, name, spec):
+    """One array, checked against its metadata before its bytes are read."""
+    dtype, shape = spec
+    with archive.open(f"arrays/{name}.npy") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                header = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                header = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ModelFileError(f"array {name!r}: unsupported .npy version {version}")
+        except ValueError as exc:
+            raise ModelFileError(f"array {name!r}: bad .npy header ({exc})") from None
+        file_shape, fortran, file_dtype = header
+        if tuple(file_shape) != shape or file_dtype != dtype or fortran:
+            raise ModelFileError(
+                f"array {name!r}: holds {file_dtype}{list(file_shape)}, but {_META} says "
+                f"{dtype}{list(shape)}"
+            )
+        n_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        data = f.read(n_bytes + 1)
+    if len(data) != n_bytes:
+        raise ModelFileError(f"array {name!r}: {len(data)} bytes of data, expected {n_bytes}")
+    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+
+
+def _from_state(meta, arrays):
+    """Rebuild the estimator, checking every shape and value it relies on."""
+    from .detector import ODIM
+    from .network import Architecture, LIKELIHOODS, expected_parameter_shapes
+    from .neighbors import NeighborScorer
+    from .scaling import FeatureScaling
+    from .scorer import COMBINATIONS, FittedScorer
+
+    def need(name):
+        if name not in arrays:
+            raise ModelFileError(f"array {name!r} is missing")
+        return arrays[name]
+
+    def finite(name, a):
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise ModelFileError(f"array {name!r} holds non-finite values")
+        return a
+
+    arch_meta = _field(meta, "architecture", dict)
+    try:
+        arch = Architecture(int(arch_meta["n_features"]),
+                            tuple(int(w) for w in arch_meta["hidden_sizes"]),
+                            int(arch_meta["latent_dim"]))
+    except (KeyError, TypeError, ValueError):
+        raise ModelFileError("malformed architecture") from None
+    if arch.n_features < 1 or arch.latent_dim < 1 or not arch.hidden_sizes or min(arch.hidden_sizes) < 1:
+        raise ModelFileError(f"impossible architecture {arch}")
+    likelihood = _field(meta, "likelihood", str)
+    combination = _field(meta, "combination", str)
+    if likelihood not in LIKELIHOODS or combination not in COMBINATIONS:
+        raise ModelFileError(f"unknown likelihood {likelihood!r} or combination {combination!r}")
+    n_layers = _field(meta, "n_layers", dict)
+    params = {key: [finite(f"params/{key}/{i}", need(f"params/{key}/{i}"))
+                    for i in range(int(n_layers.get(key, 0)))] for key in _PARAM_KEYS}
+    eps = finite("score_eps", need("score_eps"))
+    if eps.ndim != 4 or eps.shape[2] != 1 or eps.shape[3] != arch.latent_dim or eps.dtype != np.float32:
+        raise ModelFileError(f"score_eps has shape {eps.shape}, not (M, K, 1, {arch.latent_dim})")
+    n_members = eps.shape[0]
+    batch_norm = len(params["bn_mean"]) > 0
+    expected = expected_parameter_shapes(arch, n_members, likelihood == "bernoulli", batch_norm)
+    for key, shapes in expected.items():
+        got = [a.shape for a in params[key]]
+        if got != shapes or any(a.dtype != np.float32 for a in params[key]):
+            raise ModelFileError(f"parameters {key!r} have shapes {got}, expected {shapes} "
+                                 "(float32) for this architecture")
+    if batch_norm and any((a <= 0).any() for a in params["bn_var"]):
+        raise ModelFileError("batch normalization variances must be positive")
+    data_min = finite("scaling/data_min", need("scaling/data_min"))
+    data_max = finite("scaling/data_max", need("scaling/data_max"))
+    if data_min.shape != (arch.n_features,) or data_max.shape != (arch.n_features,):
+        raise ModelFileError("scaling bounds do not match the number of features")
+    if (data_max < data_min).any():
+        raise ModelFileError("scaling bounds have a maximum below the minimum")
+    moments = [finite(n, need(n)) for n in ("member_mean", "member_std")]
+    if any(m.shape != (n_members,) for m in moments) or (moments[1] < 0).any():
+        raise ModelFileError("member moments do not match the members")
+    scores = finite("decision_scores", need("decision_scores"))
+    labels = need("labels")
+    if scores.ndim != 1 or labels.shape != scores.shape or scores.size == 0:
+        raise ModelFileError("training scores and labels do not match")
+    threshold = _field(meta, "threshold", (int, float))
+    contamination = _field(meta, "contamination", (int, float))
+    if not np.isfinite(threshold) or not 0.0 < contamination <= 0.5:
+        raise ModelFileError(f"threshold {threshold!r} or contamination {contamination!r} invalid")
+
+    neighbors = None
+    nb_meta = meta.get("neighbors")
+    if nb_meta is not None:
+        if not isinstance(nb_meta, dict):
+            raise ModelFileError("malformed neighbors entry")
+        rows = {k: finite(f"neighbors/{k}", need(f"neighbors/{k}"))
+                for k in ("inlier_rows", "outlier_rows", "odim_sorted", "ratio_sorted")}
+        for k in ("inlier_rows", "outlier_rows"):
+            if rows[k].ndim != 2 or rows[k].shape[1] != arch.n_features or rows[k].shape[0] < 1:
+                raise ModelFileError(f"neighbors/{k} does not match the features")
+        try:
+            neighbors = NeighborScorer(float(nb_meta["weight"]), int(nb_meta["n_neighbors"]),
+                                       float(nb_meta["inlier_quantile"]))
+        except (KeyError, TypeError, ValueError):
+            raise ModelFileError("malformed neighbors entry") from None
+        neighbors.set_reference(rows["inlier_rows"], rows["outlier_rows"],
+                                rows["odim_sorted"], rows["ratio_sorted"])
+
+    scorer = FittedScorer(
+        FeatureScaling(data_min, data_max), arch, likelihood, params, eps,
+        combination=combination, member_mean=moments[0], member_std=moments[1],
+        neighbors=neighbors, threshold=float(threshold), contamination=float(contamination),
+    )
+    estimator = ODIM()
+    valid = estimator.get_params()
+    given = _field(meta, "params", dict)
+    try:
+        estimator.set_params(**{k: (tuple(v) if isinstance(v, list) else v)
+                                for k, v in given.items() if k in valid})
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"malformed parameters ({exc})") from None
+    estimator.contamination = float(contamination)
+    estimator.scorer_ = scorer
+    estimator.n_features_in_ = arch.n_features
+    names = meta.get("feature_names")
+    if names is not None:
+        if not isinstance(names, list) or len(names) != arch.n_features:
+            raise ModelFileError("feature_names do not match the number of features")
+        estimator.feature_names_in_ = np.array([str(n) for n in names], dtype=object)
+    estimator.decision_scores_ = scores
+    estimator.labels_ = labels.astype(int)
+    estimator.threshold_ = float(threshold)
+    estimator._classes = int(meta.get("n_classes", 2))
+    # What PyOD's _process_decision_scores derives for predict_proba's "unify".
+    estimator._mu = np.mean(scores)
+    estimator._sigma = np.std(scores)
+    estimator.likelihood_scores_ = arrays.get("likelihood_scores", scores)
+    estimator.history_ = {key: arrays.get(f"history/{key}") for key in ("update", "distance", "raw_distance")}
+    estimator.best_update_ = arrays.get("best_update")
+    estimator.best_distance_ = arrays.get("best_distance")
+    fitted = meta.get("fitted", {}) if isinstance(meta.get("fitted"), dict) else {}
+    estimator.n_updates_ = int(fitted.get("n_updates", 0))
+    estimator.gmm_backend_ = str(fitted.get("gmm_backend", ""))
+    estimator.device_ = str(fitted.get("device", "cpu"))
+    estimator.compile_ = str(fitted.get("compile", ""))
+    estimator.timings_ = dict(fitted.get("timings", {}))
+    return estimator
+
+
+def _field(meta, name, kinds):
+    value = meta.get(name)
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        raise ModelFileError(f"{_META}: {name!r} is missing or malformed")
+    return value
+
