@@ -95,6 +95,17 @@ iwae::Params make_params(const iwae::Shape& s, const std::vector<F32>& enc_w,
   return p;
 }
 
+// Rows (n, d) and shared draws (M, K, L) of a scoring call.
+void check_scoring_inputs(const iwae::Shape& s, const F32& x, const F32& eps) {
+  if (x.ndim() != 2 || static_cast<std::size_t>(x.shape(1)) != s.n_features) {
+    throw py::value_error("x must be (n, n_features)");
+  }
+  if (eps.ndim() != 3 || static_cast<std::size_t>(eps.shape(0)) != s.n_members ||
+      static_cast<std::size_t>(eps.shape(2)) != s.latent || eps.shape(1) < 1) {
+    throw py::value_error("eps must be (n_members, n_samples, latent)");
+  }
+}
+
 py::array_t<double> score(long n_members, long n_features, long latent,
                           const std::vector<long>& enc_hidden,
                           const std::vector<long>& dec_hidden, bool bernoulli,
@@ -105,13 +116,7 @@ py::array_t<double> score(long n_members, long n_features, long latent,
   const iwae::Shape s = make_shape(n_members, n_features, latent, enc_hidden,
                                    dec_hidden, bernoulli, batch_norm);
   const iwae::Params p = make_params(s, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var);
-  if (x.ndim() != 2 || static_cast<std::size_t>(x.shape(1)) != s.n_features) {
-    throw py::value_error("x must be (n, n_features)");
-  }
-  if (eps.ndim() != 3 || static_cast<std::size_t>(eps.shape(0)) != s.n_members ||
-      static_cast<std::size_t>(eps.shape(2)) != s.latent || eps.shape(1) < 1) {
-    throw py::value_error("eps must be (n_members, n_samples, latent)");
-  }
+  check_scoring_inputs(s, x, eps);
   const std::size_t n = static_cast<std::size_t>(x.shape(0));
   const std::size_t k = static_cast<std::size_t>(eps.shape(1));
   py::array_t<double> losses({static_cast<py::ssize_t>(s.n_members), static_cast<py::ssize_t>(n)});
@@ -121,6 +126,34 @@ py::array_t<double> score(long n_members, long n_features, long latent,
     iwae::score(s, p, x.data(), n, eps.data(), k, out, n_threads);
   }
   return losses;
+}
+
+// Per-feature shares c (M, n, d) float32 and the rest r (M, n) float64 of
+// every row's loss under every member (see iwae::contributions).
+py::tuple contributions(long n_members, long n_features, long latent,
+                        const std::vector<long>& enc_hidden,
+                        const std::vector<long>& dec_hidden, bool bernoulli,
+                        bool batch_norm, const F32& x, const std::vector<F32>& enc_w,
+                        const std::vector<F32>& enc_b, const std::vector<F32>& dec_w,
+                        const std::vector<F32>& dec_b, std::vector<F32> bn_mean,
+                        std::vector<F32> bn_var, const F32& eps, int n_threads) {
+  const iwae::Shape s = make_shape(n_members, n_features, latent, enc_hidden,
+                                   dec_hidden, bernoulli, batch_norm);
+  const iwae::Params p = make_params(s, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var);
+  check_scoring_inputs(s, x, eps);
+  const std::size_t n = static_cast<std::size_t>(x.shape(0));
+  const std::size_t k = static_cast<std::size_t>(eps.shape(1));
+  const auto M = static_cast<py::ssize_t>(s.n_members);
+  py::array_t<float> contribs({M, static_cast<py::ssize_t>(n),
+                               static_cast<py::ssize_t>(s.n_features)});
+  py::array_t<double> rest({M, static_cast<py::ssize_t>(n)});
+  float* c_out = contribs.mutable_data();
+  double* r_out = rest.mutable_data();
+  {
+    py::gil_scoped_release release;
+    iwae::contributions(s, p, x.data(), n, eps.data(), k, c_out, r_out, n_threads);
+  }
+  return py::make_tuple(contribs, rest);
 }
 
 py::array_t<double> train_step(long n_members, long n_features, long latent,
@@ -195,7 +228,7 @@ py::array_t<double> train_step(long n_members, long n_features, long latent,
 }  // namespace
 
 PYBIND11_MODULE(_iwae, m) {
-  m.doc() = "Fused CPU kernels of the ensemble IWAE: scoring and training updates";
+  m.doc() = "Fused CPU kernels of the ensemble IWAE: scoring, per-feature contributions and training updates";
   m.def("score", &score, py::arg("n_members"), py::arg("n_features"), py::arg("latent"),
         py::arg("enc_hidden"), py::arg("dec_hidden"), py::arg("bernoulli"),
         py::arg("batch_norm"), py::arg("x").noconvert(), py::arg("enc_w"), py::arg("enc_b"),
@@ -203,6 +236,14 @@ PYBIND11_MODULE(_iwae, m) {
         py::arg("eps").noconvert(), py::arg("n_threads") = 0,
         "Negative IWAE bound (M, n) of every row under every member; batch "
         "normalization in evaluation mode.");
+  m.def("contributions", &contributions, py::arg("n_members"), py::arg("n_features"),
+        py::arg("latent"), py::arg("enc_hidden"), py::arg("dec_hidden"),
+        py::arg("bernoulli"), py::arg("batch_norm"), py::arg("x").noconvert(),
+        py::arg("enc_w"), py::arg("enc_b"), py::arg("dec_w"), py::arg("dec_b"),
+        py::arg("bn_mean"), py::arg("bn_var"), py::arg("eps").noconvert(),
+        py::arg("n_threads") = 0,
+        "Per-feature shares (M, n, d) float32 and the rest (M, n) float64 of "
+        "every row's negative IWAE bound; they add up to score's losses.");
   m.def("train_step", &train_step, py::arg("n_members"), py::arg("n_features"),
         py::arg("latent"), py::arg("enc_hidden"), py::arg("dec_hidden"),
         py::arg("bernoulli"), py::arg("batch_norm"), py::arg("enc_w"), py::arg("enc_b"),

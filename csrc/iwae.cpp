@@ -54,6 +54,21 @@ void score_block(const Dims& dims, const Net& net, const float* x,
                                       tile, work, out);
 }
 
+void contrib_block(const Dims& dims, const Net& net, const float* x,
+                   std::size_t rows, const float* eps, const float* eps_sq,
+                   std::size_t samples, std::size_t tile, float* work,
+                   float* c_out, double* r_out) {
+#ifdef IWAE_HAVE_AVX2_BUILD
+  if (use_avx2()) {
+    detail::kernel_avx2::contrib_block(dims, net, x, rows, eps, eps_sq, samples,
+                                       tile, work, c_out, r_out);
+    return;
+  }
+#endif
+  detail::kernel_generic::contrib_block(dims, net, x, rows, eps, eps_sq, samples,
+                                        tile, work, c_out, r_out);
+}
+
 double train_update(const Dims& dims, const Net& net,
                     const detail::PassInput& in, const detail::PassInput* labeled,
                     const NetGrad& grad, float* work) {
@@ -298,44 +313,35 @@ void score_tiling(const Dims& dims, std::size_t samples, std::size_t* rows,
   *tile = std::min(samples, std::max<std::size_t>(1, target / *rows));
 }
 
-}  // namespace
-
-void score(const Shape& shape, const Params& params, const float* x,
-           std::size_t n, const float* eps, std::size_t n_samples,
-           double* losses, int n_threads) {
-  if (n == 0) return;
-  if (n_samples == 0) throw std::invalid_argument("n_samples must be positive");
-  const PackedEnsemble net(shape, params, /*fold_norms=*/true, /*transposes=*/false);
-  const Dims& dims = net.dims();
-  const std::size_t L = shape.latent, M = shape.n_members;
-
-  // The draws padded to whole packs, and each draw's squared norm.
-  const std::size_t lp = padded(L);
-  std::vector<float> eps_padded(M * n_samples * lp, 0.0f);
-  std::vector<float> eps_sq(M * n_samples);
-  for (std::size_t i = 0; i < M * n_samples; ++i) {
-    float s = 0.0f;
-    for (std::size_t l = 0; l < L; ++l) {
-      const float e = eps[i * L + l];
-      eps_padded[i * lp + l] = e;
-      s += e * e;
+// The draws (count x L) padded to whole packs, and each draw's squared norm.
+struct PaddedDraws {
+  std::vector<float> eps, sq;
+  PaddedDraws(const float* eps_in, std::size_t count, std::size_t L)
+      : eps(count * padded(L), 0.0f), sq(count) {
+    const std::size_t lp = padded(L);
+    for (std::size_t i = 0; i < count; ++i) {
+      float s = 0.0f;
+      for (std::size_t l = 0; l < L; ++l) {
+        const float e = eps_in[i * L + l];
+        eps[i * lp + l] = e;
+        s += e * e;
+      }
+      sq[i] = s;
     }
-    eps_sq[i] = s;
   }
+};
 
-  std::size_t rows = 0, tile = 0;
-  score_tiling(dims, n_samples, &rows, &tile);
-  detail::Arena count{nullptr};
-  detail::carve_score(dims, count, rows, n_samples, tile);
-  const std::size_t work_floats = count.used + 16;
-
+// Calls block(m, r0, r_count, work) for every member m and block of `rows`
+// rows, spread over threads (one task per member and block; every task
+// writes its own outputs, so results do not depend on the thread count).
+template <class Block>
+void for_each_block(std::size_t n, std::size_t rows, std::size_t members,
+                    std::size_t work_floats, int n_threads, const Block& block) {
   const std::size_t blocks = (n + rows - 1) / rows;
-  const std::size_t tasks = blocks * M;
+  const std::size_t tasks = blocks * members;
   const int threads = static_cast<int>(
       std::min<std::size_t>(static_cast<std::size_t>(resolve_threads(n_threads)), tasks));
   std::vector<float> work(static_cast<std::size_t>(threads) * work_floats);
-  std::vector<double> block_out(tasks * rows);
-  const std::size_t d = shape.n_features;
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (long task = 0; task < static_cast<long>(tasks); ++task) {
@@ -345,13 +351,60 @@ void score(const Shape& shape, const Params& params, const float* x,
     const int tid = 0;
 #endif
     const std::size_t m = static_cast<std::size_t>(task) / blocks;
-    const std::size_t blk = static_cast<std::size_t>(task) % blocks;
-    const std::size_t r0 = blk * rows;
-    const std::size_t r_count = std::min(rows, n - r0);
-    score_block(dims, net.net(m), x + r0 * d, r_count, eps_padded.data() + m * n_samples * lp,
-                eps_sq.data() + m * n_samples, n_samples, tile,
-                work.data() + tid * work_floats, losses + m * n + r0);
+    const std::size_t r0 = (static_cast<std::size_t>(task) % blocks) * rows;
+    block(m, r0, std::min(rows, n - r0), work.data() + tid * work_floats);
   }
+}
+
+}  // namespace
+
+void score(const Shape& shape, const Params& params, const float* x,
+           std::size_t n, const float* eps, std::size_t n_samples,
+           double* losses, int n_threads) {
+  if (n == 0) return;
+  if (n_samples == 0) throw std::invalid_argument("n_samples must be positive");
+  const PackedEnsemble net(shape, params, /*fold_norms=*/true, /*transposes=*/false);
+  const Dims& dims = net.dims();
+  const std::size_t M = shape.n_members, d = shape.n_features, lp = padded(shape.latent);
+  const PaddedDraws draws(eps, M * n_samples, shape.latent);
+
+  std::size_t rows = 0, tile = 0;
+  score_tiling(dims, n_samples, &rows, &tile);
+  detail::Arena count{nullptr};
+  detail::carve_score(dims, count, rows, n_samples, tile);
+  for_each_block(n, rows, M, count.used + 16, n_threads,
+                 [&](std::size_t m, std::size_t r0, std::size_t r_count, float* work) {
+                   score_block(dims, net.net(m), x + r0 * d, r_count,
+                               draws.eps.data() + m * n_samples * lp,
+                               draws.sq.data() + m * n_samples, n_samples, tile, work,
+                               losses + m * n + r0);
+                 });
+}
+
+void contributions(const Shape& shape, const Params& params, const float* x,
+                   std::size_t n, const float* eps, std::size_t n_samples,
+                   float* contribs, double* rest, int n_threads) {
+  if (n == 0) return;
+  if (n_samples == 0) throw std::invalid_argument("n_samples must be positive");
+  const PackedEnsemble net(shape, params, /*fold_norms=*/true, /*transposes=*/false);
+  const Dims& dims = net.dims();
+  const std::size_t M = shape.n_members, d = shape.n_features, lp = padded(shape.latent);
+  const PaddedDraws draws(eps, M * n_samples, shape.latent);
+
+  // The scoring pass's blocks and tiles, so each row meets the same
+  // arithmetic as when it is scored.
+  std::size_t rows = 0, tile = 0;
+  score_tiling(dims, n_samples, &rows, &tile);
+  detail::Arena count{nullptr};
+  detail::carve_score(dims, count, rows, n_samples, tile);
+  detail::carve_contrib(dims, count, rows, n_samples);
+  for_each_block(n, rows, M, count.used + 16, n_threads,
+                 [&](std::size_t m, std::size_t r0, std::size_t r_count, float* work) {
+                   contrib_block(dims, net.net(m), x + r0 * d, r_count,
+                                 draws.eps.data() + m * n_samples * lp,
+                                 draws.sq.data() + m * n_samples, n_samples, tile, work,
+                                 contribs + (m * n + r0) * d, rest + m * n + r0);
+                 });
 }
 
 void train_step(const Shape& shape, const Params& params, const Batch& batch,

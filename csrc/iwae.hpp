@@ -75,6 +75,18 @@ void score(const Shape& shape, const Params& params, const float* x,
            std::size_t n, const float* eps, std::size_t n_samples,
            double* losses, int n_threads);
 
+// The scoring pass with each row's loss split by feature. Under the
+// normalized weights w~_k = softmax_k(log w_k) of the draws that score the
+// row, feature j's share is its expected negative log-likelihood
+//   c_j = sum_k w~_k (-log p(x_j | z_k)),
+// and the rest is
+//   r = sum_k w~_k (log q(z_k | x) - log p(z_k)) - H(w~) + log K,
+// H(w~) = -sum_k w~_k log w~_k, so that sum_j c_j + r is the loss of score.
+// contribs is (M, n, d), rest (M, n); the other arguments as for score.
+void contributions(const Shape& shape, const Params& params, const float* x,
+                   std::size_t n, const float* eps, std::size_t n_samples,
+                   float* contribs, double* rest, int n_threads);
+
 // One training update's forward and backward pass for every member:
 // objective_m = mean_b IWAE loss of batch row b
 //             + weight * mean_l CUBO_u of labeled row l.

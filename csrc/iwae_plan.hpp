@@ -124,6 +124,25 @@ inline ScoreBuffers carve_score(const Dims& dm, Arena& a, std::size_t rows,
   return s;
 }
 
+// Extra scratch of one contrib_block call, after its ScoreBuffers: per row
+// the running sums of the per-feature terms (d_ld) and their running
+// maximum log weight, each sample's log p(z) - log q(z | x), and one row's
+// exponentials (samples doubles).
+struct ContribBuffers {
+  float *acc, *mx, *lpr;
+  double* e;
+};
+
+inline ContribBuffers carve_contrib(const Dims& dm, Arena& a, std::size_t rows,
+                                    std::size_t samples) {
+  ContribBuffers c;
+  c.acc = a.take(rows * dm.d_ld);
+  c.mx = a.take(rows);
+  c.lpr = a.take(rows * samples);
+  c.e = reinterpret_cast<double*>(a.take(2 * samples));
+  return c;
+}
+
 // Rows per chunk of a weight-gradient product.
 constexpr std::size_t kGradChunk = 64;
 
@@ -203,6 +222,11 @@ struct PassInput {
                    std::size_t rows, const float* eps, const float* eps_sq,  \
                    std::size_t samples, std::size_t tile_samples,            \
                    float* work, double* out);                                \
+  void contrib_block(const Dims& dims, const Net& net, const float* x,       \
+                     std::size_t rows, const float* eps,                     \
+                     const float* eps_sq,                                    \
+                     std::size_t samples, std::size_t tile_samples,          \
+                     float* work, float* c_out, double* r_out);              \
   double train_update(const Dims& dims, const Net& net, const PassInput& in, \
                       const PassInput* labeled, const NetGrad& grad,         \
                       float* work);                                          \

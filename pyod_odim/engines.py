@@ -2,7 +2,8 @@
 
 An engine does the two pieces of arithmetic of a fit: one optimizer update
 of the members still training (:meth:`update`) and the losses of rows under
-given parameters (:meth:`score`). The training loop
+given parameters (:meth:`score`); :meth:`contributions` splits those losses
+by feature, to explain them. The training loop
 (:mod:`pyod_odim.training`) and the detector call nothing else, so every
 engine shares the same loop, draws and bookkeeping.
 
@@ -23,6 +24,7 @@ All three agree to float32 rounding (``tests/test_engines.py``).
 import warnings
 from typing import NamedTuple, Optional
 
+import numpy as np
 import torch
 
 from . import kernels, network
@@ -87,6 +89,10 @@ def _score_chunk(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, bernoulli:
         x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, False, bernoulli
     )
     return network.iwae_loss(log_w)
+
+
+def _contributions_chunk(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, bernoulli: bool):
+    return network.feature_nll(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, bernoulli)
 
 
 def scoring_chunk_rows(params, n_samples, device):
@@ -157,6 +163,37 @@ class TorchEngine:
                 ))
         return torch.cat(out, dim=1).double().cpu().numpy()
 
+    def contributions(self, params, X, score_eps):
+        """Per-feature shares of every row's loss for every member.
+
+        See :func:`pyod_odim.network.feature_nll`: ``c.sum(-1) + r`` is
+        :meth:`score`'s loss (to float32 rounding). Runs eagerly, also in
+        a compiled engine.
+
+        Parameters
+        ----------
+        params : dict of str to list of Tensor
+        X : Tensor of shape (n, d), on the parameters' device
+        score_eps : Tensor of shape (M, K, 1, L)
+
+        Returns
+        -------
+        contributions : ndarray of shape (M, n, d), float64
+        rest : ndarray of shape (M, n), float64
+        """
+        p = {k: [t.detach() for t in v] for k, v in params.items()}
+        chunk = scoring_chunk_rows(p, score_eps.shape[1], X.device)
+        cs, rs = [], []
+        with torch.no_grad():
+            for start in range(0, X.shape[0], chunk):
+                c, r = _contributions_chunk(
+                    X[start:start + chunk], score_eps, p["enc_w"], p["enc_b"], p["dec_w"],
+                    p["dec_b"], p["bn_mean"], p["bn_var"], self.bernoulli,
+                )
+                cs.append(c.double().cpu().numpy())
+                rs.append(r.double().cpu().numpy())
+        return np.concatenate(cs, axis=1), np.concatenate(rs, axis=1)
+
 
 class KernelEngine:
     """The fused C++ kernels of :mod:`pyod_odim.kernels` (CPU only).
@@ -187,6 +224,11 @@ class KernelEngine:
 
     def score(self, params, X, score_eps):
         return kernels.score_losses(params, X, score_eps, self.n_threads).numpy()
+
+    def contributions(self, params, X, score_eps):
+        """As :meth:`TorchEngine.contributions`, by the fused kernel pass."""
+        c, r = kernels.score_contributions(params, X, score_eps, self.n_threads)
+        return c.numpy().astype(np.float64), r.numpy()
 
 
 _COMPILED = {}

@@ -1,10 +1,13 @@
 """Fused CPU kernels of the ensemble IWAE (the compiled ``pyod_odim._iwae``).
 
-Two entry points mirror :mod:`pyod_odim.network` on the CPU:
+Three entry points mirror :mod:`pyod_odim.network` on the CPU:
 
 * :func:`score_losses`: the negative IWAE bound of every row under every
   member (batch normalization in evaluation mode), the work of every check
   and of ``decision_function``;
+* :func:`score_contributions`: the same pass with each loss split into
+  per-feature shares and a latent rest
+  (:func:`pyod_odim.network.feature_nll`);
 * :func:`train_step`: one update's forward and backward pass, writing the
   gradients into the parameters' ``.grad`` and updating the running
   statistics in place.
@@ -117,6 +120,50 @@ def score_losses(params, X, score_eps, n_threads=1):
         n_threads=int(n_threads),
     )
     return torch.from_numpy(out)
+
+
+def score_contributions(params, X, score_eps, n_threads=1):
+    """Per-feature shares of every row's negative IWAE bound under every member.
+
+    The kernel twin of :func:`pyod_odim.network.feature_nll`: with the
+    normalized importance weights ``w~_k = softmax_k(log w_k)`` of the draws
+    that score the row,
+
+        c_j = sum_k w~_k * (-log p(x_j | z_k)),
+        r = sum_k w~_k * (log q(z_k | x) - log p(z_k)) - H(w~) + log K,
+
+    ``H(w~) = -sum_k w~_k log w~_k``, and ``c.sum(-1) + r`` equals
+    :func:`score_losses` to float32 rounding. One fused pass: the weighted
+    sums over the draws run inside the decoder's loop over them, so this
+    costs little more than scoring.
+
+    Parameters
+    ----------
+    params : dict of str to list of Tensor
+        CPU float32 parameters with the members on the first axis.
+    X : Tensor of shape (n, d)
+        Scaled rows, float32 on the CPU.
+    score_eps : Tensor of shape (M, K, 1, L) or (M, K, L)
+        Importance draws shared by all rows.
+    n_threads : int, optional (default=1)
+
+    Returns
+    -------
+    contributions : Tensor of shape (M, n, d), float32
+        ``c``; accumulated in float32, so stored as float32 (half the
+        memory of float64 at no loss).
+    rest : Tensor of shape (M, n), float64
+        ``r``, accumulated in double as the losses are.
+    """
+    eps = score_eps.reshape(score_eps.shape[0], score_eps.shape[1], -1)
+    c, r = _ext.contributions(
+        **_shape(params),
+        x=_view(X.contiguous()),
+        **_parameter_views(params),
+        eps=_view(eps.contiguous()),
+        n_threads=int(n_threads),
+    )
+    return torch.from_numpy(c), torch.from_numpy(r)
 
 
 def train_step(params, x, eps, labeled=None, cubo_weight=1.0, cubo_order=2.0, n_threads=1):

@@ -303,6 +303,111 @@ def log_importance_weights(
     return log_px + log_prior_ratio
 
 
+def feature_nll(
+    x: torch.Tensor,
+    eps: torch.Tensor,
+    enc_w: List[torch.Tensor],
+    enc_b: List[torch.Tensor],
+    dec_w: List[torch.Tensor],
+    dec_b: List[torch.Tensor],
+    bn_mean: List[torch.Tensor],
+    bn_var: List[torch.Tensor],
+    bernoulli: bool,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature shares of each row's negative IWAE bound.
+
+    With the log weights ``log w_k = log p(x | z_k) + log p(z_k) - log q(z_k | x)``
+    of :func:`log_importance_weights` (batch normalization in evaluation
+    mode) and the normalized weights ``w~_k = softmax_k(log w_k)``, feature
+    ``j`` gets its expected negative log-likelihood under them,
+
+        c_j(x) = sum_k w~_k * (-log p(x_j | z_k)),
+
+    where ``-log p(x_j | z) = ((x_j - mean_j)^2 exp(-logvar_j) + logvar_j
+    + log(2 pi)) / 2`` for the Gaussian decoder (sigmoid mean, log-variance
+    clamped to [-6, 2]) and ``softplus(logit_j) - x_j logit_j`` for the
+    Bernoulli one. The rest of the loss is the latent part
+
+        r(x) = sum_k w~_k * (log q(z_k | x) - log p(z_k)) - H(w~) + log K,
+
+    with ``H(w~) = -sum_k w~_k log w~_k``, and exactly
+
+        loss(x) = log K - logsumexp_k log w_k = sum_j c_j(x) + r(x),
+
+    because ``log w~_k = log w_k - logsumexp_l log w_l`` for every ``k``, so
+    ``logsumexp_l log w_l = sum_k w~_k (log w_k - log w~_k)
+    = sum_k w~_k log w_k + H(w~)``, and ``log w_k`` splits into the
+    features' log-likelihoods and the latent log ratio.
+
+    Parameters
+    ----------
+    x : Tensor of shape (B, d) or (M, B, d)
+    eps : Tensor of shape (M, K, 1, L) or (M, K, B, L)
+        The draws that score the rows (see :func:`log_importance_weights`).
+    enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var : list of Tensor
+        As for :func:`log_importance_weights`; the running statistics are
+        used and left unchanged.
+    bernoulli : bool
+
+    Returns
+    -------
+    c : Tensor of shape (M, B, d)
+        Per-feature expected negative log-likelihoods.
+    r : Tensor of shape (M, B)
+        The latent part, so that ``c.sum(-1) + r`` is the loss of
+        :func:`iwae_loss`.
+    """
+    n_members = enc_w[0].shape[0]
+    n_samples = eps.shape[1]
+    use_bn = len(bn_mean) > 0
+    h = x
+    n_enc = len(enc_w)
+    for i in range(n_enc):
+        h = torch.matmul(h, enc_w[i]) + enc_b[i]
+        if i < n_enc - 1:
+            if use_bn:
+                h = _batch_norm(h, bn_mean[i], bn_var[i], False)
+            h = F.leaky_relu(h, 0.01)
+    latent = h.shape[-1] // 2
+    mu, logvar = torch.split(h, latent, dim=-1)
+    logvar = F.hardtanh(logvar, -6.0, 2.0)
+    n_rows = mu.shape[1]
+    z = mu.unsqueeze(1) + torch.exp(0.5 * logvar).unsqueeze(1) * eps
+    log_prior_ratio = 0.5 * (
+        (eps * eps).sum(-1) - (z * z).sum(-1) + logvar.sum(-1).unsqueeze(1)
+    )
+
+    g = z.reshape(n_members, n_samples * n_rows, latent)
+    n_dec = len(dec_w)
+    for i in range(n_dec - 1):
+        g = torch.baddbmm(dec_b[i], g, dec_w[i])
+        if use_bn:
+            j = n_enc - 1 + i
+            g = _batch_norm(g, bn_mean[j], bn_var[j], False)
+        g = F.leaky_relu(g, 0.01)
+    xb = x.unsqueeze(1) if x.dim() == 3 else x
+    shape = [n_members, n_samples, n_rows, -1]
+    if bernoulli:
+        logits = torch.baddbmm(dec_b[-1], g, dec_w[-1]).view(shape)
+        nll = F.softplus(logits) - xb * logits
+    else:
+        d = dec_w[-1].shape[-1] // 2
+        w_mean, w_logvar = torch.split(dec_w[-1], d, dim=-1)
+        b_mean, b_logvar = torch.split(dec_b[-1], d, dim=-1)
+        mean = torch.sigmoid(torch.baddbmm(b_mean, g, w_mean)).view(shape)
+        dlv = F.hardtanh(torch.baddbmm(b_logvar, g, w_logvar), -6.0, 2.0).view(shape)
+        diff = xb - mean
+        nll = 0.5 * (diff * diff * torch.exp(-dlv) + dlv + 1.8378770664093453)
+    # nll: (M, K, B, d); the weights normalize over the K draws.
+    log_w = log_prior_ratio - nll.sum(-1)
+    log_norm = torch.log_softmax(log_w, dim=1)
+    weights = torch.exp(log_norm)
+    c = (weights.unsqueeze(-1) * nll).sum(1)
+    entropy = -(weights * log_norm).sum(1)
+    r = -(weights * log_prior_ratio).sum(1) - entropy + math.log(n_samples)
+    return c, r
+
+
 def iwae_loss(log_w: torch.Tensor) -> torch.Tensor:
     """Negative IWAE bound per row from log weights ``(M, K, B)`` -> ``(M, B)``."""
     return math.log(log_w.shape[1]) - torch.logsumexp(log_w, dim=1)
