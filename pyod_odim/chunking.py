@@ -28,12 +28,14 @@ def scoring_row_bytes(n_features, n_members, input_itemsize):
     Returns
     -------
     int
-        The scaled copy of the row (input dtype) and its float32 tensor;
-        per member, the engines' float64 loss and their working copies (the
-        kernels' block buffer, PyTorch's float32 pieces); the combined
-        score, and slack for the standardized combination.
+        The scaled copy of the row and its clipped copy (input dtype), the
+        float64 overshoot of its values beyond the scaling bounds, its
+        float32 tensor; per member, the engines' float64 loss and their
+        working copies (the kernels' block buffer, PyTorch's float32
+        pieces); the combined score, and slack for the standardized
+        combination.
     """
-    return int(n_features * (input_itemsize + 4) + n_members * 32 + 16)
+    return int(n_features * (2 * input_itemsize + 12) + n_members * 32 + 16)
 
 
 def rows_per_chunk(working_memory, row_bytes):

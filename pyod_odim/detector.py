@@ -219,6 +219,19 @@ class ODIM(BaseDetector):
         outputs are not counted; with ``selection_size=None`` the checks
         also keep every training row's member losses.
 
+    scaling_fence : float or None, optional (default=100)
+        Features are min-max scaled with bounds taken from the fitting rows;
+        values more than ``scaling_fence`` central ranges (the 0.5 % to
+        99.5 % spread) beyond the central part of a feature do not set its
+        bounds, so a few extreme rows (a sentinel 9.99e12, a unit mistake)
+        cannot squeeze every other row into a sliver. On data without such
+        detached values the bounds are the plain minimum and maximum.
+        ``None`` always uses the minimum and maximum (the paper's scaling).
+        Whatever the bounds, the network sees values clipped to [0, 1] and
+        a value beyond them adds ``0.5 * exp(6) * excess**2`` to the score
+        (:mod:`pyod_odim.scaling`): every finite row gets a finite score
+        that grows with its distance.
+
     Attributes
     ----------
     decision_scores_ : numpy array of shape (n_samples,)
@@ -317,6 +330,7 @@ class ODIM(BaseDetector):
         verbose=0,
         max_fit_rows=None,
         working_memory=256,
+        scaling_fence=100.0,
     ):
         super().__init__(contamination=contamination)
         self.n_estimators = n_estimators
@@ -351,6 +365,7 @@ class ODIM(BaseDetector):
         self.verbose = verbose
         self.max_fit_rows = max_fit_rows
         self.working_memory = working_memory
+        self.scaling_fence = scaling_fence
 
     # ------------------------------------------------------------------
     def _check_parameters(self, n_features):
@@ -376,6 +391,8 @@ class ODIM(BaseDetector):
         if self.max_fit_rows is not None:
             check_int(self.max_fit_rows, "max_fit_rows", 2)
         check_float(self.working_memory, "working_memory", 0.0)
+        if self.scaling_fence is not None:
+            check_float(self.scaling_fence, "scaling_fence", 0.0, low_open=False)
         n_score = check_int(self.n_samples_iwae, "n_samples_iwae", 1)
         n_train = n_score
         if self.n_samples_train is not None:
@@ -458,10 +475,13 @@ class ODIM(BaseDetector):
         if labeled is not None and fit_rows is not None:
             labeled = labeled[fit_rows]
         scorer = FittedScorer(
-            FeatureScaling.fit(X_fit), arch, self.likelihood, params=None, score_eps=None,
+            FeatureScaling.fit(X_fit, self.scaling_fence), arch, self.likelihood,
+            params=None, score_eps=None,
             combination=self.combination,
         )
-        X_scaled = _scaled_tensor(scorer, X_fit, device, config.n_members, self.working_memory)
+        X_scaled, fit_costs = _scaled_tensor(
+            scorer, X_fit, device, config.n_members, self.working_memory
+        )
         del X_fit  # the scaled copy is all training needs
         generator = torch.Generator(device=device)
         generator.manual_seed(seed)
@@ -491,7 +511,8 @@ class ODIM(BaseDetector):
                 scorer.params = network.params_to_numpy(result.params)
                 scorer.score_eps = result.score_eps.cpu().numpy()
                 decision_scores = scorer.score_training_rows(
-                    X, X_scaled, fit_rows, result.train_losses, engine, self.working_memory
+                    X, X_scaled, fit_costs, fit_rows, result.train_losses, engine,
+                    self.working_memory,
                 )
                 final_seconds = time.perf_counter() - t0
         finally:
@@ -657,18 +678,18 @@ class ODIM(BaseDetector):
 
 
 def _scaled_tensor(scorer, X, device, n_members, working_memory):
-    """The scaled rows as one float32 tensor on ``device``.
+    """The scaled, clipped rows as one float32 tensor on ``device``, and their overshoot costs.
 
     Filled chunk by chunk, so a float64 input never has a float64 scaled
     copy of all its rows beside it.
     """
     chunk = rows_per_chunk(working_memory, scoring_row_bytes(X.shape[1], n_members, X.dtype.itemsize))
-    if X.shape[0] <= chunk:
-        return torch.as_tensor(scorer.scale(X), dtype=torch.float32, device=device)
     out = torch.empty(X.shape, dtype=torch.float32, device=device)
+    costs = np.empty(X.shape[0])
     for rows in chunk_slices(X.shape[0], chunk):
-        out[rows] = torch.as_tensor(scorer.scale(X[rows]), dtype=torch.float32, device=device)
-    return out
+        x, costs[rows] = scorer.scale_with_cost(X[rows])
+        out[rows] = torch.as_tensor(x, dtype=torch.float32, device=device)
+    return out, costs
 
 
 def _column_names(X):

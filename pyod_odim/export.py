@@ -35,6 +35,7 @@ from typing import List
 import torch
 
 from . import network
+from .scaling import _MAX_EXCESS, MAX_OVERSHOOT_COST, OVERSHOOT_PRECISION
 
 # Elements of the widest (M, K, rows, width) activation per chunk of the
 # TorchScript module, as the PyTorch engine chunks on the CPU.
@@ -88,6 +89,10 @@ class ScorerModule(torch.nn.Module):
         std = torch.as_tensor(std, dtype=f64)
         self.register_buffer("member_mean", torch.as_tensor(mean, dtype=f64).reshape(-1, 1).clone())
         self.register_buffer("member_std", torch.where(std > 0, std, torch.ones_like(std)).reshape(-1, 1))
+        self.cost_unit = float(scorer.cost_unit)
+        self.max_excess = float(_MAX_EXCESS)
+        self.half_precision = 0.5 * float(OVERSHOOT_PRECISION)
+        self.max_cost = float(MAX_OVERSHOOT_COST)
         self.bernoulli = bool(scorer.bernoulli)
         self.chunk_rows = int(chunk_rows)
 
@@ -116,18 +121,21 @@ class ScorerModule(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scores (n,), float64, of raw rows ``x`` (n, n_features)."""
         scaled = x.to(torch.float64) * self.scale + self.offset
-        if self.bernoulli:
-            scaled = torch.clamp(scaled, 0.0, 1.0)
-        scaled = scaled.to(torch.float32)
-        n = scaled.shape[0]
+        clipped = torch.clamp(scaled, 0.0, 1.0)
+        # The overshoot cost of pyod_odim.scaling, in float64.
+        excess = torch.clamp(torch.abs(scaled - clipped), max=self.max_excess)
+        cost = torch.clamp((self.half_precision * excess * excess).sum(dim=1), max=self.max_cost)
+        inputs = clipped.to(torch.float32)
+        n = inputs.shape[0]
         if self.chunk_rows <= 0 or n <= self.chunk_rows:
-            losses = self._losses(scaled)
+            losses = self._losses(inputs)
         else:
             pieces: List[torch.Tensor] = []
             for start in range(0, n, self.chunk_rows):
-                pieces.append(self._losses(scaled[start:start + self.chunk_rows]))
+                pieces.append(self._losses(inputs[start:start + self.chunk_rows]))
             losses = torch.cat(pieces, dim=1)
-        return ((losses - self.member_mean) / self.member_std).mean(dim=0)
+        combined = ((losses - self.member_mean) / self.member_std).mean(dim=0)
+        return combined + cost / self.cost_unit
 
 
 def check_exportable(scorer):

@@ -1,16 +1,108 @@
-"""The per-feature affine map from raw input to the network's [0, 1] range.
+"""The per-feature map from raw input to the network's [0, 1] range.
 
 ODIM min-max scales every feature with bounds taken from the fitting rows
-(the paper's Table 10 found min-max ahead of standardization). The bounds
-are the only state, so :class:`FeatureScaling` is a pair of float64
-arrays that save, load and export as they are.
+(the paper's Table 10 found min-max ahead of standardization). Two rules
+keep that map meaningful for every finite input:
+
+* **Fenced bounds.** A handful of extreme rows (a sentinel 9.99e12, a value
+  in the wrong unit) would otherwise decide the scale of every other row:
+  one row at 1e12 maps all others into a sliver near 0. The bounds are the
+  minimum and maximum of the values inside a fence: ``fence`` central
+  ranges beyond the 0.5 % and 99.5 % order statistics of the feature
+  (:func:`fenced_bounds`). On data without such detached values the fence
+  holds every value and the bounds are the plain minimum and maximum, so
+  the paper's map is unchanged there.
+* **Clipping with an overshoot cost.** The network sees every scaled value
+  clipped to [0, 1], so its float32 arithmetic never overflows; how far a
+  value lies beyond [0, 1] is charged in float64 as the negative
+  log-likelihood a Gaussian with the decoder's smallest variance would add
+  (:func:`overshoot_cost`). A row farther out along a feature never scores
+  lower than a nearer one, and no finite input gives a NaN score.
+
+The bounds are the only state, so :class:`FeatureScaling` is a pair of
+float64 arrays that save, load and export as they are.
 """
 
 import numpy as np
 
+TAIL = 0.005
+"""float: share of rows in each tail that the central range leaves out."""
+
+DEFAULT_FENCE = 100.0
+"""float: central ranges beyond the tails at which a value counts as detached."""
+
+# Overshoot costs use the decoder's largest precision, exp(6) (its
+# log-variance is clamped at -6): a value beyond the range costs at least as
+# much as the decoder could charge it. The excess is capped before squaring
+# and the row's sum after, so scores stay finite (and their squares, which
+# PyOD's predict_proba takes, too); the cost never decreases with distance.
+OVERSHOOT_PRECISION = float(np.exp(6.0))
+_MAX_EXCESS = 1e40
+MAX_OVERSHOOT_COST = 1e100
+
+
+def fenced_bounds(X, fence=DEFAULT_FENCE, tail=TAIL):
+    """Per-feature minimum and maximum of the values inside the fence.
+
+    For a feature with order statistics ``lo`` and ``hi`` at the ``tail``
+    and ``1 - tail`` quantiles (no interpolation) and central range
+    ``r = hi - lo``, values outside ``[lo - fence * r, hi + fence * r]``
+    are detached; the bounds are the extreme values that are not. A
+    feature with ``r = 0`` (mostly one value) keeps its plain minimum and
+    maximum.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Finite values.
+    fence : float or None, optional (default=100)
+        None gives the plain minimum and maximum.
+    tail : float, optional (default=0.005)
+
+    Returns
+    -------
+    low, high : ndarray of shape (n_features,), float64
+    """
+    low = X.min(axis=0).astype(np.float64)
+    high = X.max(axis=0).astype(np.float64)
+    n = X.shape[0]
+    k = int(np.floor(tail * (n - 1)))
+    if fence is None or k == 0 or n < 3:
+        return low, high
+    for j in range(X.shape[1]):
+        column = X[:, j]
+        lo, hi = np.partition(column, [k, n - 1 - k])[[k, n - 1 - k]].astype(np.float64)
+        with np.errstate(over="ignore"):
+            spread = hi - lo
+            inner_low, inner_high = lo - fence * spread, hi + fence * spread
+        if not 0.0 < spread < np.inf:
+            continue
+        if low[j] < inner_low:
+            low[j] = column[column >= inner_low].min()
+        if high[j] > inner_high:
+            high[j] = column[column <= inner_high].max()
+    return low, high
+
+
+def overshoot_cost(excess):
+    """Cost of scaled values beyond [0, 1], per value.
+
+    Parameters
+    ----------
+    excess : ndarray
+        Distance of each scaled value from [0, 1] (0 inside), float64.
+
+    Returns
+    -------
+    cost : ndarray of excess's shape, float64
+        ``0.5 * exp(6) * min(excess, 1e40) ** 2``.
+    """
+    capped = np.minimum(excess, _MAX_EXCESS)
+    return 0.5 * OVERSHOOT_PRECISION * capped * capped
+
 
 class FeatureScaling:
-    """Map each feature linearly so that its fitted bounds become 0 and 1.
+    """Map each feature linearly so that its bounds become 0 and 1.
 
     ``transform(X) = X * scale_ + offset_`` with
     ``scale_ = 1 / (high - low)`` and ``offset_ = -low * scale_``; a feature
@@ -35,16 +127,17 @@ class FeatureScaling:
         self.data_max_ = np.array(data_max, dtype=np.float64)
         if self.data_min_.shape != self.data_max_.shape or self.data_min_.ndim != 1:
             raise ValueError("data_min and data_max must be 1-D arrays of one shape")
-        data_range = self.data_max_ - self.data_min_
+        with np.errstate(over="ignore"):
+            data_range = self.data_max_ - self.data_min_
         # Same rule as scikit-learn: a (near-)constant feature is not divided.
         constant = data_range < 10 * np.finfo(np.float64).eps
         self.scale_ = 1.0 / np.where(constant, 1.0, data_range)
         self.offset_ = -self.data_min_ * self.scale_
 
     @classmethod
-    def fit(cls, X):
-        """Bounds from the rows ``X`` (n_samples, n_features): their minima and maxima."""
-        return cls(X.min(axis=0), X.max(axis=0))
+    def fit(cls, X, fence=DEFAULT_FENCE):
+        """Bounds from the rows ``X`` (n_samples, n_features) by :func:`fenced_bounds`."""
+        return cls(*fenced_bounds(X, fence))
 
     @property
     def n_features(self):
@@ -52,7 +145,7 @@ class FeatureScaling:
         return self.data_min_.shape[0]
 
     def transform(self, X):
-        """Scaled copy of ``X``, in ``X``'s float dtype.
+        """Scaled copy of ``X`` (not clipped), in ``X``'s float dtype.
 
         Parameters
         ----------
@@ -63,6 +156,34 @@ class FeatureScaling:
         X_scaled : ndarray of shape (n_samples, n_features)
         """
         dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-        out = np.multiply(X, self.scale_.astype(dtype, copy=False), dtype=dtype)
-        out += self.offset_.astype(dtype, copy=False)
+        with np.errstate(over="ignore"):
+            out = np.multiply(X, self.scale_.astype(dtype, copy=False), dtype=dtype)
+            out += self.offset_.astype(dtype, copy=False)
         return out
+
+    def transform_clipped(self, X):
+        """Scaled rows clipped to [0, 1], and each row's overshoot cost.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features), float32 or float64
+
+        Returns
+        -------
+        X_clipped : ndarray of shape (n_samples, n_features)
+            In ``X``'s float dtype, every value in [0, 1].
+        cost : ndarray of shape (n_samples,), float64
+            Sum over features of :func:`overshoot_cost`, capped at
+            :data:`MAX_OVERSHOOT_COST`; 0 for rows inside the bounds.
+        """
+        scaled = self.transform(X)
+        clipped = np.clip(scaled, 0.0, 1.0)
+        # The scaled copy becomes the excess in place: no third row-sized array.
+        excess = np.subtract(scaled, clipped, out=scaled)
+        np.abs(excess, out=excess)
+        cost = np.zeros(X.shape[0])
+        rows = np.flatnonzero(excess.max(axis=1, initial=0.0) > 0.0)
+        if rows.size:
+            per_value = overshoot_cost(excess[rows].astype(np.float64))
+            cost[rows] = np.minimum(per_value.sum(axis=1), MAX_OVERSHOOT_COST)
+        return clipped, cost

@@ -95,12 +95,15 @@ class FittedScorer:
 
     # ------------------------------------------------------------ pieces
     def scale(self, X):
-        """Scaled copy of raw rows ``X`` (n, d), in ``X``'s float dtype."""
-        X = self.scaling.transform(X)
-        if self.bernoulli:
-            # A Bernoulli likelihood is defined on [0, 1] only.
-            np.clip(X, 0.0, 1.0, out=X)
-        return X
+        """Raw rows ``X`` (n, d) scaled and clipped to [0, 1]: the network's input."""
+        return self.scaling.transform_clipped(X)[0]
+
+    def scale_with_cost(self, X):
+        """The clipped scaled rows and each row's overshoot cost (n,), float64.
+
+        See :meth:`pyod_odim.scaling.FeatureScaling.transform_clipped`.
+        """
+        return self.scaling.transform_clipped(X)
 
     def engine(self, compile="auto", device=None, n_threads=1):
         """The engine (:mod:`pyod_odim.engines`) that scores on ``device``."""
@@ -118,44 +121,62 @@ class FittedScorer:
         row_bytes = scoring_row_bytes(self.n_features, self.n_members, input_itemsize)
         return rows_per_chunk(working_memory, row_bytes)
 
-    def combine(self, losses):
-        """Combined scores from member losses of shape (M, n)."""
+    def combine(self, losses, cost=None):
+        """Combined scores from member losses (M, n) and overshoot costs (n,).
+
+        The overshoot cost of values beyond the scaling bounds is in the
+        unit of a loss; the standardized combination divides it by the
+        members' mean loss deviation, as it divides the losses.
+        """
         if self.combination == "standardized":
             std = np.where(self.member_std > 0, self.member_std, 1.0)
             losses = (losses - self.member_mean[:, None]) / std[:, None]
-        return losses.mean(axis=0)
+        scores = losses.mean(axis=0)
+        if cost is not None:
+            scores = scores + cost / self.cost_unit
+        return scores
 
-    def member_losses(self, source, engine, chunk, device, scaled=False):
-        """Member losses of consecutive row chunks.
+    @property
+    def cost_unit(self):
+        """float: a loss unit in the combined score (1 for the plain mean)."""
+        if self.combination != "standardized":
+            return 1.0
+        return float(np.where(self.member_std > 0, self.member_std, 1.0).mean())
+
+    def member_losses(self, source, engine, chunk, device, costs=None):
+        """Member losses of consecutive row chunks, with their overshoot costs.
 
         Parameters
         ----------
         source : ndarray or Tensor of shape (n, d)
-            Raw rows (scaled chunk by chunk here), or, with ``scaled``,
-            rows already scaled into a float32 tensor on the engine's device.
+            Raw rows (scaled chunk by chunk here), or, with ``costs``, rows
+            already scaled and clipped into a float32 tensor on the engine's
+            device.
         engine : engine of :mod:`pyod_odim.engines`
         chunk : int
             Rows per chunk.
         device : torch.device
             The engine's device.
-        scaled : bool, optional (default=False)
+        costs : ndarray of shape (n,) or None
+            The overshoot costs of already scaled rows.
 
         Yields
         ------
         rows : slice
         x : ndarray of shape (rows.stop - rows.start, d) or None
-            The chunk as scaled here, for the neighbour blend; None when
-            ``source`` was already scaled.
+            The chunk as scaled and clipped here, for the neighbour blend;
+            None when ``source`` was already scaled.
         losses : ndarray of shape (M, rows.stop - rows.start), float64
+        cost : ndarray of shape (rows.stop - rows.start,), float64
         """
         params, eps = self.torch_params(device)
         for rows in chunk_slices(source.shape[0], chunk):
-            if scaled:
-                x, tensor = None, source[rows]
+            if costs is not None:
+                x, tensor, cost = None, source[rows], costs[rows]
             else:
-                x = self.scale(source[rows])
+                x, cost = self.scale_with_cost(source[rows])
                 tensor = torch.as_tensor(x, dtype=torch.float32, device=device)
-            yield rows, x, engine.score(params, tensor, eps)
+            yield rows, x, engine.score(params, tensor, eps), cost
 
     # ------------------------------------------------------------ scoring
     def score(self, X, *, compile="auto", device=None, n_jobs=1, working_memory=256):
@@ -184,13 +205,14 @@ class FittedScorer:
         chunk = self.chunk_rows(working_memory, X.dtype.itemsize)
         scores = np.empty(X.shape[0])
         with torch_threads(n_jobs), cpu_fast_math(device):
-            for rows, x, losses in self.member_losses(X, engine, chunk, device):
-                scores[rows] = self.combine(losses)
+            for rows, x, losses, cost in self.member_losses(X, engine, chunk, device):
+                scores[rows] = self.combine(losses, cost)
                 if self.neighbors is not None:
                     scores[rows] = self.neighbors.score(x, scores[rows])
         return scores
 
-    def score_training_rows(self, X, X_scaled, fit_rows, fit_losses, engine, working_memory):
+    def score_training_rows(self, X, X_scaled, fit_costs, fit_rows, fit_losses, engine,
+                            working_memory):
         """Scores of every row of ``X`` at the end of a fit; sets the member moments.
 
         Each member's loss moments over the fitting rows
@@ -202,8 +224,10 @@ class FittedScorer:
         X : ndarray of shape (n, d)
             The validated input, unscaled.
         X_scaled : Tensor of shape (n_fit, d)
-            The scaled fitting rows (all of ``X`` when ``fit_rows`` is None)
-            on the engine's device.
+            The scaled and clipped fitting rows (all of ``X`` when
+            ``fit_rows`` is None) on the engine's device.
+        fit_costs : ndarray of shape (n_fit,)
+            Their overshoot costs.
         fit_rows : ndarray of shape (n_fit,) or None
             Sorted rows of ``X`` the model was fitted on.
         fit_losses : ndarray of shape (M, n_fit) or None
@@ -218,7 +242,7 @@ class FittedScorer:
         chunk = self.chunk_rows(working_memory, X.dtype.itemsize)
         device = X_scaled.device
         # Fitting rows are scored from the scaled tensor, other rows scaled chunk by chunk.
-        source, scaled = (X_scaled, True) if fit_rows is None else (X, False)
+        source, costs = (X_scaled, fit_costs) if fit_rows is None else (X, None)
         if fit_losses is None and fit_rows is None and X.shape[0] <= chunk:
             params, eps = self.torch_params(device)
             fit_losses = engine.score(params, X_scaled, eps)  # one chunk holds every row
@@ -226,19 +250,19 @@ class FittedScorer:
             self.member_mean = fit_losses.mean(axis=1)
             self.member_std = fit_losses.std(axis=1)
             if fit_rows is None:
-                return self.combine(fit_losses)
+                return self.combine(fit_losses, fit_costs)
         elif self.combination == "standardized":
             # Two passes: the moments weight every member, so they come first.
             moments = MemberMoments()
-            for _, _, losses in self.member_losses(X_scaled, engine, chunk, device, True):
+            for _, _, losses, _ in self.member_losses(X_scaled, engine, chunk, device, fit_costs):
                 moments.add(losses)
             self.member_mean, self.member_std = moments.mean, moments.std
         else:
             # The plain mean needs no moments: gather them in the same pass.
             moments = MemberMoments()
             scores = np.empty(X.shape[0])
-            for rows, _, losses in self.member_losses(source, engine, chunk, device, scaled):
-                scores[rows] = self.combine(losses)
+            for rows, _, losses, cost in self.member_losses(source, engine, chunk, device, costs):
+                scores[rows] = self.combine(losses, cost)
                 if fit_rows is not None:
                     lo, hi = np.searchsorted(fit_rows, [rows.start, rows.stop])
                     losses = losses[:, fit_rows[lo:hi] - rows.start]
@@ -246,8 +270,8 @@ class FittedScorer:
             self.member_mean, self.member_std = moments.mean, moments.std
             return scores
         scores = np.empty(X.shape[0])
-        for rows, _, losses in self.member_losses(source, engine, chunk, device, scaled):
-            scores[rows] = self.combine(losses)
+        for rows, _, losses, cost in self.member_losses(source, engine, chunk, device, costs):
+            scores[rows] = self.combine(losses, cost)
         return scores
 
     def fit_neighbors(self, neighbors, X, fit_rows, scores, labeled, working_memory):

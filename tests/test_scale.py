@@ -103,9 +103,9 @@ def _count_chunks(monkeypatch):
     original = FittedScorer.member_losses
 
     def counting(self, *args, **kwargs):
-        for rows, x, losses in original(self, *args, **kwargs):
-            calls.append(rows.stop - rows.start)
-            yield rows, x, losses
+        for chunk in original(self, *args, **kwargs):
+            calls.append(chunk[0].stop - chunk[0].start)
+            yield chunk
 
     monkeypatch.setattr(FittedScorer, "member_losses", counting)
     return calls
