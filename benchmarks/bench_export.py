@@ -1,0 +1,170 @@
+"""What deploying a fitted ODIM costs: model files, TorchScript and ONNX Runtime.
+
+    python benchmarks/bench_export.py [--sections throughput,parity] [--sets ...]
+
+Every figure is measured in this run, one thread everywhere
+(``torch.set_num_threads(1)``, ONNX Runtime with one intra-op and one
+inter-op thread). Sections:
+
+* ``throughput``: on shuttle (49,097 x 9) and cifar10_0 (5,263 x 512), a
+  default fit, then rows per second of ``decision_function`` (the C++
+  kernels), of the TorchScript module and of an ONNX Runtime session
+  (median of ``--repeats`` passes over all rows; ONNX Runtime is fed batches
+  of ``--onnx-batch`` rows); file sizes of the model file, a pickle
+  (``pickle.dumps`` of the fitted detector), the TorchScript module and the
+  ONNX graph; median load times (``pyod_odim.load``, ``pickle.loads``,
+  ``torch.jit.load``, an ONNX Runtime session); and the largest relative
+  difference of each export from ``decision_function``.
+* ``parity``: a default fit on every shared set (``--sets``), then the
+  largest relative difference of the TorchScript and ONNX scores from
+  ``decision_function`` over all rows, ``|a - b| / max(|b|, 1)`` (scores
+  of order 1 and below are compared absolutely: the float32 rounding of a
+  likelihood's terms is not small relative to a sum near zero).
+"""
+
+import argparse
+import os
+import pickle
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from _common import load, markdown_table, require_datasets
+import pyod_odim
+from pyod_odim import ODIM
+
+ALL_SETS = [
+    "glass", "wbc", "mvtec-ad_bottle", "ionosphere", "mvtec-ad_carpet", "mvtec-ad_carpet_vit",
+    "mvtec-ad_screw", "20news_3", "breastw", "pima", "vowels", "cardio", "musk", "thyroid",
+    "svhn_0", "cifar10_0", "satimage-2", "satellite", "pendigits", "mammography", "shuttle",
+    "cover",
+]
+
+
+def relative_error(got, expected):
+    return float(np.max(np.abs(got - expected) / np.maximum(np.abs(expected), 1.0)))
+
+
+def median_seconds(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def onnx_session(path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def onnx_scores(session, X, batch):
+    return np.concatenate([session.run(None, {"x": X[i:i + batch]})[0]
+                           for i in range(0, len(X), batch)])
+
+
+def exports(clf, folder):
+    paths = {k: os.path.join(folder, f"model.{k}") for k in ("odim", "pt", "onnx")}
+    clf.save(paths["odim"])
+    clf.to_torchscript(paths["pt"])
+    clf.to_onnx(paths["onnx"])
+    return paths
+
+
+def throughput(args):
+    rows, size_rows, load_rows = [], [], []
+    for name in ("shuttle", "cifar10_0"):
+        X, _ = load(name)
+        t0 = time.perf_counter()
+        clf = ODIM(random_state=0, n_jobs=1).fit(X)
+        fit_s = time.perf_counter() - t0
+        with tempfile.TemporaryDirectory() as folder:
+            paths = exports(clf, folder)
+            module = torch.jit.load(paths["pt"])
+            session = onnx_session(paths["onnx"])
+            reference = clf.decision_function(X)
+            xt = torch.from_numpy(X)
+            ts_scores = module(xt).numpy()
+            ort_scores = onnx_scores(session, X, args.onnx_batch)
+            kernel_s = median_seconds(lambda: clf.decision_function(X), args.repeats)
+            ts_s = median_seconds(lambda: module(xt), args.repeats)
+            ort_s = median_seconds(lambda: onnx_scores(session, X, args.onnx_batch), args.repeats)
+            pickled = pickle.dumps(clf)
+            sizes = {k: os.path.getsize(p) for k, p in paths.items()}
+            loads = {
+                "pyod_odim.load": median_seconds(lambda: pyod_odim.load(paths["odim"]), args.repeats),
+                "pickle.loads": median_seconds(lambda: pickle.loads(pickled), args.repeats),
+                "torch.jit.load": median_seconds(lambda: torch.jit.load(paths["pt"]), args.repeats),
+                "onnxruntime session": median_seconds(lambda: onnx_session(paths["onnx"]), args.repeats),
+            }
+        n = len(X)
+        rows.append([
+            f"{name} ({n} x {X.shape[1]})", f"{fit_s:.1f}",
+            f"{n / kernel_s:,.0f}", f"{n / ts_s:,.0f} ({kernel_s / ts_s:.2f}x)",
+            f"{n / ort_s:,.0f} ({kernel_s / ort_s:.2f}x)",
+            f"{relative_error(ts_scores, reference):.1e} / {relative_error(ort_scores, reference):.1e}",
+        ])
+        size_rows.append([name, f"{sizes['odim'] / 1024:.0f}", f"{len(pickled) / 1024:.0f}",
+                          f"{sizes['pt'] / 1024:.0f}", f"{sizes['onnx'] / 1024:.0f}"])
+        load_rows.append([name] + [f"{loads[k] * 1000:.1f}" for k in loads])
+    print("\n### Scoring throughput, one thread (rows per second; ratio against the kernels)\n")
+    print(markdown_table(
+        ["data", "fit s", "decision_function (kernels)", "TorchScript", "ONNX Runtime",
+         "max rel. diff TorchScript / ONNX"], rows))
+    print("\n### File sizes (KiB)\n")
+    print(markdown_table(["data", "model file (.odim)", "pickle", "TorchScript", "ONNX"],
+                         size_rows))
+    print("\n### Load times (median ms)\n")
+    print(markdown_table(["data", "pyod_odim.load", "pickle.loads", "torch.jit.load",
+                          "onnxruntime session"], load_rows))
+
+
+def parity(args):
+    rows = []
+    worst = 0.0
+    for name in args.sets:
+        X, _ = load(name)
+        clf = ODIM(random_state=0, n_jobs=1).fit(X)
+        reference = clf.decision_function(X)
+        with tempfile.TemporaryDirectory() as folder:
+            paths = exports(clf, folder)
+            ts = torch.jit.load(paths["pt"])(torch.from_numpy(X)).numpy()
+            ort_scores = onnx_scores(onnx_session(paths["onnx"]), X, args.onnx_batch)
+        errors = relative_error(ts, reference), relative_error(ort_scores, reference)
+        worst = max(worst, *errors)
+        rows.append([name, f"{X.shape[0]} x {X.shape[1]}", f"{errors[0]:.1e}", f"{errors[1]:.1e}"])
+        print(f"  {name}: {errors[0]:.1e} {errors[1]:.1e}", file=sys.stderr, flush=True)
+    print("\n### Export parity with decision_function (max |a - b| / max(|b|, 1), all rows)\n")
+    print(markdown_table(["data", "n x d", "TorchScript", "ONNX Runtime"], rows))
+    print(f"\nlargest difference over {len(rows)} sets: {worst:.1e}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", default="throughput,parity")
+    parser.add_argument("--sets", nargs="+", default=ALL_SETS)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--onnx-batch", type=int, default=4096)
+    args = parser.parse_args()
+    require_datasets()
+    torch.set_num_threads(1)
+    versions = (f"pyod-odim {pyod_odim.__version__}, torch {torch.__version__}, "
+                f"defaults (n_estimators=10, n_samples_iwae=50, compile='auto'), n_jobs=1, seed 0")
+    print(f"bench_export: {versions}")
+    t0 = time.perf_counter()
+    for section in args.sections.split(","):
+        {"throughput": throughput, "parity": parity}[section](args)
+    print(f"\n(bench_export ran {time.perf_counter() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
