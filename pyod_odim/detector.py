@@ -24,7 +24,7 @@ from .engines import ENGINES, make_engine
 from .labels import LABEL_SELECTIONS, check_labels, label_aware_criterion
 from .neighbors import NeighborScorer
 from .progress import make_progress
-from .sampling import sample_rows
+from .sampling import reference_rows, sample_rows
 from .scaling import FeatureScaling
 from .scorer import COMBINATIONS, FittedScorer
 from .training import TrainingConfig, train_ensemble
@@ -472,6 +472,8 @@ class ODIM(BaseDetector):
         # The fitting rows: all of X, or a uniform sample of max_fit_rows.
         fit_rows = sample_rows(X.shape[0], self.max_fit_rows, seed)
         X_fit = X if fit_rows is None else X[fit_rows]
+        # The fitting rows that set what each feature costs a typical row.
+        X_reference = X_fit[reference_rows(X_fit.shape[0], seed)]
         if labeled is not None and fit_rows is not None:
             labeled = labeled[fit_rows]
         scorer = FittedScorer(
@@ -513,6 +515,10 @@ class ODIM(BaseDetector):
                 decision_scores = scorer.score_training_rows(
                     X, X_scaled, fit_costs, fit_rows, result.train_losses, engine,
                     self.working_memory,
+                )
+                scorer.fit_contribution_reference(
+                    X_reference, compile=self.compile, device=device, n_jobs=n_threads,
+                    working_memory=self.working_memory,
                 )
                 final_seconds = time.perf_counter() - t0
         finally:
@@ -573,6 +579,48 @@ class ODIM(BaseDetector):
         check_is_fitted(self, ["scorer_", "decision_scores_"])
         X = check_samples(X, n_features=self.n_features_in_, dtype=FLOAT_DTYPES)
         return self._score_samples(X)
+
+    def feature_contributions(self, X):
+        """Each feature's share of each row's outlier score.
+
+        ODIM's decoder factorizes over features, so a row's loss splits
+        into one term per feature. For member ``m``, feature ``j`` and the
+        normalized importance weights ``w~_k`` of the fixed draws that score
+        the row, the term is the feature's expected negative log-likelihood
+        ``sum_k w~_k * (-log p(x_j | z_k))``, plus, for a value beyond the
+        scaling bounds, its overshoot cost (:mod:`pyod_odim.scaling`).
+        Members combine as the scores do (mean, or mean after dividing by
+        each member's loss deviation with ``combination="standardized"``).
+        The contribution is that term minus what the feature costs a typical
+        training row (the median over a sample of 512 fitting rows, kept
+        from ``fit``), so a feature that is hard for every row does not
+        dominate; positive values push the row towards outlier. Exactly,
+
+        ``likelihood_score(x) = sum_j contribution_j(x) + sum_j reference_j + rest(x)``
+
+        where ``rest`` is the latent part of the IWAE bound (the weighted
+        ``log q(z|x) - log p(z)``, the weights' entropy and ``log K``) and
+        ``likelihood_score`` is ``decision_function`` in unsupervised mode;
+        with the semi-supervised neighbour blend it is ODIM's likelihood
+        part (``likelihood_scores_`` for training rows), not the blend.
+
+        Parameters
+        ----------
+        X : numpy array of shape (n_samples, n_features)
+            Rows to explain: training rows or new ones.
+
+        Returns
+        -------
+        contributions : numpy array of shape (n_samples, n_features)
+            Higher is more abnormal; computed in chunks under
+            ``working_memory``, equal (to float32 rounding) on every engine.
+        """
+        check_is_fitted(self, ["scorer_", "decision_scores_"])
+        X = check_samples(X, n_features=self.n_features_in_, dtype=FLOAT_DTYPES)
+        return self.scorer_.contributions(
+            X, compile=self.compile, device=self.device,
+            n_jobs=resolve_n_jobs(self.n_jobs), working_memory=self.working_memory,
+        )[0]
 
     def save(self, path):
         """Save the fitted detector to a model file (arrays and JSON, no pickle).

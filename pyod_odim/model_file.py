@@ -108,6 +108,8 @@ def _to_state(estimator):
         "labels": np.asarray(estimator.labels_, dtype=np.int64),
         "best_update": np.asarray(estimator.best_update_, dtype=np.int64),
         "best_distance": np.asarray(estimator.best_distance_, dtype=np.float64),
+        "feature_reference": scorer.feature_reference,
+        "contribution_quantiles": scorer.contribution_quantiles,
     }
     for key in ("update", "distance", "raw_distance"):
         arrays[f"history/{key}"] = np.asarray(estimator.history_[key])
@@ -365,6 +367,10 @@ def _from_state(meta, arrays):
     moments = [finite(n, need(n)) for n in ("member_mean", "member_std")]
     if any(m.shape != (n_members,) for m in moments) or (moments[1] < 0).any():
         raise ModelFileError("member moments do not match the members")
+    reference = finite("feature_reference", need("feature_reference"))
+    quantiles = finite("contribution_quantiles", need("contribution_quantiles"))
+    if reference.shape != (arch.n_features,) or quantiles.shape != (101, arch.n_features):
+        raise ModelFileError("feature_reference or contribution_quantiles do not match the features")
     scores = finite("decision_scores", need("decision_scores"))
     labels = need("labels")
     if scores.ndim != 1 or labels.shape != scores.shape or scores.size == 0:
@@ -396,6 +402,7 @@ def _from_state(meta, arrays):
         FeatureScaling(data_min, data_max), arch, likelihood, params, eps,
         combination=combination, member_mean=moments[0], member_std=moments[1],
         neighbors=neighbors, threshold=float(threshold), contamination=float(contamination),
+        feature_reference=reference, contribution_quantiles=quantiles,
     )
     estimator = ODIM()
     valid = estimator.get_params()

@@ -161,26 +161,32 @@ class FeatureScaling:
             out += self.offset_.astype(dtype, copy=False)
         return out
 
-    def transform_clipped(self, X):
+    def transform_clipped(self, X, per_feature=False):
         """Scaled rows clipped to [0, 1], and each row's overshoot cost.
 
         Parameters
         ----------
         X : ndarray of shape (n_samples, n_features), float32 or float64
+        per_feature : bool, optional (default=False)
+            Return each value's cost instead of each row's.
 
         Returns
         -------
         X_clipped : ndarray of shape (n_samples, n_features)
             In ``X``'s float dtype, every value in [0, 1].
-        cost : ndarray of shape (n_samples,), float64
+        cost : ndarray of shape (n_samples,) or (n_samples, n_features), float64
             Sum over features of :func:`overshoot_cost`, capped at
-            :data:`MAX_OVERSHOOT_COST`; 0 for rows inside the bounds.
+            :data:`MAX_OVERSHOOT_COST`; 0 for rows inside the bounds. With
+            ``per_feature``, :func:`overshoot_cost` of each value (uncapped
+            sum).
         """
         scaled = self.transform(X)
         clipped = np.clip(scaled, 0.0, 1.0)
         # The scaled copy becomes the excess in place: no third row-sized array.
         excess = np.subtract(scaled, clipped, out=scaled)
         np.abs(excess, out=excess)
+        if per_feature:
+            return clipped, overshoot_cost(excess.astype(np.float64))
         cost = np.zeros(X.shape[0])
         rows = np.flatnonzero(excess.max(axis=1, initial=0.0) > 0.0)
         if rows.size:

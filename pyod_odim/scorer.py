@@ -55,6 +55,13 @@ class FittedScorer:
         Scores above it are outliers (the detector's ``threshold_``).
     contamination : float or None
         The detector's ``contamination`` when it is a number, else None.
+    feature_reference : ndarray of shape (n_features,) or None
+        What each feature costs a typical fitting row: the median of its
+        combined expected negative log-likelihood over a sample of them
+        (:meth:`fit_contribution_reference`).
+    contribution_quantiles : ndarray of shape (101, n_features) or None
+        Percentiles 0 to 100 of the fitting rows' contributions (after the
+        reference), the cut-off bands of ``ODIM.explain_outlier``.
 
     Attributes
     ----------
@@ -64,7 +71,8 @@ class FittedScorer:
 
     def __init__(self, scaling, architecture, likelihood, params, score_eps,
                  combination="mean", member_mean=None, member_std=None,
-                 neighbors=None, threshold=None, contamination=None):
+                 neighbors=None, threshold=None, contamination=None,
+                 feature_reference=None, contribution_quantiles=None):
         if likelihood not in network.LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {network.LIKELIHOODS}, got {likelihood!r}")
         if combination not in COMBINATIONS:
@@ -80,6 +88,8 @@ class FittedScorer:
         self.neighbors = neighbors
         self.threshold = threshold
         self.contamination = contamination
+        self.feature_reference = feature_reference
+        self.contribution_quantiles = contribution_quantiles
 
     @property
     def n_members(self):
@@ -273,6 +283,81 @@ class FittedScorer:
         for rows, _, losses, cost in self.member_losses(source, engine, chunk, device, costs):
             scores[rows] = self.combine(losses, cost)
         return scores
+
+    # ------------------------------------------------------------ explanations
+    def contributions(self, X, *, compile="auto", device=None, n_jobs=1, working_memory=256,
+                      relative=True):
+        """Each feature's share of each row's (likelihood) score.
+
+        For member ``m``, row ``x`` and feature ``j``, with the normalized
+        importance weights ``w~_k`` of the draws that score the row,
+        ``c_mj(x) = sum_k w~_k * (-log p(x_j | z_k))`` (the expected
+        negative log-likelihood of the feature), plus the feature's
+        overshoot cost beyond the scaling bounds; members combine as the
+        score combines them (their mean, after dividing by each member's
+        loss deviation for ``"standardized"``). The contribution is that
+        minus :attr:`feature_reference`, so a feature that every row finds
+        hard does not dominate. Then, exactly,
+        ``score(x) = sum_j (contribution_j(x) + reference_j) + rest(x)``,
+        where ``rest`` is the latent part of the IWAE bound (the weighted
+        ``log q(z|x) - log p(z)``, the weights' entropy, ``log K``) and,
+        for ``"standardized"``, the members' offsets. It explains the
+        likelihood score: the semi-supervised neighbour blend (a rank
+        transform) is not part of it.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, n_features)
+            Validated raw rows.
+        compile, device, n_jobs, working_memory
+            As for :meth:`score`.
+        relative : bool, optional (default=True)
+            Subtract :attr:`feature_reference`; False gives the combined
+            expected negative log-likelihoods themselves.
+
+        Returns
+        -------
+        contributions : ndarray of shape (n, n_features), float64
+        rest : ndarray of shape (n,), float64
+        """
+        device = scoring_device(device)
+        engine = self.engine(compile, device, n_jobs)
+        params, eps = self.torch_params(device)
+        # (M, rows, d) float32 and float64 pieces per row, beside the scaling's.
+        row_bytes = self.n_features * (2 * X.dtype.itemsize + 12 + 12 * self.n_members)
+        chunk = rows_per_chunk(working_memory, row_bytes)
+        out = np.empty(X.shape, dtype=np.float64)
+        rest = np.empty(X.shape[0])
+        with torch_threads(n_jobs), cpu_fast_math(device):
+            for rows in chunk_slices(X.shape[0], chunk):
+                x, cost = self.scaling.transform_clipped(X[rows], per_feature=True)
+                tensor = torch.as_tensor(x, dtype=torch.float32, device=device)
+                c, r = engine.contributions(params, tensor, eps)
+                if self.combination == "standardized":
+                    std = np.where(self.member_std > 0, self.member_std, 1.0)
+                    c = c / std[:, None, None]
+                    r = (r - self.member_mean[:, None]) / std[:, None]
+                out[rows] = c.mean(axis=0) + cost / self.cost_unit
+                rest[rows] = r.mean(axis=0)
+        if relative:
+            out -= self.feature_reference
+        return out, rest
+
+    def fit_contribution_reference(self, X_sample, **score_options):
+        """Set :attr:`feature_reference` and :attr:`contribution_quantiles` from fitting rows.
+
+        Parameters
+        ----------
+        X_sample : ndarray of shape (n_ref, n_features)
+            Raw fitting rows (a sample of them).
+        **score_options
+            ``compile``, ``device``, ``n_jobs``, ``working_memory``.
+        """
+        absolute, _ = self.contributions(X_sample, relative=False, **score_options)
+        self.feature_reference = np.median(absolute, axis=0)
+        self.contribution_quantiles = np.percentile(
+            absolute - self.feature_reference, np.arange(101), axis=0
+        )
 
     def fit_neighbors(self, neighbors, X, fit_rows, scores, labeled, working_memory):
         """Fit the known outliers' neighbour blend; return the blended training scores.
