@@ -219,7 +219,7 @@ class ODIM(BaseDetector):
         outputs are not counted; with ``selection_size=None`` the checks
         also keep every training row's member losses.
 
-    scaling_fence : float or None, optional (default=100)
+    scaling_fence : float or None, optional (default=1000)
         Features are min-max scaled with bounds taken from the fitting rows;
         values more than ``scaling_fence`` central ranges (the 0.5 % to
         99.5 % spread) beyond the central part of a feature do not set its
@@ -330,7 +330,7 @@ class ODIM(BaseDetector):
         verbose=0,
         max_fit_rows=None,
         working_memory=256,
-        scaling_fence=100.0,
+        scaling_fence=1000.0,
     ):
         super().__init__(contamination=contamination)
         self.n_estimators = n_estimators
