@@ -45,6 +45,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from ._threads import resolve_n_jobs
 from ._validation import FLOAT_DTYPES, check_samples, seed_from
 from .sampling import sample_rows
+from .thresholds import fitted_score_threshold
 
 __all__ = ["PartitionScorer", "fit_on_sample", "score"]
 
@@ -69,7 +70,11 @@ class PartitionScorer:
     Attributes
     ----------
     threshold_ : float
-        The fitted model's ``threshold_``: scores above it are labelled 1.
+        The fitted model's cut in score units, ``score_threshold_``
+        (:func:`pyod_odim.thresholds.fitted_score_threshold`): scores above
+        it are labelled 1. It equals ``threshold_`` for a numeric
+        ``contamination``; for a thresholder it is the cut that gives the
+        thresholder's training labels, so every row is labelled on its own.
     n_features_in_ : int
     """
 
@@ -80,7 +85,7 @@ class PartitionScorer:
         self.working_memory = estimator.working_memory
         self.device = device
         self.n_jobs = resolve_n_jobs(n_jobs)
-        self.threshold_ = float(estimator.threshold_)
+        self.threshold_ = fitted_score_threshold(estimator)
         self.n_features_in_ = int(estimator.n_features_in_)
 
     def decision_function(self, block, name="X"):
@@ -130,8 +135,11 @@ def score(estimator, X, *, device="cpu", n_jobs=1):
         keeps the DataFrame's index and divisions; an array has ``X``'s row
         chunks.
     labels : dask.array.Array of shape (n_samples,) or dask.dataframe.Series
-        1 where the score exceeds ``estimator.threshold_``, else 0 (int64,
-        as ``estimator.predict``); a Series is named "label".
+        1 where the score exceeds ``estimator.score_threshold_``, else 0
+        (int64); a Series is named "label". For a numeric ``contamination``
+        these are ``estimator.predict``'s labels; for a thresholder they are
+        row-local, where PyOD's ``predict`` asks the thresholder
+        (:mod:`pyod_odim.thresholds`).
 
     Raises
     ------

@@ -2,6 +2,7 @@
 
 import numbers
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -49,8 +50,17 @@ class ODIM(BaseDetector):
 
     Parameters
     ----------
-    contamination : float in (0., 0.5], optional (default=0.1)
-        The expected proportion of outliers; sets ``threshold_``.
+    contamination : float in (0., 0.5] or thresholder, optional (default=0.1)
+        The expected proportion of outliers; sets ``threshold_``. Or a
+        thresholder object such as PyThresh's ``IQR()``
+        (:mod:`pyod_odim.thresholds`): it labels the training scores, and
+        ``score_threshold_`` is the cut in score units that gives those
+        labels. ``predict`` then keeps PyOD's behaviour, the thresholder's
+        ``predict`` on the new scores, which for a thresholder without a
+        fitted ``thresh_`` (PyThresh's CLF, CLUST, ...) depends on the rows
+        scored together; compare ``decision_function(X) > score_threshold_``
+        for labels row by row, as :mod:`pyod_odim.dask`, the plots and a
+        saved model (:meth:`save`) do.
 
     n_estimators : int, optional (default=10)
         Number of independently initialized members (paper: 10).
@@ -238,7 +248,19 @@ class ODIM(BaseDetector):
         The outlier scores of the training data (higher is more abnormal).
 
     threshold_ : float
-        The ``contamination`` quantile of ``decision_scores_``.
+        The ``contamination`` quantile of ``decision_scores_``; for a
+        thresholder, what PyOD sets: the thresholder's ``thresh_``, a cut on
+        its own normalized scale, or, when it has none, the share of
+        training rows it labelled 1.
+
+    score_threshold_ : float
+        The cut in score units: training rows scoring above it are those
+        labelled 1. ``threshold_`` for a numeric ``contamination``; for a
+        thresholder, the midpoint between the highest training score
+        labelled 0 and the lowest labelled 1
+        (:func:`pyod_odim.thresholds.score_cut`, which also says what
+        happens when every row has one label, and warns when no cut
+        reproduces the labels).
 
     labels_ : int, either 0 or 1
         Binary labels of the training data (1 = outlier).
@@ -548,9 +570,23 @@ class ODIM(BaseDetector):
             )
         self.decision_scores_ = decision_scores
         self._process_decision_scores()
-        scorer.threshold = float(self.threshold_)
         if isinstance(self.contamination, numbers.Real):
+            self.score_threshold_ = float(self.threshold_)
             scorer.contamination = float(self.contamination)
+        else:
+            # PyOD's threshold_ is on the thresholder's own scale: derive the
+            # cut in score units that gives the thresholder's training labels.
+            self.score_threshold_, n_differ = thresholds.score_cut(
+                self.decision_scores_, self.labels_
+            )
+            if n_differ:
+                warnings.warn(
+                    f"{type(self.contamination).__name__}'s labels are not a cut on the "
+                    f"scores: score_threshold_={self.score_threshold_:.6g} labels "
+                    f"{n_differ} of {len(self.labels_)} training rows differently",
+                    UserWarning, stacklevel=2,
+                )
+        scorer.threshold = self.score_threshold_
         return self
 
     def _engine(self, device, arch, n_threads):

@@ -5,8 +5,8 @@ not compressed) of
 
 * ``meta.json``: the format name and version, the package, torch and NumPy
   versions that wrote it, the detector's parameters, the fitted scalars
-  (threshold, architecture, feature names, diagnostics) and the name,
-  dtype and shape of every array;
+  (threshold, contamination, architecture, feature names, diagnostics) and
+  the name, dtype and shape of every array;
 * ``arrays/<name>.npy``: one NumPy ``.npy`` file per array (numeric dtypes
   only).
 
@@ -19,6 +19,24 @@ object arrays). Every inconsistency, from a truncated or corrupted archive
 newer format version is refused with a message naming both versions;
 files of this version and older keep loading in later versions
 (``tests/data/`` holds a fixture written by format version 1).
+
+A file holds numbers, never code, so a detector fitted with a thresholder
+object as ``contamination`` (:mod:`pyod_odim.thresholds`) is saved by what
+it decided: ``threshold`` is its cut in score units, ``score_threshold_``
+(the cut that gives the thresholder's training labels), and
+``contamination`` the share of training rows it labelled 1. The
+thresholder's class, module and parameters are recorded under
+``thresholder`` for information only: loading never imports or builds
+anything from them. The loaded detector has that share as a numeric
+``contamination`` and the cut as ``threshold_`` (and ``score_threshold_``),
+so its ``predict`` labels each row by its score alone, ``score > cut``: the
+training rows as the thresholder did, new rows independently of the rows
+scored with them (the in-memory detector's ``predict`` asks the
+thresholder instead). Its ``predict_confidence`` equals the in-memory
+one's wherever the two agree on the label. A share outside (0, 0.5]
+(a thresholder may label none, or most, of the rows) scores and predicts
+as well, but ``clone`` or a refit of the loaded detector refuses it, as
+PyOD refuses such a ``contamination``.
 """
 
 import json
@@ -51,25 +69,20 @@ def save(estimator, path):
     Parameters
     ----------
     estimator : pyod_odim.ODIM
-        Fitted with a numeric ``contamination``.
+        Fitted. With a thresholder as ``contamination``, the file keeps its
+        cut in score units and the share of rows it labelled (module
+        docstring).
     path : str or os.PathLike
         Written atomically (a temporary file beside it, then renamed).
 
     Raises
     ------
-    ValueError
-        The estimator is not fitted, or its ``contamination`` is a
-        thresholder object (code, which a model file does not hold).
+    sklearn.exceptions.NotFittedError
+        The estimator is not fitted.
     """
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(estimator, ["scorer_", "decision_scores_", "threshold_"])
-    if not _is_number(estimator.contamination):
-        raise ValueError(
-            "a model fitted with a thresholder object as contamination cannot be saved: "
-            "a model file holds arrays and JSON, not code; refit with a numeric "
-            "contamination (e.g. the share of rows it labelled, clf.labels_.mean())"
-        )
     arrays, meta = _to_state(estimator)
     meta["arrays"] = {name: [a.dtype.str, list(a.shape)] for name, a in arrays.items()}
     path = os.fspath(path)
@@ -97,7 +110,14 @@ def _to_state(estimator):
     """The arrays and the JSON-ready metadata of a fitted estimator."""
     import torch
 
+    from .thresholds import fitted_score_threshold
+
     scorer = estimator.scorer_
+    thresholder = None
+    contamination = estimator.contamination
+    if not _is_number(contamination):
+        thresholder = _thresholder_info(contamination, estimator.threshold_)
+        contamination = float(np.mean(np.asarray(estimator.labels_) == 1))
     arrays = {
         "scaling/data_min": scorer.scaling.data_min_,
         "scaling/data_max": scorer.scaling.data_max_,
@@ -148,8 +168,9 @@ def _to_state(estimator):
         "combination": scorer.combination,
         "n_layers": {key: len(scorer.params[key]) for key in _PARAM_KEYS},
         "neighbors": neighbors,
-        "threshold": float(estimator.threshold_),
-        "contamination": float(estimator.contamination),
+        "threshold": fitted_score_threshold(estimator),
+        "contamination": float(contamination),
+        "thresholder": thresholder,
         "n_classes": int(getattr(estimator, "_classes", 2)),
         "feature_names": None if names is None else [str(n) for n in names],
         "fitted": {
@@ -165,6 +186,37 @@ def _to_state(estimator):
 
 def _is_number(value):
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _info_value(value):
+    """A value as JSON for information: numbers and strings as they are, else its repr."""
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if np.isfinite(value) else repr(value)
+    if isinstance(value, (tuple, list)) and len(value) <= 64:
+        return [_info_value(v) for v in value]
+    return repr(value)[:200]
+
+
+def _thresholder_info(thresholder, pyod_threshold):
+    """What a thresholder was, as JSON: recorded for information, never rebuilt."""
+    get_params = getattr(thresholder, "get_params", None)
+    try:
+        params = get_params(deep=False) if callable(get_params) else {}
+    except Exception:  # a protocol object without sklearn's get_params
+        params = {}
+    if not isinstance(params, dict):
+        params = {}
+    return {
+        "class": type(thresholder).__name__,
+        "module": type(thresholder).__module__,
+        "params": {str(k): _info_value(v) for k, v in params.items()},
+        # PyOD's threshold_: on the thresholder's own scale, or the share it labelled.
+        "pyod_threshold": _info_value(pyod_threshold),
+    }
 
 
 def _json_params(params):
@@ -197,7 +249,10 @@ def load(path):
     -------
     estimator : pyod_odim.ODIM
         Fitted: ``decision_function``, ``predict`` and ``predict_proba``
-        give the same values as the saved estimator's.
+        give the same values as the saved estimator's. A detector saved
+        with a thresholder as ``contamination`` comes back with a numeric
+        one, and ``predict`` labels rows by the saved cut in score units
+        (module docstring).
 
     Raises
     ------
@@ -377,7 +432,15 @@ def _from_state(meta, arrays):
         raise ModelFileError("training scores and labels do not match")
     threshold = _field(meta, "threshold", (int, float))
     contamination = _field(meta, "contamination", (int, float))
-    if not np.isfinite(threshold) or not 0.0 < contamination <= 0.5:
+    # A thresholder fit stores the share of rows it labelled: any share.
+    thresholder = meta.get("thresholder")
+    if thresholder is not None and not isinstance(thresholder, dict):
+        raise ModelFileError("malformed thresholder entry")
+    if thresholder is None:
+        share_ok = 0.0 < contamination <= 0.5
+    else:
+        share_ok = 0.0 <= contamination <= 1.0
+    if not np.isfinite(threshold) or not share_ok:
         raise ModelFileError(f"threshold {threshold!r} or contamination {contamination!r} invalid")
 
     neighbors = None
@@ -423,6 +486,7 @@ def _from_state(meta, arrays):
     estimator.decision_scores_ = scores
     estimator.labels_ = labels.astype(int)
     estimator.threshold_ = float(threshold)
+    estimator.score_threshold_ = float(threshold)
     estimator._classes = int(meta.get("n_classes", 2))
     # What PyOD's _process_decision_scores derives for predict_proba's "unify".
     estimator._mu = np.mean(scores)

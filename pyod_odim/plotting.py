@@ -7,6 +7,8 @@ imported only when a function here is called.
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from .thresholds import fitted_score_threshold
+
 _PIP_HINT = "plotting needs matplotlib: pip install pyod-odim[plot]"
 
 _DISTANCE_LABELS = {
@@ -78,7 +80,9 @@ def plot_score_histogram(detector, y=None, ax=None, scores=None, bins=50):
     Parameters
     ----------
     detector : ODIM
-        A fitted detector; its ``threshold_`` is drawn as a dashed line.
+        A fitted detector; its cut in score units, ``score_threshold_``
+        (``threshold_`` for a numeric ``contamination``), is drawn as a
+        dashed line.
 
     y : array-like of shape (n_samples,) or None, optional (default=None)
         Ground truth (1 = outlier). When given, inliers and outliers get
@@ -117,12 +121,18 @@ def plot_score_histogram(detector, y=None, ax=None, scores=None, bins=50):
                 ax.hist(part, bins=edges, density=True, alpha=0.55, color=color,
                         label=f"{name} (n={part.size})")
         ax.set_ylabel("density")
-    ax.axvline(detector.threshold_, color="black", ls="--", lw=1,
-               label=f"threshold (contamination={detector.contamination:g})")
+    ax.axvline(fitted_score_threshold(detector), color="black", ls="--", lw=1,
+               label=_threshold_label(detector.contamination))
     ax.set_xlabel("outlier score (negative IWAE bound)")
     ax.set_title("Outlier scores")
     ax.legend(fontsize="small", frameon=False)
     return fig
+
+
+def _threshold_label(contamination):
+    if isinstance(contamination, (float, int)):
+        return f"threshold (contamination={contamination:g})"
+    return f"threshold ({type(contamination).__name__} thresholder)"
 
 
 def plot_summary(detector, y=None, scores=None):

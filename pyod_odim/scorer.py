@@ -52,7 +52,8 @@ class FittedScorer:
     neighbors : pyod_odim.neighbors.NeighborScorer or None
         The known outliers' neighbour blend (semi-supervised mode).
     threshold : float or None
-        Scores above it are outliers (the detector's ``threshold_``).
+        Scores above it are outliers: the detector's ``score_threshold_``,
+        in score units also when ``contamination`` is a thresholder.
     contamination : float or None
         The detector's ``contamination`` when it is a number, else None.
     feature_reference : ndarray of shape (n_features,) or None

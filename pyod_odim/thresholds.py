@@ -18,12 +18,23 @@ labels scores without fitting.
 
 Two things differ from a float. PyThresh's ``thresh_`` is a cut on the
 training scores after its own min-max normalization, not on the raw
-scores, so ``threshold_`` is not on the scale of ``decision_scores_``;
-compare scores through ``predict``, not with ``threshold_``. And a
-thresholder that sets no ``thresh_`` (PyThresh's CLF, CLUST, COMB and
-OCSVM, for example) labels the scores passed to ``predict`` among
+scores, so ``threshold_`` is not on the scale of ``decision_scores_``.
+And a thresholder that sets no ``thresh_`` (PyThresh's CLF, CLUST, COMB
+and OCSVM, for example) labels the scores passed to ``predict`` among
 themselves, so labels of new rows depend on the rows scored with them
-(PyOD then sets ``threshold_`` to the share of training rows labelled 1).
+(PyOD then sets ``threshold_`` to the share of training rows labelled 1;
+some of them cannot label a single row).
+
+So ``ODIM.fit`` also derives a cut in score units from the training
+labels (:func:`score_cut`), ``score_threshold_``: scores above it are the
+rows the thresholder labelled 1. ``threshold_`` stays as PyOD sets it, and
+an in-memory detector's ``predict`` keeps PyOD's behaviour (the
+thresholder's ``predict`` on the new scores). Everything that labels rows
+one at a time uses the score cut instead: :func:`pyod_odim.dask.score`,
+the plots of :mod:`pyod_odim.plotting`, and a model file, whose loaded
+detector labels by the cut, a number, and so labels every row on its own
+(:mod:`pyod_odim.model_file`). For row-local labels in memory, compare
+``clf.decision_function(X) > clf.score_threshold_``.
 """
 
 import importlib
@@ -32,8 +43,8 @@ import pkgutil
 
 import numpy as np
 
-__all__ = ["check_contamination", "is_thresholder", "thresholder_by_name",
-           "thresholder_names"]
+__all__ = ["check_contamination", "fitted_score_threshold", "is_thresholder", "score_cut",
+           "thresholder_by_name", "thresholder_names"]
 
 # Modules of pythresh.thresholds that hold no thresholder.
 _NOT_THRESHOLDERS = frozenset({"base", "thresh_utility"})
@@ -205,3 +216,108 @@ def thresholder_by_name(name, **params):
             f"{', '.join(names)}"
         )
     return cls(**params)
+
+
+def score_cut(scores, labels):
+    """A cut on the score scale that labels ``scores`` as ``labels`` do.
+
+    The rule: with ``lo`` the highest score labelled 0 and ``hi`` the
+    lowest score labelled 1, the cut is their midpoint, so that
+    ``scores > cut`` equals ``labels`` on every training row (when the
+    midpoint rounds to ``hi``, as for two adjacent floats, or overflows,
+    the cut is ``lo``). With every row labelled 0 the cut is the highest
+    score; with every row labelled 1, the float just below the lowest.
+
+    Labels that no single cut reproduces (a score labelled 0 above one
+    labelled 1, or equal scores with different labels) get the cut that
+    labels the fewest training rows differently, the lowest such cut when
+    several do; the count is returned so that the caller can warn.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_samples,)
+        Training scores (higher is more abnormal); not NaN.
+    labels : array-like of shape (n_samples,)
+        Their 0/1 labels (1 = outlier).
+
+    Returns
+    -------
+    cut : float
+        Scores strictly above it are labelled 1.
+    n_differ : int
+        Training rows whose label ``scores > cut`` does not reproduce; 0
+        for labels that a cut can reproduce, as a thresholder that cuts
+        the (normalized) scores gives.
+
+    Raises
+    ------
+    ValueError
+        Empty or NaN scores, labels of another length, or labels other
+        than 0 and 1.
+    """
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    labels = np.asarray(labels).ravel()
+    if scores.size == 0 or labels.shape != scores.shape:
+        raise ValueError(f"need one label per score, got {labels.size} labels for "
+                         f"{scores.size} scores")
+    if np.isnan(scores).any():
+        raise ValueError("scores contain NaN values")
+    outlier = labels == 1
+    if not (outlier | (labels == 0)).all():
+        raise ValueError("labels must be 0 or 1")
+    if not outlier.any():
+        return float(scores.max()), 0
+    if outlier.all():
+        return float(np.nextafter(scores.min(), -np.inf)), 0
+    lo, hi = scores[~outlier].max(), scores[outlier].min()
+    if lo < hi:
+        return _between(lo, hi), 0
+    # No cut reproduces the labels: the one with the fewest disagreements.
+    order = np.argsort(scores, kind="stable")
+    s, y = scores[order], outlier[order]
+    # Cutting below sorted position i labels rows i.. as 1: the 1s before i
+    # and the 0s from i on disagree. Only positions between distinct values
+    # (and the two ends) are cuts.
+    ones_before = np.concatenate([[0], np.cumsum(y)])
+    zeros_after = np.concatenate([np.cumsum(~y[::-1])[::-1], [0]])
+    wrong = ones_before + zeros_after
+    allowed = np.ones(s.size + 1, dtype=bool)
+    allowed[1:-1] = s[1:] > s[:-1]
+    i = int(np.flatnonzero(allowed)[np.argmin(wrong[allowed])])
+    if i == 0:
+        cut = float(np.nextafter(s[0], -np.inf))
+    elif i == s.size:
+        cut = float(s[-1])
+    else:
+        cut = _between(s[i - 1], s[i])
+    return cut, int(wrong[i])
+
+
+def _between(lo, hi):
+    """A float in [lo, hi), their midpoint where it is representable."""
+    mid = lo / 2 + hi / 2  # halves first: no overflow at +-1e308
+    return float(mid if lo <= mid < hi else lo)
+
+
+def fitted_score_threshold(estimator):
+    """The cut in score units of a fitted detector: scores above it are outliers.
+
+    Parameters
+    ----------
+    estimator : pyod_odim.ODIM
+        Fitted.
+
+    Returns
+    -------
+    cut : float
+        ``score_threshold_``; for a detector pickled before that attribute
+        existed, ``threshold_`` when ``contamination`` is a number, else the
+        cut :func:`score_cut` derives from ``decision_scores_`` and
+        ``labels_``.
+    """
+    cut = getattr(estimator, "score_threshold_", None)
+    if cut is not None:
+        return float(cut)
+    if isinstance(estimator.contamination, (float, int)):
+        return float(estimator.threshold_)
+    return score_cut(estimator.decision_scores_, estimator.labels_)[0]
