@@ -237,8 +237,9 @@ class ODIM(BaseDetector):
         cannot squeeze every other row into a sliver. On data without such
         detached values the bounds are the plain minimum and maximum.
         ``None`` always uses the minimum and maximum (the paper's scaling).
-        Whatever the bounds, the network sees values clipped to [0, 1] and
-        a value beyond them adds ``0.5 * exp(6) * excess**2`` to the score
+        Whatever the bounds, the network sees values clipped to ten
+        bound-widths beyond them ([0, 1] for the Bernoulli likelihood), and a
+        value beyond that adds ``0.5 * exp(6) * excess**2`` to the score
         (:mod:`pyod_odim.scaling`): every finite row gets a finite score
         that grows with its distance.
 
@@ -521,8 +522,13 @@ class ODIM(BaseDetector):
         progress = make_progress(self.verbose, config.max_updates)
         try:
             with torch_threads(n_threads), cpu_fast_math(device):
+                # Training and the checks see values detached by the fence at the
+                # bounds (the scoring box would let them dominate every loss).
+                detached = bool(fit_costs.any()) or bool(
+                    ((X_scaled < 0.0) | (X_scaled > 1.0)).any().item()
+                )
                 result = train_ensemble(
-                    X_scaled,
+                    X_scaled.clamp(0.0, 1.0) if detached else X_scaled,
                     arch,
                     config,
                     generator,
@@ -535,7 +541,8 @@ class ODIM(BaseDetector):
                 scorer.params = network.params_to_numpy(result.params)
                 scorer.score_eps = result.score_eps.cpu().numpy()
                 decision_scores = scorer.score_training_rows(
-                    X, X_scaled, fit_costs, fit_rows, result.train_losses, engine,
+                    X, X_scaled, fit_costs, fit_rows,
+                    None if detached else result.train_losses, engine,
                     self.working_memory,
                 )
                 scorer.fit_contribution_reference(

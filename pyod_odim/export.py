@@ -3,7 +3,8 @@
 Both exports wrap the same :class:`ScorerModule`: raw rows of shape
 ``(n, n_features)`` (float32 or float64) in, scores of shape ``(n,)`` out,
 computed as :class:`~pyod_odim.scorer.FittedScorer` computes them: the
-feature scaling in float64, every member's negative IWAE bound under its
+feature scaling in float64 (clipped to the network's box, with the
+overshoot cost beyond it), every member's negative IWAE bound under its
 fixed importance draws in float32 (batch normalization with the running
 statistics), the members combined in float64. The network's arithmetic is
 :func:`pyod_odim.network.log_importance_weights` itself, scripted, so the
@@ -93,6 +94,7 @@ class ScorerModule(torch.nn.Module):
         self.max_excess = float(_MAX_EXCESS)
         self.half_precision = 0.5 * float(OVERSHOOT_PRECISION)
         self.max_cost = float(MAX_OVERSHOOT_COST)
+        self.box_low, self.box_high = (float(b) for b in scorer.box)
         self.bernoulli = bool(scorer.bernoulli)
         self.chunk_rows = int(chunk_rows)
 
@@ -121,7 +123,7 @@ class ScorerModule(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Scores (n,), float64, of raw rows ``x`` (n, n_features)."""
         scaled = x.to(torch.float64) * self.scale + self.offset
-        clipped = torch.clamp(scaled, 0.0, 1.0)
+        clipped = torch.clamp(scaled, self.box_low, self.box_high)
         # The overshoot cost of pyod_odim.scaling, in float64.
         excess = torch.clamp(torch.abs(scaled - clipped), max=self.max_excess)
         cost = torch.clamp((self.half_precision * excess * excess).sum(dim=1), max=self.max_cost)

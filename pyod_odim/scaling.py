@@ -1,4 +1,4 @@
-"""The per-feature map from raw input to the network's [0, 1] range.
+"""The per-feature map from raw input to the network's input range.
 
 ODIM min-max scales every feature with bounds taken from the fitting rows
 (the paper's Table 10 found min-max ahead of standardization). Two rules
@@ -13,11 +13,15 @@ keep that map meaningful for every finite input:
   holds every value and the bounds are the plain minimum and maximum, so
   the paper's map is unchanged there (:data:`DEFAULT_FENCE`).
 * **Clipping with an overshoot cost.** The network sees every scaled value
-  clipped to [0, 1], so its float32 arithmetic never overflows; how far a
-  value lies beyond [0, 1] is charged in float64 as the negative
-  log-likelihood a Gaussian with the decoder's smallest variance would add
-  (:func:`overshoot_cost`). A row farther out along a feature never scores
-  lower than a nearer one, and no finite input gives a NaN score.
+  clipped to a box around [0, 1] (:func:`network_box`: ten bound-widths
+  beyond the bounds on either side for the Gaussian decoder, [0, 1] itself
+  for the Bernoulli one), so its float32 arithmetic never overflows, and a
+  row just outside the training range is scored by the network as before.
+  How far a value lies beyond the box is charged in float64 as the
+  negative log-likelihood a Gaussian with the decoder's smallest variance
+  would add (:func:`overshoot_cost`). A row farther out along a feature
+  never scores lower than a nearer one, and no finite input gives a NaN
+  score.
 
 The bounds are the only state, so :class:`FeatureScaling` is a pair of
 float64 arrays that save, load and export as they are.
@@ -91,13 +95,33 @@ def fenced_bounds(X, fence=DEFAULT_FENCE, tail=TAIL):
     return low, high
 
 
+GAUSSIAN_MARGIN = 10.0
+"""float: bound-widths beyond [0, 1] that the Gaussian decoder's input reaches."""
+
+
+def network_box(bernoulli):
+    """The interval the network's inputs are clipped to.
+
+    Held-out rows a little outside the training range keep the network's own
+    (sigmoid-mean, clamped-variance) account of them, which measured better
+    on unseen rows than clipping at [0, 1] (``benchmarks/bench_heldout_scaling.py``);
+    ten bound-widths keep every activation far from float32's range. A
+    Bernoulli likelihood is defined on [0, 1] only.
+
+    Returns
+    -------
+    low, high : float
+    """
+    return (0.0, 1.0) if bernoulli else (-GAUSSIAN_MARGIN, 1.0 + GAUSSIAN_MARGIN)
+
+
 def overshoot_cost(excess):
-    """Cost of scaled values beyond [0, 1], per value.
+    """Cost of scaled values beyond the network's box, per value.
 
     Parameters
     ----------
     excess : ndarray
-        Distance of each scaled value from [0, 1] (0 inside), float64.
+        Distance of each scaled value from the box (0 inside), float64.
 
     Returns
     -------
@@ -168,27 +192,29 @@ class FeatureScaling:
             out += self.offset_.astype(dtype, copy=False)
         return out
 
-    def transform_clipped(self, X, per_feature=False):
-        """Scaled rows clipped to [0, 1], and each row's overshoot cost.
+    def transform_clipped(self, X, box=(0.0, 1.0), per_feature=False):
+        """Scaled rows clipped to ``box``, and each row's overshoot cost.
 
         Parameters
         ----------
         X : ndarray of shape (n_samples, n_features), float32 or float64
+        box : tuple of float, optional (default=(0, 1))
+            The interval values are clipped to (:func:`network_box`).
         per_feature : bool, optional (default=False)
             Return each value's cost instead of each row's.
 
         Returns
         -------
         X_clipped : ndarray of shape (n_samples, n_features)
-            In ``X``'s float dtype, every value in [0, 1].
+            In ``X``'s float dtype, every value in ``box``.
         cost : ndarray of shape (n_samples,) or (n_samples, n_features), float64
             Sum over features of :func:`overshoot_cost`, capped at
-            :data:`MAX_OVERSHOOT_COST`; 0 for rows inside the bounds. With
+            :data:`MAX_OVERSHOOT_COST`; 0 for rows inside the box. With
             ``per_feature``, :func:`overshoot_cost` of each value (uncapped
             sum).
         """
         scaled = self.transform(X)
-        clipped = np.clip(scaled, 0.0, 1.0)
+        clipped = np.clip(scaled, box[0], box[1])
         # The scaled copy becomes the excess in place: no third row-sized array.
         excess = np.subtract(scaled, clipped, out=scaled)
         np.abs(excess, out=excess)

@@ -27,6 +27,7 @@ from ._device import cpu_fast_math, scoring_device
 from ._threads import torch_threads
 from .chunking import MemberMoments, chunk_slices, rows_per_chunk, scoring_row_bytes
 from .engines import make_engine
+from .scaling import network_box
 
 COMBINATIONS = ("mean", "standardized")
 
@@ -106,15 +107,20 @@ class FittedScorer:
 
     # ------------------------------------------------------------ pieces
     def scale(self, X):
-        """Raw rows ``X`` (n, d) scaled and clipped to [0, 1]: the network's input."""
-        return self.scaling.transform_clipped(X)[0]
+        """Raw rows ``X`` (n, d) scaled and clipped to the network's box: its input."""
+        return self.scaling.transform_clipped(X, self.box)[0]
 
     def scale_with_cost(self, X):
         """The clipped scaled rows and each row's overshoot cost (n,), float64.
 
         See :meth:`pyod_odim.scaling.FeatureScaling.transform_clipped`.
         """
-        return self.scaling.transform_clipped(X)
+        return self.scaling.transform_clipped(X, self.box)
+
+    @property
+    def box(self):
+        """tuple of float: the interval the network's inputs are clipped to."""
+        return network_box(self.bernoulli)
 
     def engine(self, compile="auto", device=None, n_threads=1):
         """The engine (:mod:`pyod_odim.engines`) that scores on ``device``."""
@@ -331,7 +337,7 @@ class FittedScorer:
         rest = np.empty(X.shape[0])
         with torch_threads(n_jobs), cpu_fast_math(device):
             for rows in chunk_slices(X.shape[0], chunk):
-                x, cost = self.scaling.transform_clipped(X[rows], per_feature=True)
+                x, cost = self.scaling.transform_clipped(X[rows], self.box, per_feature=True)
                 tensor = torch.as_tensor(x, dtype=torch.float32, device=device)
                 c, r = engine.contributions(params, tensor, eps)
                 if self.combination == "standardized":
