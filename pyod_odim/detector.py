@@ -73,7 +73,8 @@ class ODIM(BaseDetector):
     n_samples_train : int or None, optional (default=10)
         Importance samples per row in the training updates; ``None`` uses
         ``n_samples_iwae`` as the paper does. An update's cost grows
-        linearly with it; see the README for the measured trade-off.
+        linearly with it; docs/accuracy.md ("Importance samples") has the
+        measured trade-off.
 
     n_samples_check : int or None, optional (default=None)
         Importance samples per row when the checks score the selection set
@@ -96,27 +97,31 @@ class ODIM(BaseDetector):
         only after it. A barely trained network's losses can look bimodal
         for reasons unrelated to outliers (measured on mammography: 6 of 10
         members kept update 10 with inverted rankings). 0 is the paper's
-        procedure; see the README for the measured choice of 100.
+        procedure; docs/accuracy.md ("Checkpoint selection beyond the
+        paper", "Ablations") has the measured choice of 100.
 
     smoothing : int, optional (default=3)
         The selection criterion of a check is the mean GMM-2 distance of
         the member's last ``smoothing`` checks (fewer at the start); a
         checkpoint is kept, and patience reset, when that mean reaches a new
         maximum. 1 is the paper's single-check rule. Averaging keeps one
-        noisy reading from choosing the checkpoint (README).
+        noisy reading from choosing the checkpoint (docs/accuracy.md,
+        "Checkpoint selection beyond the paper").
 
     batch_size : int, optional (default=128)
         Rows per update and member (paper: 128); smaller data uses all rows.
 
     lr : float, optional (default=1e-3)
-        Adam learning rate (paper 5e-4, the authors' code 1e-3; see the
-        README for the measured comparison).
+        Adam learning rate (paper 5e-4, the authors' code 1e-3; the
+        measured comparison is in docs/accuracy.md, "Ablations").
 
     hidden_sizes : tuple of int or None, optional (default=None)
         Encoder widths, mirrored by the decoder. ``None`` chooses from the
         number of features: (32, 16) up to 100 features, else (128, 64). The
         authors use (512, 256) above 500 features; that measured several
-        times slower on the embedding sets for no consistent gain (README).
+        times slower on the embedding sets for no consistent gain
+        (``python benchmarks/bench_speed.py --sections wide``; docs/speed.md
+        has the default network's embedding-set fits).
 
     latent_dim : int or None, optional (default=None)
         Latent size; ``None`` gives 8 up to 100 features (4 for at most 7, 2
@@ -128,8 +133,9 @@ class ODIM(BaseDetector):
     batch_norm : bool, optional (default=True)
         Batch-normalize every hidden layer (no affine part), as the authors'
         networks do; scoring uses the running statistics. It measured
-        +0.008 mean training AUC over 11 benchmark sets at about 1.5x the
-        fit time (README); False is the faster choice.
+        +0.002 mean training AUC over the 17 shared sets at about 2.5x the
+        fit time (docs/accuracy.md, "Ablations"); False is the faster
+        choice.
 
     distance : {"sigma", "variance"}, optional (default="sigma")
         Distance between the two mixture components: "sigma" is the paper's
@@ -164,8 +170,9 @@ class ODIM(BaseDetector):
         Checkpoint criterion in semi-supervised mode: "rank" maximizes the
         mean rank of the known outliers among the selection set's losses,
         with the GMM distance breaking ties; "gmm" is the unsupervised GMM
-        distance. "rank" measured better on every data set of the README's
-        semi-supervised table.
+        distance. "rank" measured better than "gmm" in an earlier version
+        of the semi-supervised mode (docs/semisupervised.md, "Open": that
+        comparison was not repeated since).
 
     neighbor_weight : float in [0, 1], optional (default=0.8)
         Semi-supervised mode only: share of the known outliers' neighbour
@@ -176,7 +183,8 @@ class ODIM(BaseDetector):
         and known outliers; the score is ``(1 - neighbor_weight)`` times the
         rank of ODIM's score plus ``neighbor_weight`` times the rank of the
         ratio (ranks among the training rows, in [0, 1]). 0 keeps ODIM's
-        likelihood scores alone. See the README for the measured choice.
+        likelihood scores alone. docs/semisupervised.md ("Going past
+        XGBOD: the neighbour blend") has the measured choice.
 
     n_neighbors : int, optional (default=5)
         Neighbours on each side of the neighbour ratio.

@@ -39,7 +39,8 @@ def default_architecture(n_features):
     network of the middle range is kept: on the two embedding sets of the
     benchmarks it fits several times faster, one set scoring slightly
     higher and the other slightly lower than with the wider network
-    (README, speed section, measured by ``benchmarks/bench_speed.py``).
+    (measured by ``python benchmarks/bench_speed.py --sections wide``;
+    docs/speed.md has the default network's fits on the embedding sets).
 
     Parameters
     ----------
