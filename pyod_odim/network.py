@@ -202,6 +202,85 @@ def _batch_norm(
     return (h - mean) * torch.rsqrt(var + 1e-5)
 
 
+def _decoder_outputs(
+    x: torch.Tensor,
+    eps: torch.Tensor,
+    enc_w: List[torch.Tensor],
+    enc_b: List[torch.Tensor],
+    dec_w: List[torch.Tensor],
+    dec_b: List[torch.Tensor],
+    bn_mean: List[torch.Tensor],
+    bn_var: List[torch.Tensor],
+    bn_training: bool,
+    bernoulli: bool,
+    n_stat_rows: int,
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The pass shared by the bound and its per-feature split.
+
+    Returns
+    -------
+    xb : Tensor broadcastable to (M, K, B, d)
+        The rows.
+    first, second : Tensor of shape (M, K, B, d)
+        The decoder's logits twice (Bernoulli), or its sigmoid means and
+        clamped log-variances (Gaussian).
+    log_prior_ratio : Tensor of shape (M, K, B)
+        ``log p(z_k) - log q(z_k | x)``.
+    """
+    n_members = enc_w[0].shape[0]
+    n_samples = eps.shape[1]
+    use_bn = len(bn_mean) > 0
+    h = x
+    n_enc = len(enc_w)
+    for i in range(n_enc):
+        h = torch.matmul(h, enc_w[i]) + enc_b[i]
+        if i < n_enc - 1:
+            if use_bn:
+                h_stats: Optional[torch.Tensor] = None
+                if n_stat_rows > 0:
+                    h_stats = h[:, :n_stat_rows]
+                h = _batch_norm(h, bn_mean[i], bn_var[i], bn_training, h_stats)
+            h = F.leaky_relu(h, 0.01)
+    # split (not slicing): its backward concatenates instead of zero-filling.
+    latent = h.shape[-1] // 2
+    mu, logvar = torch.split(h, latent, dim=-1)
+    logvar = F.hardtanh(logvar, -6.0, 2.0)
+    n_rows = mu.shape[1]
+    # z = mu + sigma * eps, with K as a new axis: (M, K, B, L)
+    z = mu.unsqueeze(1) + torch.exp(0.5 * logvar).unsqueeze(1) * eps
+    # log p(z) - log q(z|x); the log(2 pi) terms cancel.
+    log_prior_ratio = 0.5 * (
+        (eps * eps).sum(-1) - (z * z).sum(-1) + logvar.sum(-1).unsqueeze(1)
+    )
+
+    g = z.reshape(n_members, n_samples * n_rows, latent)
+    n_dec = len(dec_w)
+    for i in range(n_dec - 1):
+        g = torch.baddbmm(dec_b[i], g, dec_w[i])
+        if use_bn:
+            j = n_enc - 1 + i
+            g_stats: Optional[torch.Tensor] = None
+            if n_stat_rows > 0:
+                g_stats = g.view(n_members, n_samples, n_rows, -1)[:, :, :n_stat_rows]
+                g_stats = g_stats.reshape(n_members, n_samples * n_stat_rows, -1)
+            g = _batch_norm(g, bn_mean[j], bn_var[j], bn_training, g_stats)
+        g = F.leaky_relu(g, 0.01)
+    xb = x.unsqueeze(1) if x.dim() == 3 else x
+    shape = [n_members, n_samples, n_rows, -1]
+    if bernoulli:
+        logits = torch.baddbmm(dec_b[-1], g, dec_w[-1]).view(shape)
+        return xb, logits, logits, log_prior_ratio
+    # The last layer emits a mean (through a sigmoid) and a clamped
+    # log-variance per feature. Two products keep each output contiguous,
+    # which the elementwise kernels below need to run at full speed.
+    d = dec_w[-1].shape[-1] // 2
+    w_mean, w_logvar = torch.split(dec_w[-1], d, dim=-1)
+    b_mean, b_logvar = torch.split(dec_b[-1], d, dim=-1)
+    mean = torch.sigmoid(torch.baddbmm(b_mean, g, w_mean)).view(shape)
+    dlv = F.hardtanh(torch.baddbmm(b_logvar, g, w_logvar), -6.0, 2.0).view(shape)
+    return xb, mean, dlv, log_prior_ratio
+
+
 def log_importance_weights(
     x: torch.Tensor,
     eps: torch.Tensor,
@@ -247,60 +326,16 @@ def log_importance_weights(
     -------
     log_w : Tensor of shape (M, K, B)
     """
-    n_members = enc_w[0].shape[0]
-    n_samples = eps.shape[1]
-    use_bn = len(bn_mean) > 0
-    h = x
-    n_enc = len(enc_w)
-    for i in range(n_enc):
-        h = torch.matmul(h, enc_w[i]) + enc_b[i]
-        if i < n_enc - 1:
-            if use_bn:
-                h_stats: Optional[torch.Tensor] = None
-                if n_stat_rows > 0:
-                    h_stats = h[:, :n_stat_rows]
-                h = _batch_norm(h, bn_mean[i], bn_var[i], bn_training, h_stats)
-            h = F.leaky_relu(h, 0.01)
-    # split (not slicing): its backward concatenates instead of zero-filling.
-    latent = h.shape[-1] // 2
-    mu, logvar = torch.split(h, latent, dim=-1)
-    logvar = F.hardtanh(logvar, -6.0, 2.0)
-    n_rows = mu.shape[1]
-    # z = mu + sigma * eps, with K as a new axis: (M, K, B, L)
-    z = mu.unsqueeze(1) + torch.exp(0.5 * logvar).unsqueeze(1) * eps
-    # log p(z) - log q(z|x); the log(2 pi) terms cancel.
-    log_prior_ratio = 0.5 * (
-        (eps * eps).sum(-1) - (z * z).sum(-1) + logvar.sum(-1).unsqueeze(1)
+    xb, first, second, log_prior_ratio = _decoder_outputs(
+        x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, bn_training, bernoulli, n_stat_rows
     )
-
-    g = z.reshape(n_members, n_samples * n_rows, latent)
-    n_dec = len(dec_w)
-    for i in range(n_dec - 1):
-        g = torch.baddbmm(dec_b[i], g, dec_w[i])
-        if use_bn:
-            j = n_enc - 1 + i
-            g_stats: Optional[torch.Tensor] = None
-            if n_stat_rows > 0:
-                g_stats = g.view(n_members, n_samples, n_rows, -1)[:, :, :n_stat_rows]
-                g_stats = g_stats.reshape(n_members, n_samples * n_stat_rows, -1)
-            g = _batch_norm(g, bn_mean[j], bn_var[j], bn_training, g_stats)
-        g = F.leaky_relu(g, 0.01)
-    xb = x.unsqueeze(1) if x.dim() == 3 else x
-    shape = [n_members, n_samples, n_rows, -1]
     if bernoulli:
-        logits = torch.baddbmm(dec_b[-1], g, dec_w[-1]).view(shape)
-        log_px = (xb * logits - F.softplus(logits)).sum(-1)
+        log_px = (xb * first - F.softplus(first)).sum(-1)
     else:
-        # The last layer emits a mean (through a sigmoid) and a clamped
-        # log-variance per feature. Two products keep each output contiguous,
-        # which the elementwise kernels below need to run at full speed.
-        d = dec_w[-1].shape[-1] // 2
-        w_mean, w_logvar = torch.split(dec_w[-1], d, dim=-1)
-        b_mean, b_logvar = torch.split(dec_b[-1], d, dim=-1)
-        mean = torch.sigmoid(torch.baddbmm(b_mean, g, w_mean)).view(shape)
-        dlv = F.hardtanh(torch.baddbmm(b_logvar, g, w_logvar), -6.0, 2.0).view(shape)
-        diff = xb - mean
-        log_px = -0.5 * ((diff * diff * torch.exp(-dlv) + dlv).sum(-1) + d * 1.8378770664093453)
+        diff = xb - first
+        d = first.shape[-1]
+        log_px = -0.5 * ((diff * diff * torch.exp(-second) + second).sum(-1)
+                         + d * 1.8378770664093453)
     return log_px + log_prior_ratio
 
 
@@ -358,47 +393,15 @@ def feature_nll(
         The latent part, so that ``c.sum(-1) + r`` is the loss of
         :func:`iwae_loss`.
     """
-    n_members = enc_w[0].shape[0]
     n_samples = eps.shape[1]
-    use_bn = len(bn_mean) > 0
-    h = x
-    n_enc = len(enc_w)
-    for i in range(n_enc):
-        h = torch.matmul(h, enc_w[i]) + enc_b[i]
-        if i < n_enc - 1:
-            if use_bn:
-                h = _batch_norm(h, bn_mean[i], bn_var[i], False)
-            h = F.leaky_relu(h, 0.01)
-    latent = h.shape[-1] // 2
-    mu, logvar = torch.split(h, latent, dim=-1)
-    logvar = F.hardtanh(logvar, -6.0, 2.0)
-    n_rows = mu.shape[1]
-    z = mu.unsqueeze(1) + torch.exp(0.5 * logvar).unsqueeze(1) * eps
-    log_prior_ratio = 0.5 * (
-        (eps * eps).sum(-1) - (z * z).sum(-1) + logvar.sum(-1).unsqueeze(1)
+    xb, first, second, log_prior_ratio = _decoder_outputs(
+        x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, False, bernoulli, 0
     )
-
-    g = z.reshape(n_members, n_samples * n_rows, latent)
-    n_dec = len(dec_w)
-    for i in range(n_dec - 1):
-        g = torch.baddbmm(dec_b[i], g, dec_w[i])
-        if use_bn:
-            j = n_enc - 1 + i
-            g = _batch_norm(g, bn_mean[j], bn_var[j], False)
-        g = F.leaky_relu(g, 0.01)
-    xb = x.unsqueeze(1) if x.dim() == 3 else x
-    shape = [n_members, n_samples, n_rows, -1]
     if bernoulli:
-        logits = torch.baddbmm(dec_b[-1], g, dec_w[-1]).view(shape)
-        nll = F.softplus(logits) - xb * logits
+        nll = F.softplus(first) - xb * first
     else:
-        d = dec_w[-1].shape[-1] // 2
-        w_mean, w_logvar = torch.split(dec_w[-1], d, dim=-1)
-        b_mean, b_logvar = torch.split(dec_b[-1], d, dim=-1)
-        mean = torch.sigmoid(torch.baddbmm(b_mean, g, w_mean)).view(shape)
-        dlv = F.hardtanh(torch.baddbmm(b_logvar, g, w_logvar), -6.0, 2.0).view(shape)
-        diff = xb - mean
-        nll = 0.5 * (diff * diff * torch.exp(-dlv) + dlv + 1.8378770664093453)
+        diff = xb - first
+        nll = 0.5 * (diff * diff * torch.exp(-second) + second + 1.8378770664093453)
     # nll: (M, K, B, d); the weights normalize over the K draws.
     log_w = log_prior_ratio - nll.sum(-1)
     log_norm = torch.log_softmax(log_w, dim=1)
