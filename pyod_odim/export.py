@@ -91,9 +91,11 @@ class ScorerModule(torch.nn.Module):
         self.register_buffer("member_mean", torch.as_tensor(mean, dtype=f64).reshape(-1, 1).clone())
         self.register_buffer("member_std", torch.where(std > 0, std, torch.ones_like(std)).reshape(-1, 1))
         self.cost_unit = float(scorer.cost_unit)
-        self.max_excess = float(_MAX_EXCESS)
-        self.half_precision = 0.5 * float(OVERSHOOT_PRECISION)
-        self.max_cost = float(MAX_OVERSHOOT_COST)
+        # float64 buffers, not Python floats: the ONNX exporter would store
+        # those as float32 constants, and 1e40 does not fit in float32.
+        self.register_buffer("max_excess", torch.tensor(_MAX_EXCESS, dtype=f64))
+        self.register_buffer("half_precision", torch.tensor(0.5 * OVERSHOOT_PRECISION, dtype=f64))
+        self.register_buffer("max_cost", torch.tensor(MAX_OVERSHOOT_COST, dtype=f64))
         self.box_low, self.box_high = (float(b) for b in scorer.box)
         self.bernoulli = bool(scorer.bernoulli)
         self.chunk_rows = int(chunk_rows)
@@ -125,8 +127,8 @@ class ScorerModule(torch.nn.Module):
         scaled = x.to(torch.float64) * self.scale + self.offset
         clipped = torch.clamp(scaled, self.box_low, self.box_high)
         # The overshoot cost of pyod_odim.scaling, in float64.
-        excess = torch.clamp(torch.abs(scaled - clipped), max=self.max_excess)
-        cost = torch.clamp((self.half_precision * excess * excess).sum(dim=1), max=self.max_cost)
+        excess = torch.minimum(torch.abs(scaled - clipped), self.max_excess)
+        cost = torch.minimum((self.half_precision * excess * excess).sum(dim=1), self.max_cost)
         inputs = clipped.to(torch.float32)
         n = inputs.shape[0]
         if self.chunk_rows <= 0 or n <= self.chunk_rows:

@@ -128,3 +128,19 @@ def test_torchscript_on_cuda(data, tmp_path):
     module = torch.jit.load(str(tmp_path / "m.pt"), map_location="cuda")
     got = module(torch.from_numpy(X).cuda()).cpu().numpy()
     assert_parity(got, clf.decision_function(X), rtol=1e-4)
+
+
+@pytest.mark.parametrize("value", [1e300, -1e300, 1e30])
+def test_exports_score_extreme_rows_as_decision_function(data, tmp_path, value):
+    X, _ = data
+    clf = ODIM(**FAST).fit(X)
+    rows = X[:4].copy()
+    rows[:, 2] = value
+    expected = clf.decision_function(rows)
+    assert np.isfinite(expected).all()
+    module = clf.to_torchscript(tmp_path / "m.pt")
+    assert_parity(module(torch.from_numpy(rows)).numpy(), expected)
+    ort = pytest.importorskip("onnxruntime")
+    clf.to_onnx(tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert_parity(session.run(None, {"x": rows})[0], expected)
