@@ -22,12 +22,24 @@ class InputError(ValueError):
 
 
 class Table(NamedTuple):
-    """Features, optional ground truth and where they came from."""
+    """Features, optional ground truth and where they came from.
+
+    ``feature_columns`` holds each feature's 0-based column in the file
+    (they differ from the feature index after a label column).
+    """
 
     X: np.ndarray
     y: Optional[np.ndarray]
     columns: Optional[list]
     label_name: Optional[str]
+    feature_columns: Optional[list] = None
+
+    def feature_names(self):
+        """A name per feature: the header's, else ``#N`` for the file's column N."""
+        if self.columns is not None:
+            return list(self.columns)
+        index = self.feature_columns or range(self.X.shape[1])
+        return [f"#{j}" for j in index]
 
 
 def suffix_of(path):
@@ -262,16 +274,19 @@ def _as_matrix(arr, path, what):
 def _split_label(matrix, columns, lines, label_column, path):
     label_name = None
     y = None
+    feature_columns = list(range(matrix.shape[1]))
     if label_column is not None:
         j = _resolve_column(label_column, columns, matrix.shape[1], path)
         label_name = _column_name(columns, j)
         y = _check_labels(matrix[:, j], path, f"label column {label_name}", lines)
         matrix = np.delete(matrix, j, axis=1)
+        del feature_columns[j]
         if columns is not None:
             columns = columns[:j] + columns[j + 1:]
         if matrix.shape[1] == 0:
             raise InputError(f"{path}: no feature columns left besides the label column")
-    return Table(_check_values(matrix, path, columns, lines), y, columns, label_name)
+    return Table(_check_values(matrix, path, columns, lines), y, columns, label_name,
+                 feature_columns)
 
 
 def _resolve_column(spec, columns, width, path):
@@ -366,8 +381,26 @@ def atomic_path(path):
         raise
 
 
-def write_scores(path, scores, labels):
-    """Write per-row ``score,label`` as CSV (with header) or ``.npy`` (n, 2)."""
+def write_scores(path, scores, labels, explanation=None):
+    """Write per-row ``score,label`` as CSV (with header) or ``.npy`` (n, 2).
+
+    Parameters
+    ----------
+    path : str
+    scores, labels : array-like of shape (n,)
+    explanation : tuple or None, optional (default=None)
+        ``(names, values, contributions)``, each of shape (n, k): per row,
+        the names of its k features with the largest contributions (largest
+        first), their values and their contributions. Written as the CSV
+        columns ``top1_feature, top1_value, top1_contribution, top2_...``
+        after ``score,label``; a ``.npy`` file cannot hold the names, so it
+        is refused there.
+    """
+    if explanation is not None:
+        if suffix_of(path) == ".npy":
+            raise InputError(f"{path}: feature names cannot be written to .npy; use .csv")
+        _write_explained_csv(path, scores, labels, *explanation)
+        return
     table = np.column_stack([np.asarray(scores, dtype=np.float64),
                              np.asarray(labels, dtype=np.float64)])
     with atomic_path(path) as tmp:
@@ -378,3 +411,19 @@ def write_scores(path, scores, labels):
             with open(tmp, "w", newline="") as handle:
                 np.savetxt(handle, table, fmt=("%.10g", "%d"), delimiter=",",
                            header="score,label", comments="")
+
+
+def _write_explained_csv(path, scores, labels, names, values, contributions):
+    k = np.shape(names)[1]
+    header = ["score", "label"]
+    for r in range(1, k + 1):
+        header += [f"top{r}_feature", f"top{r}_value", f"top{r}_contribution"]
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.writer(handle)  # quotes names that hold commas
+            writer.writerow(header)
+            for i, (score, label) in enumerate(zip(scores, labels)):
+                row = [f"{score:.10g}", str(int(label))]
+                for r in range(k):
+                    row += [names[i][r], f"{values[i][r]:.10g}", f"{contributions[i][r]:.10g}"]
+                writer.writerow(row)

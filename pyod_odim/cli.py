@@ -3,7 +3,8 @@
 ``odim demo`` fits ODIM and PyOD's IForest on the bundled cardio set and
 prints both detectors' figures. ``odim score INPUT`` fits ODIM on a CSV,
 ``.npy``, ``.npz`` or Parquet file (or loads a saved model) and writes each
-row's score and label. Errors are one line on stderr and a non-zero exit.
+row's score and label (with ``--explain K``, also its K features with the
+largest contributions to the score). Errors are one line on stderr and a non-zero exit.
 """
 
 import argparse
@@ -11,6 +12,8 @@ import os
 import sys
 import time
 import warnings
+
+import numpy as np
 
 from . import __version__
 from ._io import InputError, atomic_path, check_output_path, read_table, suffix_of, write_scores
@@ -93,7 +96,8 @@ def build_parser():
                     "are used only to evaluate.",
     )
     demo.add_argument("--plot", metavar="PATH",
-                      help="save ODIM's checkpoint-selection and score plots "
+                      help="save ODIM's checkpoint-selection and score plots and the "
+                           "feature contributions of its highest-scored rows "
                            "(.png, .pdf, .svg; needs matplotlib)")
     _add_fit_options(demo, f"random seed of both detectors (default: {DEFAULT_SEED})")
     demo.set_defaults(handler=run_demo)
@@ -117,6 +121,13 @@ def build_parser():
     score.add_argument("--contamination", type=float, metavar="C",
                        help="expected share of outliers, sets the label threshold "
                             "(default: 0.1)")
+    score.add_argument("--threshold", metavar="NAME",
+                       help="label outliers with a PyThresh thresholder instead of "
+                            "--contamination: iqr, mad, zscore, clust, ... (needs pythresh)")
+    score.add_argument("--explain", type=_positive_int, metavar="K",
+                       help="add each row's K features with the largest contributions to "
+                            "its score to the .csv output (name, value and contribution "
+                            "of each); without -o, show them for the highest scores")
     score.add_argument("--device", help="torch device, e.g. cpu or cuda "
                                         "(default: cuda when available)")
     score.add_argument("--save-model", metavar="PATH",
@@ -130,7 +141,8 @@ def build_parser():
                             "earlier versions saved; unpickling runs code from the "
                             "file, so use it only for files you trust")
     score.add_argument("--plot", metavar="PATH",
-                       help="save checkpoint-selection and score plots (needs matplotlib)")
+                       help="save checkpoint-selection and score plots, and the feature "
+                            "contributions of the highest-scored rows (needs matplotlib)")
     _add_fit_options(score, f"random seed (default: {DEFAULT_SEED})")
     score.set_defaults(handler=run_score)
     return parser
@@ -165,10 +177,10 @@ def _odim_params(args):
     return params
 
 
-def _fit_odim(X, args):
+def _fit_odim(X, args, **overrides):
     from .detector import ODIM
 
-    model = ODIM(**_odim_params(args))
+    model = ODIM(**dict(_odim_params(args), **overrides))
     start = time.perf_counter()
     model.fit(X)
     return model, time.perf_counter() - start
@@ -193,15 +205,22 @@ def _check_plot_path(path):
     check_output_path(path, kinds, what="plot")
 
 
-def _save_plot(path, model, y=None, scores=None):
+def _save_plot(path, model, X, y=None, scores=None, feature_names=None):
     import matplotlib
 
     matplotlib.use("Agg")  # never open windows from the command line
     import matplotlib.pyplot as plt
 
-    from .plotting import plot_summary
+    from .explain import plot_top_contributions
+    from .plotting import plot_score_histogram, plot_selection
 
-    fig = plot_summary(model, y=y, scores=scores)
+    # One file: selection and scores above, the top rows' contributions below.
+    fig = plt.figure(figsize=(11, 8.6), layout="constrained")
+    grid = fig.add_gridspec(2, 2, height_ratios=(1.0, 0.95))
+    plot_selection(model, ax=fig.add_subplot(grid[0, 0]))
+    plot_score_histogram(model, y=y, scores=scores, ax=fig.add_subplot(grid[0, 1]))
+    plot_top_contributions(model, X, scores=model.decision_scores_ if scores is None else scores,
+                           feature_names=feature_names, ax=fig.add_subplot(grid[1, :]))
     try:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=suffix_of(path)[1:], dpi=100)
@@ -248,7 +267,7 @@ def run_demo(args):
         print(f"{name:<10}{auc:>9.3f}{ap:>16.3f}{seconds:>9.1f} s")
     print(f"\nODIM: {_fit_summary(odim)}")
     if args.plot:
-        _save_plot(args.plot, odim, y=y)
+        _save_plot(args.plot, odim, X, y=y)
         print(f"plot saved to {args.plot}")
     return 0
 
@@ -258,10 +277,18 @@ def run_demo(args):
 def _check_score_args(args):
     if args.model is None and args.trust_pickle:
         raise InputError("--trust-pickle applies only with --model")
+    if args.threshold is not None and args.contamination is not None:
+        raise InputError("--threshold and --contamination both set how rows are labelled; "
+                         "give one of them")
+    if args.explain is not None and args.output and suffix_of(args.output) == ".npy":
+        raise InputError(f"{args.output}: --explain writes feature names, which a .npy "
+                         "file cannot hold; write -o OUTPUT.csv")
     if args.model is None:
         return
     given = ["--" + option.replace("_", "-") for option in _FIT_OPTIONS
              if getattr(args, option) is not None]
+    if args.threshold is not None:
+        given.append("--threshold")
     if args.save_model is not None:
         given.append("--save-model")
     if given:
@@ -303,9 +330,63 @@ def _looks_pickled(path):
     return head[:1] in (b"\x80", b"\x78") or head == b"\x1f\x8b"
 
 
+def _thresholder(name):
+    from .thresholds import thresholder_by_name
+
+    try:
+        return thresholder_by_name(name)
+    except ValueError as exc:  # an unknown name: say which option it came from
+        raise InputError(f"--threshold {name}: {exc}") from None
+
+
+def _predict_labels(model, scores):
+    """The labels ``model.predict(X)`` gives, from the scores of X (no second pass)."""
+    if isinstance(model.contamination, (float, int)):
+        return (scores > model.threshold_).astype(int)
+    return np.asarray(model.contamination.predict(scores)).astype(int)
+
+
+def _labelling(model):
+    """How the labels were set, for the summary line."""
+    from .thresholds import fitted_score_threshold
+
+    cut = f"threshold {fitted_score_threshold(model):.6g}"
+    contamination = model.contamination
+    if isinstance(contamination, (float, int)):
+        return f"contamination {contamination:g}, {cut}"
+    share = float(np.mean(model.labels_)) if hasattr(model, "labels_") else float("nan")
+    return (f"thresholder {type(contamination).__name__}, {share:.3g} of the training "
+            f"rows labelled 1, {cut} in score units")
+
+
+def _explanation(model, X, names, k, chunk_bytes=64 << 20):
+    """Per row: its k features with the largest contributions, their values, contributions."""
+    from .explain import top_features
+
+    top = np.empty((X.shape[0], k), dtype=np.intp)
+    shares = np.empty((X.shape[0], k))
+    # Only the top k of each row are kept, so all n x d contributions never coexist.
+    chunk = max(1, chunk_bytes // (8 * X.shape[1]))
+    for start in range(0, X.shape[0], chunk):
+        part = model.feature_contributions(X[start:start + chunk])
+        index = top_features(part, k)
+        top[start:start + chunk] = index
+        shares[start:start + chunk] = np.take_along_axis(part, index, axis=1)
+    return np.asarray(names, dtype=object)[top], np.take_along_axis(X, top, axis=1), shares
+
+
+def _feature_names(table, model):
+    # The file's header first, then a loaded model's DataFrame names, then #N.
+    if table.columns is None and getattr(model, "feature_names_in_", None) is not None:
+        return [str(n) for n in model.feature_names_in_]
+    return table.feature_names()
+
+
 def run_score(args):
     """Score INPUT's rows with a new fit or a loaded model."""
     _check_score_args(args)
+    # Before reading the data: an unknown name or a missing pythresh fails fast.
+    thresholder = _thresholder(args.threshold) if args.threshold is not None else None
     # Check every output before the (possibly long) fit.
     if args.output:
         check_output_path(args.output)
@@ -330,32 +411,39 @@ def run_score(args):
         start = time.perf_counter()
         scores = model.decision_function(X)
         seconds = time.perf_counter() - start
-        labels = (scores > model.threshold_).astype(int)  # as PyOD's predict()
+        labels = _predict_labels(model, scores)
         how = f"scored with {args.model} in {seconds:.1f} s"
     else:
-        model, seconds = _fit_odim(X, args)
+        overrides = {} if thresholder is None else {"contamination": thresholder}
+        model, seconds = _fit_odim(X, args, **overrides)
         scores, labels = model.decision_scores_, model.labels_
         how = f"fitted in {seconds:.1f} s: {_fit_summary(model)}"
 
+    names = _feature_names(table, model)
+    explanation = None
+    if args.explain is not None:
+        k = min(args.explain, X.shape[1])
+        if k < args.explain:
+            warnings.warn(f"--explain {args.explain}: {args.input} has "
+                          f"{_count(X.shape[1], 'feature')}; explaining with {k}")
+        explanation = _explanation(model, X, names, k)
     if args.output:
-        write_scores(args.output, scores, labels)
+        write_scores(args.output, scores, labels, explanation)
     if args.save_model:
         model.save(args.save_model)
     if args.plot:
-        _save_plot(args.plot, model, y=table.y, scores=None if args.model is None else scores)
+        _save_plot(args.plot, model, X, y=table.y, feature_names=names,
+                   scores=None if args.model is None else scores)
 
-    _print_score_summary(args, table, model, scores, labels, how)
+    _print_score_summary(args, table, model, scores, labels, how, explanation)
     return 0
 
 
-def _print_score_summary(args, table, model, scores, labels, how):
-    import numpy as np
-
+def _print_score_summary(args, table, model, scores, labels, how, explanation=None):
     excluded = f" (label column {table.label_name} excluded)" if args.label_column else ""
     print(f"{args.input}: {table.X.shape[0]} rows x {table.X.shape[1]} features{excluded}")
     print(f"ODIM {how}")
-    print(f"{_count(int(labels.sum()), 'row')} flagged as outliers (contamination "
-          f"{model.contamination:g}, threshold {model.threshold_:.6g})")
+    print(f"{_count(int(labels.sum()), 'row')} flagged as outliers ({_labelling(model)})")
     if table.y is not None:
         metrics = _metrics(table.y, scores)
         if metrics is None:
@@ -365,12 +453,19 @@ def _print_score_summary(args, table, model, scores, labels, how):
             print(f"ROC-AUC {metrics[0]:.4f}, average precision {metrics[1]:.4f} "
                   f"against {table.label_name}")
     if args.output:
-        print(f"scores written to {args.output}")
+        extra = "" if explanation is None else \
+            f" with each row's top {np.shape(explanation[0])[1]} features"
+        print(f"scores written to {args.output}{extra}")
     else:
         top = np.argsort(-scores, kind="stable")[:5]
         print("highest scores (row numbers count data rows from 0):")
         for i in top:
-            print(f"  row {i:>6}  score {scores[i]:.6g}")
+            line = f"  row {i:>6}  score {scores[i]:.6g}"
+            if explanation is not None:
+                names, values, contributions = (part[i] for part in explanation)
+                line += "  top features: " + ", ".join(
+                    f"{n}={v:.6g} ({c:+.3g})" for n, v, c in zip(names, values, contributions))
+            print(line)
         print("use -o OUTPUT.csv or OUTPUT.npy to write every row's score and label")
     if args.save_model:
         print(f"model saved to {args.save_model}")

@@ -673,6 +673,65 @@ class ODIM(BaseDetector):
             n_jobs=resolve_n_jobs(self.n_jobs), working_memory=self.working_memory,
         )[0]
 
+    def explain_outlier(self, ind, columns=None, cutoffs=None, feature_names=None,
+                        file_name=None, file_type=None, *, X=None, ax=None):
+        """Chart a row's feature contributions with the training rows' cut-off bands.
+
+        PyOD's ``COPOD.explain_outlier`` and ``ECOD.explain_outlier`` in the
+        same shape, with one difference: those detectors keep their training
+        rows and ``ind`` indexes them; ODIM does not keep its training rows
+        (model size, and a saved model holds no data), so pass the rows as
+        ``X`` (keyword-only, after PyOD's parameters) and ``ind`` indexes
+        ``X``, e.g. ``clf.explain_outlier(7, X=X_train)``. A bar per feature
+        is the row's contribution (:meth:`feature_contributions`); the
+        dashed segments are the ``cutoffs`` quantiles of the fitting rows'
+        contributions (a sample of 512 of them, kept by ``fit``); bars above
+        the highest band are red. See :func:`pyod_odim.explain.explain_outlier`.
+
+        Parameters
+        ----------
+        ind : int
+            The row of ``X`` to explain.
+
+        columns : list of int or None, optional (default=None)
+            Feature indices to plot; ``None`` plots every feature.
+
+        cutoffs : list of float in (0., 1.) or None, optional (default=None)
+            The cut-off bands' quantiles; ``None`` is ``[0.95, 0.99]``.
+
+        feature_names : list of str or None, optional (default=None)
+            One display name per feature; ``None`` uses
+            ``feature_names_in_`` when ODIM was fitted on a DataFrame.
+
+        file_name : str or None, optional (default=None)
+            Save the figure as ``file_name.file_type`` (PyOD's convention).
+
+        file_type : str or None, optional (default=None)
+            ``"png"`` when None.
+
+        X : array-like of shape (n_samples, n_features)
+            The rows ``ind`` picks from (required).
+
+        ax : matplotlib Axes or None, optional (default=None)
+            Where to draw; ``None`` creates a new figure.
+
+        Returns
+        -------
+        fig : matplotlib Figure
+            The chart (PyOD's version shows it and returns nothing).
+
+        Raises
+        ------
+        ValueError
+            No ``X``; a bad ``ind``, ``columns``, ``feature_names`` or
+            ``cutoffs``.
+        """
+        from .explain import explain_outlier
+
+        return explain_outlier(self, ind, X=X, columns=columns, cutoffs=cutoffs,
+                               feature_names=feature_names, file_name=file_name,
+                               file_type=file_type, ax=ax)
+
     def save(self, path):
         """Save the fitted detector to a model file (arrays and JSON, no pickle).
 
