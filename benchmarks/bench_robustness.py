@@ -8,7 +8,8 @@ and PyOD's IForest fitted on the clean rows, and on the same rows plus
 random feature set to ``--value`` (default 1e12): a sentinel or an unscaled
 unit. Both protocols read the AUC over the original rows only. ODIM is also
 fitted with ``scaling_fence=None`` (plain min-max bounds, the scaling before
-the fence) on the corrupted rows, to show what the fence buys. Every figure
+the fence) on the corrupted rows of the first seed, to show what the fence
+buys. Every figure
 is measured in this run.
 """
 
@@ -62,8 +63,9 @@ def main():
             bad = corrupt(X, y, args.rows, args.value, seed)
             figures["odim"].append(auc_on_original(ODIM(random_state=seed), X, y))
             figures["odim_bad"].append(auc_on_original(ODIM(random_state=seed), bad, y))
-            figures["minmax_bad"].append(
-                auc_on_original(ODIM(random_state=seed, scaling_fence=None), bad, y))
+            if seed == 0:
+                figures["minmax_bad"].append(
+                    auc_on_original(ODIM(random_state=seed, scaling_fence=None), bad, y))
             figures["if"].append(auc_on_original(IForest(random_state=seed), X, y))
             figures["if_bad"].append(auc_on_original(IForest(random_state=seed), bad, y))
         mean = {k: float(np.mean(v)) for k, v in figures.items()}
@@ -75,7 +77,7 @@ def main():
         print(f"  {name}: {rows[-1][2:]}", flush=True)
     print()
     print(markdown_table(
-        ["data", "n x d", "ODIM clean", "ODIM corrupted", "change", "ODIM corrupted, min-max",
+        ["data", "n x d", "ODIM clean", "ODIM corrupted", "change", "ODIM corrupted, min-max (seed 0)",
          "IForest clean", "IForest corrupted"], rows))
     print(f"\nlargest ODIM drop (clean - corrupted, mean over seeds): {worst:.3f} "
           f"over {len(rows)} sets; ran {time.perf_counter() - t0:.0f} s")

@@ -239,11 +239,13 @@ class ODIM(BaseDetector):
 
     scaling_fence : float or None, optional (default=1000)
         Features are min-max scaled with bounds taken from the fitting rows;
-        values more than ``scaling_fence`` central ranges (the 0.5 % to
-        99.5 % spread) beyond the central part of a feature do not set its
-        bounds, so a few extreme rows (a sentinel 9.99e12, a unit mistake)
-        cannot squeeze every other row into a sliver. On data without such
-        detached values the bounds are the plain minimum and maximum.
+        a feature's highest (or lowest) values do not set its bound when a
+        gap more than ``scaling_fence`` times the span of all values below
+        (above) it separates them from the rest, up to 1 % of the rows
+        (:func:`pyod_odim.scaling.fenced_bounds`), so a few extreme rows (a
+        sentinel 9.99e12, a unit mistake) cannot squeeze every other row
+        into a sliver. On data without such gaps the bounds are the plain
+        minimum and maximum.
         ``None`` always uses the minimum and maximum (the paper's scaling).
         Whatever the bounds, the network sees values clipped to ten
         bound-widths beyond them ([0, 1] for the Bernoulli likelihood), and a
