@@ -12,7 +12,8 @@ inter-op thread). Sections:
 
 * ``throughput``: on shuttle (49,097 x 9) and cifar10_0 (5,263 x 512), a
   default fit, then rows per second of ``decision_function`` (the C++
-  kernels), of the TorchScript module and of an ONNX Runtime session
+  kernels), of the TorchScript module (float64 network, the default, and
+  float32) and of an ONNX Runtime session
   (median of ``--repeats`` passes over all rows; ONNX Runtime is fed batches
   of ``--onnx-batch`` rows); file sizes of the model file, a pickle
   (``pickle.dumps`` of the fitted detector), the TorchScript module and the
@@ -101,6 +102,8 @@ def throughput(args):
         with tempfile.TemporaryDirectory() as folder:
             paths = exports(clf, folder)
             module = torch.jit.load(paths["pt"])
+            clf.to_torchscript(os.path.join(folder, "model32.pt"), precision="float32")
+            module32 = torch.jit.load(os.path.join(folder, "model32.pt"))
             session = onnx_session(paths["onnx"])
             reference = clf.decision_function(X)
             xt = torch.from_numpy(X)
@@ -108,6 +111,8 @@ def throughput(args):
             ort_scores = onnx_scores(session, X, args.onnx_batch)
             kernel_s = median_seconds(lambda: clf.decision_function(X), args.repeats)
             ts_s = median_seconds(lambda: module(xt), args.repeats)
+            ts32_s = median_seconds(lambda: module32(xt), args.repeats)
+            ts32_scores = module32(xt).numpy()
             ort_s = median_seconds(lambda: onnx_scores(session, X, args.onnx_batch), args.repeats)
             pickled = pickle.dumps(clf)
             sizes = {k: os.path.getsize(p) for k, p in paths.items()}
@@ -121,16 +126,18 @@ def throughput(args):
         rows.append([
             f"{name} ({n} x {X.shape[1]})", f"{fit_s:.1f}",
             f"{n / kernel_s:,.0f}", f"{n / ts_s:,.0f} ({kernel_s / ts_s:.2f}x)",
+            f"{n / ts32_s:,.0f} ({kernel_s / ts32_s:.2f}x)",
             f"{n / ort_s:,.0f} ({kernel_s / ort_s:.2f}x)",
-            f"{relative_error(ts_scores, reference):.1e} / {relative_error(ort_scores, reference):.1e}",
+            f"{relative_error(ts_scores, reference):.1e} / {relative_error(ts32_scores, reference):.1e}"
+            f" / {relative_error(ort_scores, reference):.1e}",
         ])
         size_rows.append([name, f"{sizes['odim'] / 1024:.0f}", f"{len(pickled) / 1024:.0f}",
                           f"{sizes['pt'] / 1024:.0f}", f"{sizes['onnx'] / 1024:.0f}"])
         load_rows.append([name] + [f"{loads[k] * 1000:.1f}" for k in loads])
     print("\n### Scoring throughput, one thread (rows per second; ratio against the kernels)\n")
     print(markdown_table(
-        ["data", "fit s", "decision_function (kernels)", "TorchScript", "ONNX Runtime",
-         "max rel. diff TorchScript / ONNX"], rows))
+        ["data", "fit s", "decision_function (kernels)", "TorchScript", "TorchScript float32",
+         "ONNX Runtime", "max rel. diff TorchScript / float32 / ONNX"], rows))
     print("\n### File sizes (KiB)\n")
     print(markdown_table(["data", "model file (.odim)", "pickle", "TorchScript", "ONNX"],
                          size_rows))

@@ -5,8 +5,8 @@ Both exports wrap the same :class:`ScorerModule`: raw rows of shape
 computed as :class:`~pyod_odim.scorer.FittedScorer` computes them: the
 feature scaling in float64 (clipped to the network's box, with the
 overshoot cost beyond it), every member's negative IWAE bound under its
-fixed importance draws in float32 (batch normalization with the running
-statistics), the members combined in float64. The network's arithmetic is
+fixed importance draws (batch normalization with the running statistics;
+in float64 by default, or float32), the members combined in float64. The network's arithmetic is
 :func:`pyod_odim.network.log_importance_weights` itself, scripted, so the
 exports cannot drift from the package's PyTorch engine.
 
@@ -43,22 +43,25 @@ from .scaling import _MAX_EXCESS, MAX_OVERSHOOT_COST, OVERSHOOT_PRECISION
 _CHUNK_ELEMENTS = 1_000_000
 
 
+PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
+
+
 class _Layer(torch.nn.Module):
     """A stacked linear layer of the ensemble: weight (M, in, out), bias (M, 1, out)."""
 
-    def __init__(self, weight, bias):
+    def __init__(self, weight, bias, dtype):
         super().__init__()
-        self.register_buffer("weight", torch.as_tensor(weight).clone())
-        self.register_buffer("bias", torch.as_tensor(bias).clone())
+        self.register_buffer("weight", torch.as_tensor(weight).to(dtype).clone())
+        self.register_buffer("bias", torch.as_tensor(bias).to(dtype).clone())
 
 
 class _Norm(torch.nn.Module):
     """Running statistics of one batch-normalized hidden layer, (M, 1, width) each."""
 
-    def __init__(self, mean, var):
+    def __init__(self, mean, var, dtype):
         super().__init__()
-        self.register_buffer("mean", torch.as_tensor(mean).clone())
-        self.register_buffer("var", torch.as_tensor(var).clone())
+        self.register_buffer("mean", torch.as_tensor(mean).to(dtype).clone())
+        self.register_buffer("var", torch.as_tensor(var).to(dtype).clone())
 
 
 class ScorerModule(torch.nn.Module):
@@ -71,16 +74,28 @@ class ScorerModule(torch.nn.Module):
     chunk_rows : int, optional (default=0)
         Rows per chunk of ``forward``; 0 scores all rows at once (the ONNX
         export, whose graph cannot hold a Python loop over chunks).
+    precision : {"float64", "float32"}, optional (default="float64")
+        The network's arithmetic. The fitted float32 parameters are exact in
+        float64, so "float64" computes the scores the kernels round: it
+        agrees with ``decision_function`` to a few 1e-6 relative on every
+        shared set, "float32" (about twice as fast) to about 1e-5
+        (``benchmarks/bench_export.py``).
     """
 
-    def __init__(self, scorer, chunk_rows=0):
+    def __init__(self, scorer, chunk_rows=0, precision="float64"):
         super().__init__()
         check_exportable(scorer)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
+        dtype = PRECISIONS[precision]
         p = scorer.params
-        self.encoder = torch.nn.ModuleList([_Layer(w, b) for w, b in zip(p["enc_w"], p["enc_b"])])
-        self.decoder = torch.nn.ModuleList([_Layer(w, b) for w, b in zip(p["dec_w"], p["dec_b"])])
-        self.norms = torch.nn.ModuleList([_Norm(m, v) for m, v in zip(p["bn_mean"], p["bn_var"])])
-        self.register_buffer("eps", torch.as_tensor(scorer.score_eps).clone())
+        self.encoder = torch.nn.ModuleList(
+            [_Layer(w, b, dtype) for w, b in zip(p["enc_w"], p["enc_b"])])
+        self.decoder = torch.nn.ModuleList(
+            [_Layer(w, b, dtype) for w, b in zip(p["dec_w"], p["dec_b"])])
+        self.norms = torch.nn.ModuleList(
+            [_Norm(m, v, dtype) for m, v in zip(p["bn_mean"], p["bn_var"])])
+        self.register_buffer("eps", torch.as_tensor(scorer.score_eps).to(dtype).clone())
         f64 = torch.float64
         self.register_buffer("scale", torch.as_tensor(scorer.scaling.scale_, dtype=f64).clone())
         self.register_buffer("offset", torch.as_tensor(scorer.scaling.offset_, dtype=f64).clone())
@@ -129,7 +144,7 @@ class ScorerModule(torch.nn.Module):
         # The overshoot cost of pyod_odim.scaling, in float64.
         excess = torch.minimum(torch.abs(scaled - clipped), self.max_excess)
         cost = torch.minimum((self.half_precision * excess * excess).sum(dim=1), self.max_cost)
-        inputs = clipped.to(torch.float32)
+        inputs = clipped.to(self.eps.dtype)
         n = inputs.shape[0]
         if self.chunk_rows <= 0 or n <= self.chunk_rows:
             losses = self._losses(inputs)
@@ -166,7 +181,7 @@ def _fitted_scorer(estimator):
     return estimator.scorer_
 
 
-def to_torchscript(estimator, path, chunk_rows=None):
+def to_torchscript(estimator, path, chunk_rows=None, precision="float64"):
     """Write a fitted ODIM's scorer as a TorchScript module.
 
     Parameters
@@ -178,6 +193,8 @@ def to_torchscript(estimator, path, chunk_rows=None):
         Rows per chunk of the module's forward pass; ``None`` sizes chunks
         so that the widest activation holds about a million values, as the
         PyTorch engine does on the CPU. Scores do not depend on it.
+    precision : {"float64", "float32"}, optional (default="float64")
+        The network's arithmetic (:class:`ScorerModule`).
 
     Returns
     -------
@@ -188,12 +205,12 @@ def to_torchscript(estimator, path, chunk_rows=None):
     chunk = _chunk_rows(scorer) if chunk_rows is None else int(chunk_rows)
     if chunk < 1:
         raise ValueError(f"chunk_rows must be a positive number of rows, got {chunk_rows!r}")
-    module = torch.jit.script(ScorerModule(scorer, chunk).eval())
+    module = torch.jit.script(ScorerModule(scorer, chunk, precision).eval())
     module.save(os.fspath(path))
     return module
 
 
-def to_onnx(estimator, path, opset_version=18):
+def to_onnx(estimator, path, opset_version=18, precision="float64"):
     """Write a fitted ODIM's scorer as an ONNX graph (needs the ``onnx`` extra).
 
     The graph's input ``x`` is float64 of shape (rows, n_features) with a
@@ -207,6 +224,8 @@ def to_onnx(estimator, path, opset_version=18):
         Fitted, without a neighbour blend.
     path : str or os.PathLike
     opset_version : int, optional (default=18)
+    precision : {"float64", "float32"}, optional (default="float64")
+        The network's arithmetic (:class:`ScorerModule`).
     """
     try:
         import onnx  # noqa: F401
@@ -214,7 +233,7 @@ def to_onnx(estimator, path, opset_version=18):
     except ImportError as exc:
         raise ImportError('to_onnx needs onnx and onnxscript: pip install "pyod-odim[onnx]"') from exc
     scorer = _fitted_scorer(estimator)
-    module = ScorerModule(scorer, chunk_rows=0).eval()
+    module = ScorerModule(scorer, chunk_rows=0, precision=precision).eval()
     example = torch.zeros((2, scorer.n_features), dtype=torch.float64)
     with _quiet_exporter():
         torch.onnx.export(

@@ -53,10 +53,15 @@ def test_torchscript_matches_decision_function(fitted, tmp_path):
         got = module(torch.from_numpy(rows)).numpy()
         assert got.dtype == np.float64 and got.shape == (len(X),)
         assert_parity(got, clf.decision_function(rows))
-    # The eager engine runs the same PyTorch functions: equal to the bit.
+    # In float32 it runs the eager engine's PyTorch functions: equal to the bit.
+    clf.to_torchscript(tmp_path / "m32.pt", precision="float32")
+    single = torch.jit.load(str(tmp_path / "m32.pt"))
     eager = ODIM(**dict(clf.get_params(), compile="eager"))
     eager.scorer_ = clf.scorer_
-    np.testing.assert_array_equal(module(torch.from_numpy(X)).numpy(), eager._score_samples(X))
+    np.testing.assert_array_equal(single(torch.from_numpy(X)).numpy(), eager._score_samples(X))
+    assert_parity(single(torch.from_numpy(X)).numpy(), clf.decision_function(X), rtol=1e-4)
+    with pytest.raises(ValueError, match="precision"):
+        clf.to_torchscript(tmp_path / "bad.pt", precision="float16")
 
 
 def test_torchscript_scores_in_chunks(data, tmp_path):
