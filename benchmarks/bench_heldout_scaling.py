@@ -31,15 +31,11 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from _common import load, markdown_table, require_datasets
+from _grid import SHARED_SETS
 import pyod_odim
 from pyod_odim import ODIM
 
-ALL_SETS = [
-    "glass", "wbc", "mvtec-ad_bottle", "ionosphere", "mvtec-ad_carpet", "mvtec-ad_carpet_vit",
-    "mvtec-ad_screw", "20news_3", "breastw", "pima", "vowels", "cardio", "musk", "thyroid",
-    "svhn_0", "cifar10_0", "satimage-2", "satellite", "pendigits", "mammography", "shuttle",
-    "cover",
-]
+ALL_SETS = SHARED_SETS
 
 
 def extrapolated_scores(clf, X):

@@ -30,13 +30,13 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import FLOAT_DTYPES, check_samples
+from .plotting import _axes, _pyplot
 
 __all__ = ["cutoff_bands", "explain_outlier", "feature_labels", "plot_top_contributions",
            "top_features"]
 
 DEFAULT_CUTOFFS = (0.95, 0.99)
 
-_PIP_HINT = "plotting needs matplotlib: pip install pyod-odim[plot]"
 
 _NO_ROWS = (
     "ODIM does not keep its training rows (a fitted or saved model holds no data); "
@@ -182,18 +182,6 @@ def _quantiles(detector):
 
 # ----------------------------------------------------------------------
 # Figures
-def _pyplot():
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError(_PIP_HINT) from None
-    return plt
-
-
-def _axes(ax, figsize):
-    if ax is not None:
-        return ax.figure, ax
-    return _pyplot().subplots(figsize=figsize, layout="constrained")
 
 
 def _set_feature_ticks(ax, positions, names):
