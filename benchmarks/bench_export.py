@@ -15,7 +15,7 @@ inter-op thread). Sections:
   kernels), of the TorchScript module (float64 network, the default, and
   float32) and of an ONNX Runtime session
   (median of ``--repeats`` passes over all rows; ONNX Runtime is fed batches
-  of ``--onnx-batch`` rows); file sizes of the model file, a pickle
+  of the TorchScript module's chunk size, or ``--onnx-batch`` rows); file sizes of the model file, a pickle
   (``pickle.dumps`` of the fitted detector), the TorchScript module and the
   ONNX graph; median load times (``pyod_odim.load``, ``pickle.loads``,
   ``torch.jit.load``, an ONNX Runtime session); and the largest relative
@@ -42,6 +42,7 @@ from _common import load, markdown_table, require_datasets
 from _grid import SHARED_SETS
 import pyod_odim
 from pyod_odim import ODIM
+from pyod_odim.export import _chunk_rows
 
 ALL_SETS = SHARED_SETS
 
@@ -75,6 +76,15 @@ def onnx_session(path):
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
+def onnx_batch_rows(clf, requested):
+    """Rows per ONNX Runtime call: ``requested``, or what the TorchScript module chunks by.
+
+    The graph scores a batch at once, holding M * K * rows * width float64
+    activations: 4096 rows of a 512-feature model would need about 17 GB.
+    """
+    return requested or _chunk_rows(clf.scorer_)
+
+
 def onnx_scores(session, X, batch):
     return np.concatenate([session.run(None, {"x": X[i:i + batch]})[0]
                            for i in range(0, len(X), batch)])
@@ -104,12 +114,13 @@ def throughput(args):
             reference = clf.decision_function(X)
             xt = torch.from_numpy(X)
             ts_scores = module(xt).numpy()
-            ort_scores = onnx_scores(session, X, args.onnx_batch)
+            batch = onnx_batch_rows(clf, args.onnx_batch)
+            ort_scores = onnx_scores(session, X, batch)
             kernel_s = median_seconds(lambda: clf.decision_function(X), args.repeats)
             ts_s = median_seconds(lambda: module(xt), args.repeats)
             ts32_s = median_seconds(lambda: module32(xt), args.repeats)
             ts32_scores = module32(xt).numpy()
-            ort_s = median_seconds(lambda: onnx_scores(session, X, args.onnx_batch), args.repeats)
+            ort_s = median_seconds(lambda: onnx_scores(session, X, batch), args.repeats)
             pickled = pickle.dumps(clf)
             sizes = {k: os.path.getsize(p) for k, p in paths.items()}
             loads = {
@@ -152,7 +163,8 @@ def parity(args):
         with tempfile.TemporaryDirectory() as folder:
             paths = exports(clf, folder)
             ts = torch.jit.load(paths["pt"])(torch.from_numpy(X)).numpy()
-            ort_scores = onnx_scores(onnx_session(paths["onnx"]), X, args.onnx_batch)
+            ort_scores = onnx_scores(onnx_session(paths["onnx"]), X,
+                                     onnx_batch_rows(clf, args.onnx_batch))
         errors = relative_error(ts, reference), relative_error(ort_scores, reference)
         worst = max(worst, *errors)
         rows.append([name, f"{X.shape[0]} x {X.shape[1]}", f"{errors[0]:.1e}", f"{errors[1]:.1e}"])
@@ -167,7 +179,8 @@ def main():
     parser.add_argument("--sections", default="throughput,parity")
     parser.add_argument("--sets", nargs="+", default=ALL_SETS)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--onnx-batch", type=int, default=4096)
+    parser.add_argument("--onnx-batch", type=int, default=0,
+                        help="rows per ONNX Runtime call (0: the TorchScript module's chunk)")
     parser.add_argument("--max-updates", type=int, default=100)
     args = parser.parse_args()
     require_datasets()
