@@ -17,8 +17,9 @@ inter-op thread). Sections:
   (median of ``--repeats`` passes over all rows; ONNX Runtime is fed batches
   of the TorchScript module's chunk size, or ``--onnx-batch`` rows); file sizes of the model file, a pickle
   (``pickle.dumps`` of the fitted detector), the TorchScript module and the
-  ONNX graph; median load times (``pyod_odim.load``, ``pickle.loads``,
-  ``torch.jit.load``, an ONNX Runtime session); and the largest relative
+  ONNX graph; median load times from a file (``pyod_odim.load``,
+  ``pickle.load``, ``joblib.load``, ``torch.jit.load``, an ONNX Runtime
+  session); and the largest relative
   difference of each export from ``decision_function``.
 * ``parity``: a default fit on every shared set (``--sets``), then the
   largest relative difference of the TorchScript and ONNX scores from
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import time
 
+import joblib
 import numpy as np
 import torch
 
@@ -122,10 +124,20 @@ def throughput(args):
             ts32_scores = module32(xt).numpy()
             ort_s = median_seconds(lambda: onnx_scores(session, X, batch), args.repeats)
             pickled = pickle.dumps(clf)
+            pickle_path = os.path.join(folder, "model.pkl")
+            with open(pickle_path, "wb") as f:
+                f.write(pickled)
+            joblib_path = os.path.join(folder, "model.joblib")
+            joblib.dump(clf, joblib_path)
+
+            def pickle_load():
+                with open(pickle_path, "rb") as f:
+                    return pickle.load(f)
             sizes = {k: os.path.getsize(p) for k, p in paths.items()}
             loads = {
                 "pyod_odim.load": median_seconds(lambda: pyod_odim.load(paths["odim"]), args.repeats),
-                "pickle.loads": median_seconds(lambda: pickle.loads(pickled), args.repeats),
+                "pickle.load": median_seconds(pickle_load, args.repeats),
+                "joblib.load": median_seconds(lambda: joblib.load(joblib_path), args.repeats),
                 "torch.jit.load": median_seconds(lambda: torch.jit.load(paths["pt"]), args.repeats),
                 "onnxruntime session": median_seconds(lambda: onnx_session(paths["onnx"]), args.repeats),
             }
@@ -149,7 +161,7 @@ def throughput(args):
     print(markdown_table(["data", "model file (.odim)", "pickle", "TorchScript", "ONNX"],
                          size_rows))
     print("\n### Load times (median ms)\n")
-    print(markdown_table(["data", "pyod_odim.load", "pickle.loads", "torch.jit.load",
+    print(markdown_table(["data", "pyod_odim.load", "pickle.load", "joblib.load", "torch.jit.load",
                           "onnxruntime session"], load_rows))
 
 

@@ -239,7 +239,7 @@ def to_onnx(estimator, path, opset_version=18, precision="float64"):
         torch.onnx.export(
             module, (example,), os.fspath(path), input_names=["x"], output_names=["scores"],
             dynamic_shapes={"x": {0: torch.export.Dim("rows")}}, opset_version=opset_version,
-            dynamo=True, verbose=False,
+            dynamo=True, verbose=False, external_data=False,  # one file, weights inside
         )
 
 
