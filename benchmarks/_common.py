@@ -1,6 +1,7 @@
 """Shared pieces of the benchmark scripts: datasets and the paper's figures."""
 
 import os
+import statistics
 import sys
 import time
 
@@ -55,6 +56,16 @@ def timed(fn, *args, **kwargs):
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - t0
+
+
+def median_seconds(fn, repeats):
+    """Median wall seconds of ``repeats`` calls of ``fn()``."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def require_datasets():

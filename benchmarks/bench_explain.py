@@ -46,7 +46,6 @@ import datetime
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 import warnings
@@ -61,7 +60,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import pyod  # noqa: E402
 import pyod_odim  # noqa: E402
-from _common import load, markdown_table, require_datasets  # noqa: E402
+from _common import load, markdown_table, median_seconds, require_datasets  # noqa: E402
 from pyod_odim import ODIM  # noqa: E402
 
 SECTIONS = ("synthetic", "stability", "cost")
@@ -261,15 +260,6 @@ def run_stability(sets, seeds, emit):
 
 # ----------------------------------------------------------------------
 # Cost
-def median_seconds(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def run_cost(sets, repeats, emit):
     for name in sets:
         X, _ = load(name)

@@ -31,7 +31,6 @@ inter-op thread). Sections:
 import argparse
 import os
 import pickle
-import statistics
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ import joblib
 import numpy as np
 import torch
 
-from _common import load, markdown_table, require_datasets
+from _common import load, markdown_table, median_seconds, require_datasets
 from _grid import SHARED_SETS
 import pyod_odim
 from pyod_odim import ODIM
@@ -58,15 +57,6 @@ def make_odim(args):
     stop = {} if args.max_updates >= 5000 else dict(
         max_updates=args.max_updates, min_updates=0, patience=2)
     return ODIM(random_state=0, n_jobs=1, **stop)
-
-
-def median_seconds(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def onnx_session(path):
