@@ -92,6 +92,18 @@ def _parameter_views(params):
     return {key: _views(params[key]) for key in keys}
 
 
+def _scoring_arguments(params, X, score_eps, n_threads):
+    """Keyword arguments of the extension's scoring passes (score, contributions)."""
+    eps = score_eps.reshape(score_eps.shape[0], score_eps.shape[1], -1)
+    return dict(
+        **_shape(params),
+        x=_view(X.contiguous()),
+        **_parameter_views(params),
+        eps=_view(eps.contiguous()),
+        n_threads=int(n_threads),
+    )
+
+
 def score_losses(params, X, score_eps, n_threads=1):
     """Negative IWAE bound of every row under every member.
 
@@ -110,16 +122,7 @@ def score_losses(params, X, score_eps, n_threads=1):
     -------
     losses : Tensor of shape (M, n), float64
     """
-    eps = score_eps.reshape(score_eps.shape[0], score_eps.shape[1], -1)
-    x = _view(X.contiguous())
-    out = _ext.score(
-        **_shape(params),
-        x=x,
-        **_parameter_views(params),
-        eps=_view(eps.contiguous()),
-        n_threads=int(n_threads),
-    )
-    return torch.from_numpy(out)
+    return torch.from_numpy(_ext.score(**_scoring_arguments(params, X, score_eps, n_threads)))
 
 
 def score_contributions(params, X, score_eps, n_threads=1):
@@ -155,14 +158,7 @@ def score_contributions(params, X, score_eps, n_threads=1):
     rest : Tensor of shape (M, n), float64
         ``r``, accumulated in double as the losses are.
     """
-    eps = score_eps.reshape(score_eps.shape[0], score_eps.shape[1], -1)
-    c, r = _ext.contributions(
-        **_shape(params),
-        x=_view(X.contiguous()),
-        **_parameter_views(params),
-        eps=_view(eps.contiguous()),
-        n_threads=int(n_threads),
-    )
+    c, r = _ext.contributions(**_scoring_arguments(params, X, score_eps, n_threads))
     return torch.from_numpy(c), torch.from_numpy(r)
 
 
