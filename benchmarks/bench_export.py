@@ -1,6 +1,6 @@
 """What deploying a fitted ODIM costs: model files, TorchScript and ONNX Runtime.
 
-    python benchmarks/bench_export.py [--sections throughput,parity] [--sets ...]
+    python benchmarks/bench_export.py [--sections throughput,load,parity] [--sets ...]
 
 Every figure is measured in this run, one thread everywhere
 (each fit is stopped after ``--max-updates`` updates, 100 by default:
@@ -17,10 +17,13 @@ inter-op thread). Sections:
   (median of ``--repeats`` passes over all rows; ONNX Runtime is fed batches
   of the TorchScript module's chunk size, or ``--onnx-batch`` rows); file sizes of the model file, a pickle
   (``pickle.dumps`` of the fitted detector), the TorchScript module and the
-  ONNX graph; median load times from a file (``pyod_odim.load``,
-  ``pickle.load``, ``joblib.load``, ``torch.jit.load``, an ONNX Runtime
-  session); and the largest relative
-  difference of each export from ``decision_function``.
+  ONNX graph; and the largest relative difference of each export from
+  ``decision_function``.
+* ``load``: on the same two fits, median load times from files on disk
+  (``--load-repeats`` loads each, the loaders taking turns in a shuffled order):
+  ``pyod_odim.load`` with and without its CRC check, ``pickle.load``,
+  ``joblib.load``, PyOD's ``pyod.utils.persistence.load`` (a joblib file
+  with a version envelope), ``torch.jit.load`` and an ONNX Runtime session.
 * ``parity``: a default fit on every shared set (``--sets``), then the
   largest relative difference of the TorchScript and ONNX scores from
   ``decision_function`` over all rows, ``|a - b| / max(|b|, 1)`` (scores
@@ -91,7 +94,7 @@ def exports(clf, folder):
 
 
 def throughput(args):
-    rows, size_rows, load_rows = [], [], []
+    rows, size_rows = [], []
     for name in ("shuttle", "cifar10_0"):
         X, _ = load(name)
         t0 = time.perf_counter()
@@ -114,23 +117,7 @@ def throughput(args):
             ts32_scores = module32(xt).numpy()
             ort_s = median_seconds(lambda: onnx_scores(session, X, batch), args.repeats)
             pickled = pickle.dumps(clf)
-            pickle_path = os.path.join(folder, "model.pkl")
-            with open(pickle_path, "wb") as f:
-                f.write(pickled)
-            joblib_path = os.path.join(folder, "model.joblib")
-            joblib.dump(clf, joblib_path)
-
-            def pickle_load():
-                with open(pickle_path, "rb") as f:
-                    return pickle.load(f)
             sizes = {k: os.path.getsize(p) for k, p in paths.items()}
-            loads = {
-                "pyod_odim.load": median_seconds(lambda: pyod_odim.load(paths["odim"]), args.repeats),
-                "pickle.load": median_seconds(pickle_load, args.repeats),
-                "joblib.load": median_seconds(lambda: joblib.load(joblib_path), args.repeats),
-                "torch.jit.load": median_seconds(lambda: torch.jit.load(paths["pt"]), args.repeats),
-                "onnxruntime session": median_seconds(lambda: onnx_session(paths["onnx"]), args.repeats),
-            }
         n = len(X)
         rows.append([
             f"{name} ({n} x {X.shape[1]})", f"{fit_s:.1f}",
@@ -142,7 +129,6 @@ def throughput(args):
         ])
         size_rows.append([name, f"{sizes['odim'] / 1024:.0f}", f"{len(pickled) / 1024:.0f}",
                           f"{sizes['pt'] / 1024:.0f}", f"{sizes['onnx'] / 1024:.0f}"])
-        load_rows.append([name] + [f"{loads[k] * 1000:.1f}" for k in loads])
     print("\n### Scoring throughput, one thread (rows per second; ratio against the kernels)\n")
     print(markdown_table(
         ["data", "fit s", "decision_function (kernels)", "TorchScript", "TorchScript float32",
@@ -150,9 +136,67 @@ def throughput(args):
     print("\n### File sizes (KiB)\n")
     print(markdown_table(["data", "model file (.odim)", "pickle", "TorchScript", "ONNX"],
                          size_rows))
-    print("\n### Load times (median ms)\n")
-    print(markdown_table(["data", "pyod_odim.load", "pickle.load", "joblib.load", "torch.jit.load",
-                          "onnxruntime session"], load_rows))
+
+
+def interleaved_medians(loaders, repeats):
+    """Median seconds of each loader, the loaders taking turns in a shuffled order.
+
+    Taking turns spreads drifts over all alike; shuffling keeps any one
+    loader from always following the one that evicted the caches.
+    """
+    for fn in loaders.values():
+        fn()  # warm the page cache and the imports
+    times = {k: [] for k in loaders}
+    order = np.random.RandomState(0)
+    keys = list(loaders)
+    for _ in range(repeats):
+        for key in order.permutation(keys):
+            fn = loaders[key]
+            t0 = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def load_times(args):
+    from pyod.utils import persistence
+
+    rows = []
+    for name in ("shuttle", "cifar10_0"):
+        X, _ = load(name)
+        clf = make_odim(args).fit(X)
+        with tempfile.TemporaryDirectory() as folder:
+            paths = exports(clf, folder)
+            pickle_path = os.path.join(folder, "model.pkl")
+            with open(pickle_path, "wb") as f:
+                pickle.dump(clf, f)
+            joblib_path = os.path.join(folder, "model.joblib")
+            joblib.dump(clf, joblib_path)
+            pyod_path = os.path.join(folder, "model.pyod")
+            persistence.save(clf, pyod_path)
+            size_kib = os.path.getsize(paths["odim"]) / 1024
+
+            def pickle_load():
+                with open(pickle_path, "rb") as f:
+                    return pickle.load(f)
+            loads = interleaved_medians({
+                "pyod_odim.load": lambda: pyod_odim.load(paths["odim"]),
+                "pyod_odim.load(verify=True)": lambda: pyod_odim.load(paths["odim"], verify=True),
+                "pickle.load": pickle_load,
+                "joblib.load": lambda: joblib.load(joblib_path),
+                "pyod persistence.load": lambda: persistence.load(pyod_path, trusted=True),
+                "torch.jit.load": lambda: torch.jit.load(paths["pt"]),
+                "onnxruntime session": lambda: onnx_session(paths["onnx"]),
+            }, args.load_repeats)
+        base = loads["pyod_odim.load"]
+        rows.append([f"{name} ({size_kib:,.0f} KiB)"]
+                    + [f"{loads[k] * 1000:.2f}" + ("" if k == "pyod_odim.load" else
+                                                   f" ({loads[k] / base:.2f}x)") for k in loads])
+        header = ["data (model file)"] + list(loads)
+        print(f"  {name}: done", file=sys.stderr, flush=True)
+    print(f"\n### Load times (median ms of {args.load_repeats} interleaved loads; "
+          "ratio against pyod_odim.load)\n")
+    print(markdown_table(header, rows))
 
 
 def parity(args):
@@ -178,9 +222,10 @@ def parity(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sections", default="throughput,parity")
+    parser.add_argument("--sections", default="throughput,load,parity")
     parser.add_argument("--sets", nargs="+", default=ALL_SETS)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--load-repeats", type=int, default=100)
     parser.add_argument("--onnx-batch", type=int, default=0,
                         help="rows per ONNX Runtime call (0: the TorchScript module's chunk)")
     parser.add_argument("--max-updates", type=int, default=100)
@@ -193,7 +238,7 @@ def main():
     print(f"bench_export: {versions}")
     t0 = time.perf_counter()
     for section in args.sections.split(","):
-        {"throughput": throughput, "parity": parity}[section](args)
+        {"throughput": throughput, "load": load_times, "parity": parity}[section](args)
     print(f"\n(bench_export ran {time.perf_counter() - t0:.0f} s)")
 
 

@@ -7,18 +7,24 @@ not compressed) of
   versions that wrote it, the detector's parameters, the fitted scalars
   (threshold, contamination, architecture, feature names, diagnostics) and
   the name, dtype and shape of every array;
-* ``arrays/<name>.npy``: one NumPy ``.npy`` file per array (numeric dtypes
-  only).
+* ``arrays.bin``: every array's bytes, one after another, each starting at
+  a multiple of 64 bytes; ``meta.json`` gives each one's dtype (numeric
+  only), shape and offset. Format version 1 stored one ``arrays/<name>.npy``
+  file per array instead; such files still load.
 
 Loading runs no code from the file: the JSON is parsed as data, every
-array header is checked against the metadata before its bytes are read,
-and the bytes become an array with ``numpy.frombuffer`` (no pickle, no
-object arrays). Every inconsistency, from a truncated or corrupted archive
-(zip CRC checks) to tampered shapes or non-finite parameters, raises a
-``ValueError`` that names the file and the problem. A file written by a
-newer format version is refused with a message naming both versions;
-files of this version and older keep loading in later versions
-(``tests/data/`` holds a fixture written by format version 1).
+array's dtype, shape and place in ``arrays.bin`` are checked against the
+blob's size before its bytes are read, and the bytes become arrays with
+``numpy.frombuffer`` (no pickle, no object arrays), in the spirit of the
+safetensors format. Every inconsistency, from a truncated archive to
+tampered shapes or non-finite parameters, raises a ``ValueError`` that
+names the file and the problem. ``load(path, verify=True)`` also checks
+the zip CRC-32 of the arrays, which catches flipped bits in values that
+are still finite; it is off by default because it costs more than the
+rest of the load, and neither pickle nor safetensors checks one. A file
+written by a newer format version is refused with a message naming both
+versions; files of this version and older keep loading in later versions
+(``tests/data/`` holds fixtures written by format versions 1 and 2).
 
 A file holds numbers, never code, so a detector fitted with a thresholder
 object as ``contamination`` (:mod:`pyod_odim.thresholds`) is saved by what
@@ -39,22 +45,34 @@ as well, but ``clone`` or a refit of the loaded detector refuses it, as
 PyOD refuses such a ``contamination``.
 """
 
+import functools
+import inspect
+import itertools
 import json
+import math
 import os
 import platform
+import struct
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 
 from . import __version__
 
 FORMAT_NAME = "pyod-odim-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """int: the format version this code writes; it reads this one and older ones."""
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _META = "meta.json"
+_BLOB = "arrays.bin"
+_ALIGN = 64
+_PIECE = 256 << 10  # bytes read and checked at a time: a multiple of _ALIGN that fits in L2
+# A zip local file header: signature, then fixed fields up to the name and
+# extra-field lengths (APPNOTE.TXT 4.3.7).
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 # What a sane model's metadata stays below; a larger meta.json is refused
 # before it is parsed.
 _MAX_META_BYTES = 64 << 20
@@ -84,7 +102,8 @@ def save(estimator, path):
 
     check_is_fitted(estimator, ["scorer_", "decision_scores_", "threshold_"])
     arrays, meta = _to_state(estimator)
-    meta["arrays"] = {name: [a.dtype.str, list(a.shape)] for name, a in arrays.items()}
+    blob, meta["arrays"] = _pack(arrays)
+    meta["arrays_bytes"] = len(blob)
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".odim-", suffix=".tmp", dir=folder)
@@ -92,9 +111,7 @@ def save(estimator, path):
     try:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
             archive.writestr(_META, json.dumps(meta, indent=1, sort_keys=True))
-            for name, a in arrays.items():
-                with archive.open(f"arrays/{name}.npy", "w") as f:
-                    np.lib.format.write_array(f, np.ascontiguousarray(a), allow_pickle=False)
+            archive.writestr(_BLOB, blob)
         # mkstemp makes the file private; give it the permissions open() would.
         umask = os.umask(0)
         os.umask(umask)
@@ -104,6 +121,22 @@ def save(estimator, path):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _pack(arrays):
+    """All arrays in one byte string, each at a multiple of ``_ALIGN``, and their specs."""
+    parts, specs, offset = [], {}, 0
+    for name, a in arrays.items():
+        a = np.ascontiguousarray(a)
+        if a.dtype.byteorder == ">":  # the file is little-endian throughout
+            a = a.astype(a.dtype.newbyteorder("<"))
+        pad = -offset % _ALIGN
+        parts.append(b"\0" * pad)
+        offset += pad
+        specs[name] = [a.dtype.str, list(a.shape), offset]
+        parts.append(a.tobytes())
+        offset += a.nbytes
+    return b"".join(parts), specs
 
 
 def _to_state(estimator):
@@ -133,9 +166,11 @@ def _to_state(estimator):
     }
     for key in ("update", "distance", "raw_distance"):
         arrays[f"history/{key}"] = np.asarray(estimator.history_[key])
+    # One flat array per kind of parameter; the architecture gives each layer's shape.
     for key in _PARAM_KEYS:
-        for i, a in enumerate(scorer.params[key]):
-            arrays[f"params/{key}/{i}"] = a
+        layers = scorer.params[key]
+        arrays[f"params/{key}"] = (np.concatenate([np.ravel(a) for a in layers]) if layers
+                                   else np.zeros(0, np.float32)).astype(np.float32, copy=False)
     likelihood_scores = getattr(estimator, "likelihood_scores_", None)
     if likelihood_scores is not None and likelihood_scores is not estimator.decision_scores_:
         arrays["likelihood_scores"] = np.asarray(likelihood_scores, dtype=np.float64)
@@ -166,7 +201,9 @@ def _to_state(estimator):
         },
         "likelihood": scorer.likelihood,
         "combination": scorer.combination,
-        "n_layers": {key: len(scorer.params[key]) for key in _PARAM_KEYS},
+        "batch_norm": len(scorer.params["bn_mean"]) > 0,
+        # What PyOD's _process_decision_scores derived for predict_proba's "unify".
+        "score_moments": [float(estimator._mu), float(estimator._sigma)],
         "neighbors": neighbors,
         "threshold": fitted_score_threshold(estimator),
         "contamination": float(contamination),
@@ -238,12 +275,15 @@ def _json_params(params):
 
 
 # ====================================================================== load
-def load(path):
+def load(path, verify=False):
     """Read a model written by ``ODIM.save``; no code from the file runs.
 
     Parameters
     ----------
     path : str or os.PathLike
+    verify : bool, default=False
+        Also check the CRC-32 checksum of the arrays (module docstring).
+        Format version 1 files are always checked.
 
     Returns
     -------
@@ -271,10 +311,13 @@ def load(path):
         raise ValueError(f"{path}: not a pyod-odim model file (it does not start with the "
                          "zip signature a model file has)")
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open(path, "rb") as f, zipfile.ZipFile(f) as archive:
             meta = _read_meta(archive)
-            arrays = {name: _read_array(archive, name, spec)
-                      for name, spec in _array_specs(meta).items()}
+            if meta["format_version"] == 1:
+                arrays = {name: _read_npy(archive, name, spec)
+                          for name, spec in _array_specs(meta, with_offsets=False).items()}
+            else:
+                arrays = _read_blob(f, archive, meta, verify)  # finiteness checked on the way
     except ModelFileError as exc:
         raise ValueError(f"{path}: {exc}") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError) as exc:
@@ -318,29 +361,112 @@ def _read_meta(archive):
     return meta
 
 
-def _array_specs(meta):
+def _is_count(n):
+    return isinstance(n, int) and not isinstance(n, bool) and n >= 0
+
+
+@functools.lru_cache(maxsize=None)
+def _dtype(text):
+    return np.dtype(text)
+
+
+def _array_specs(meta, with_offsets=True):
+    """``{name: (dtype, shape[, offset])}`` from the metadata, every field checked."""
     specs = meta.get("arrays")
     if not isinstance(specs, dict):
         raise ModelFileError(f"{_META} lists no arrays")
+    length = 3 if with_offsets else 2
     out = {}
     for name, spec in specs.items():
-        ok = (isinstance(spec, list) and len(spec) == 2 and isinstance(spec[0], str)
-              and isinstance(spec[1], list)
-              and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in spec[1]))
+        ok = (isinstance(spec, list) and len(spec) == length and isinstance(spec[0], str)
+              and isinstance(spec[1], list) and all(_is_count(n) for n in spec[1])
+              and (not with_offsets or _is_count(spec[2])))
         if not ok:
             raise ModelFileError(f"array {name!r}: malformed entry in {_META}")
         try:
-            dtype = np.dtype(spec[0])
+            dtype = _dtype(spec[0])
         except TypeError:
             raise ModelFileError(f"array {name!r}: unknown dtype {spec[0]!r}") from None
-        if dtype.kind not in "biuf":
-            raise ModelFileError(f"array {name!r}: dtype {dtype} is not numeric")
-        out[name] = (dtype, tuple(spec[1]))
+        if dtype.kind not in "biuf" or dtype.byteorder == ">":
+            raise ModelFileError(f"array {name!r}: dtype {dtype} is not a little-endian number")
+        out[name] = (dtype, tuple(spec[1])) + tuple(spec[2:])
     return out
 
 
-def _read_array(archive, name, spec):
-    """One array, checked against its metadata before its bytes are read."""
+def _read_blob(f, archive, meta, verify):
+    """Format 2: every array as a view of one buffer read straight from the file."""
+    specs = _array_specs(meta)
+    size = meta.get("arrays_bytes")
+    try:
+        info = archive.getinfo(_BLOB)
+    except KeyError:
+        raise ModelFileError(f"{_BLOB} is missing") from None
+    if not _is_count(size) or info.file_size != size or info.compress_type != zipfile.ZIP_STORED:
+        raise ModelFileError(f"{_BLOB} holds {info.file_size} bytes (compression "
+                             f"{info.compress_type}), but {_META} says {size!r} stored bytes")
+    # Read the stored bytes past the local header ourselves: zipfile would
+    # copy them in small pieces and compute the CRC on the way.
+    f.seek(info.header_offset)
+    header = f.read(_LOCAL_HEADER.size)
+    if len(header) != _LOCAL_HEADER.size or header[:4] != _ZIP_MAGIC:
+        raise ModelFileError(f"{_BLOB}: bad zip local header")
+    name_length, extra_length = _LOCAL_HEADER.unpack(header)[-2:]
+    f.seek(info.header_offset + _LOCAL_HEADER.size + name_length + extra_length)
+    spans = []
+    for name, (dtype, shape, offset) in specs.items():
+        end = offset + math.prod(shape) * dtype.itemsize
+        if end > size or offset % dtype.itemsize:
+            raise ModelFileError(f"array {name!r}: {dtype}{list(shape)} at byte {offset} does "
+                                 f"not fit in the {size} bytes of {_BLOB}")
+        spans.append((offset, end, name))
+    spans.sort()
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        if start < end:
+            raise ModelFileError(f"arrays {first!r} and {second!r} overlap in {_BLOB}")
+    blob = _read_checked(f, size, [(a, b, specs[n][0], n) for a, b, n in spans
+                                   if specs[n][0].kind == "f" and _must_be_finite(n)],
+                         info.CRC if verify else None)
+    return {name: blob[offset:offset + math.prod(shape) * dtype.itemsize].view(dtype).reshape(shape)
+            for name, (dtype, shape, offset) in specs.items()}
+
+
+def _must_be_finite(name):
+    """Whether an array's values must all be finite (diagnostics may hold NaN)."""
+    return not (name.startswith("history/") or name == "best_distance")
+
+
+def _read_checked(f, size, float_spans, crc):
+    """Read ``size`` bytes, checking finiteness (and the CRC) one cache-sized piece at a time.
+
+    Checking each piece right after it is read finds it still in cache:
+    checking a large model's parameters after the whole read goes to
+    memory again and costs about as much as the read itself.
+    """
+    blob = np.empty(size, np.uint8)  # not zero-filled: every byte is read over
+    view = memoryview(blob)
+    running, first = 0, 0
+    for lo in range(0, size, _PIECE):
+        hi = min(lo + _PIECE, size)
+        if f.readinto(view[lo:hi]) != hi - lo:
+            raise ModelFileError(f"{_BLOB} is cut short")
+        if crc is not None:
+            running = zlib.crc32(view[lo:hi], running)
+        while first < len(float_spans) and float_spans[first][1] <= lo:
+            first += 1  # spans wholly before this piece were checked
+        for start, end, dtype, name in float_spans[first:]:
+            if start >= hi:
+                break
+            a, b = max(start, lo), min(end, hi)
+            # Pieces are multiples of 64 bytes, so each part starts at a whole value.
+            if not np.isfinite(blob[a:b].view(dtype)).all():
+                raise ModelFileError(f"array {name!r} holds non-finite values")
+    if crc is not None and running != crc:
+        raise ModelFileError(f"{_BLOB} fails its CRC-32 check: the file is corrupted")
+    return blob
+
+
+def _read_npy(archive, name, spec):
+    """Format 1: one ``.npy`` entry, its header checked against the metadata."""
     dtype, shape = spec
     with archive.open(f"arrays/{name}.npy") as f:
         try:
@@ -359,7 +485,7 @@ def _read_array(archive, name, spec):
                 f"array {name!r}: holds {file_dtype}{list(file_shape)}, but {_META} says "
                 f"{dtype}{list(shape)}"
             )
-        n_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        n_bytes = math.prod(shape) * dtype.itemsize
         data = f.read(n_bytes + 1)
     if len(data) != n_bytes:
         raise ModelFileError(f"array {name!r}: {len(data)} bytes of data, expected {n_bytes}")
@@ -380,7 +506,8 @@ def _from_state(meta, arrays):
         return arrays[name]
 
     def finite(name, a):
-        if a.dtype.kind == "f" and not np.isfinite(a).all():
+        # Format 2 checked every value as it read them.
+        if meta["format_version"] == 1 and a.dtype.kind == "f" and not np.isfinite(a).all():
             raise ModelFileError(f"array {name!r} holds non-finite values")
         return a
 
@@ -397,15 +524,23 @@ def _from_state(meta, arrays):
     combination = _field(meta, "combination", str)
     if likelihood not in LIKELIHOODS or combination not in COMBINATIONS:
         raise ModelFileError(f"unknown likelihood {likelihood!r} or combination {combination!r}")
-    n_layers = _field(meta, "n_layers", dict)
-    params = {key: [finite(f"params/{key}/{i}", need(f"params/{key}/{i}"))
-                    for i in range(int(n_layers.get(key, 0)))] for key in _PARAM_KEYS}
     eps = finite("score_eps", need("score_eps"))
     if eps.ndim != 4 or eps.shape[2] != 1 or eps.shape[3] != arch.latent_dim or eps.dtype != np.float32:
         raise ModelFileError(f"score_eps has shape {eps.shape}, not (M, K, 1, {arch.latent_dim})")
     n_members = eps.shape[0]
-    batch_norm = len(params["bn_mean"]) > 0
-    expected = expected_parameter_shapes(arch, n_members, likelihood == "bernoulli", batch_norm)
+    if meta["format_version"] == 1:
+        n_layers = _field(meta, "n_layers", dict)
+        params = {key: [finite(f"params/{key}/{i}", need(f"params/{key}/{i}"))
+                        for i in range(int(n_layers.get(key, 0)))] for key in _PARAM_KEYS}
+        batch_norm = len(params["bn_mean"]) > 0
+        expected = expected_parameter_shapes(arch, n_members, likelihood == "bernoulli", batch_norm)
+    else:
+        batch_norm = meta.get("batch_norm")
+        if not isinstance(batch_norm, bool):
+            raise ModelFileError(f"{_META}: 'batch_norm' is missing or malformed")
+        expected = expected_parameter_shapes(arch, n_members, likelihood == "bernoulli", batch_norm)
+        params = {key: _split(f"params/{key}", finite(f"params/{key}", need(f"params/{key}")),
+                              expected[key]) for key in _PARAM_KEYS}
     for key, shapes in expected.items():
         got = [a.shape for a in params[key]]
         if got != shapes or any(a.dtype != np.float32 for a in params[key]):
@@ -467,12 +602,11 @@ def _from_state(meta, arrays):
         neighbors=neighbors, threshold=float(threshold), contamination=float(contamination),
         feature_reference=reference, contribution_quantiles=quantiles,
     )
-    estimator = ODIM()
-    valid = estimator.get_params()
+    valid = _constructor_names(ODIM)
     given = _field(meta, "params", dict)
     try:
-        estimator.set_params(**{k: (tuple(v) if isinstance(v, list) else v)
-                                for k, v in given.items() if k in valid})
+        estimator = ODIM(**{k: (tuple(v) if isinstance(v, list) else v)
+                            for k, v in given.items() if k in valid})
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"malformed parameters ({exc})") from None
     estimator.contamination = float(contamination)
@@ -484,13 +618,17 @@ def _from_state(meta, arrays):
             raise ModelFileError("feature_names do not match the number of features")
         estimator.feature_names_in_ = np.array([str(n) for n in names], dtype=object)
     estimator.decision_scores_ = scores
-    estimator.labels_ = labels.astype(int)
+    estimator.labels_ = labels.astype(int, copy=False)
     estimator.threshold_ = float(threshold)
     estimator.score_threshold_ = float(threshold)
     estimator._classes = int(meta.get("n_classes", 2))
     # What PyOD's _process_decision_scores derives for predict_proba's "unify".
-    estimator._mu = np.mean(scores)
-    estimator._sigma = np.std(scores)
+    moments = meta.get("score_moments")  # stored from format 2 on
+    if (isinstance(moments, list) and len(moments) == 2
+            and all(isinstance(v, float) and np.isfinite(v) for v in moments)):
+        estimator._mu, estimator._sigma = np.float64(moments[0]), np.float64(moments[1])
+    else:
+        estimator._mu, estimator._sigma = np.mean(scores), np.std(scores)
     estimator.likelihood_scores_ = arrays.get("likelihood_scores", scores)
     estimator.history_ = {key: arrays.get(f"history/{key}") for key in ("update", "distance", "raw_distance")}
     estimator.best_update_ = arrays.get("best_update")
@@ -502,6 +640,22 @@ def _from_state(meta, arrays):
     estimator.compile_ = str(fitted.get("compile", ""))
     estimator.timings_ = dict(fitted.get("timings", {}))
     return estimator
+
+
+@functools.lru_cache(maxsize=None)
+def _constructor_names(cls):
+    """The constructor's parameter names, read once (``get_params`` inspects each time)."""
+    return frozenset(p for p in inspect.signature(cls.__init__).parameters if p != "self")
+
+
+def _split(name, flat, shapes):
+    """Per-layer views of one flat parameter array (format 2), its size checked."""
+    sizes = [math.prod(shape) for shape in shapes]
+    if flat.ndim != 1 or flat.size != sum(sizes) or flat.dtype != np.float32:
+        raise ModelFileError(f"array {name!r} holds {flat.dtype}{list(flat.shape)}, but this "
+                             f"architecture needs float32[{sum(sizes)}]")
+    bounds = list(itertools.accumulate(sizes, initial=0))
+    return [flat[a:b].reshape(shape) for a, b, shape in zip(bounds[:-1], bounds[1:], shapes)]
 
 
 def _field(meta, name, kinds):
