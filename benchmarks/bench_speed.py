@@ -1,6 +1,6 @@
 """ODIM's cost against PyOD's peers and against its own earlier path, in one run.
 
-    python benchmarks/bench_speed.py [--sections fits,threads,embeddings,wide,scoring,updates,concurrent]
+    python benchmarks/bench_speed.py [--sections fits,threads,embeddings,embedding_speed,wide,scoring,updates,concurrent]
 
 Every figure is measured in this run on this machine; ratios compare
 commands run back to back. Sections:
@@ -15,6 +15,13 @@ commands run back to back. Sections:
 * ``embeddings``: default fits of the two embedding sets (hundreds of
   features) with training AUC beside the PyOD peers at their defaults
   (features min-max scaled, as in ``../shared/baselines``).
+* ``embedding_speed``: on every shared embedding set (``--embedding-sets``),
+  one thread for everything (``torch.set_num_threads(1)``, ``n_jobs=1``):
+  ODIM's default fit, the fit of the defaults this comparison started
+  from (``TODAY``: 10 importance samples per training update at every
+  width), PyOD's VAE and AutoEncoder at their defaults and IForest, back
+  to back; fit seconds, the ratio of ODIM to VAE and of today's fit to
+  the default one, and training AUC.
 * ``wide``: the embedding sets with the ODIM authors' wider network for
   more than 500 features, against the default.
 * ``scoring``: rows per second of ``decision_function`` on shuttle, C++
@@ -43,12 +50,17 @@ from pyod_odim._threads import torch_threads
 from pyod_odim.engines import Batch, KernelEngine, TorchEngine
 from pyod_odim.training import LiveMembers
 
-SECTIONS = ("fits", "threads", "embeddings", "wide", "scoring", "updates", "concurrent")
+SECTIONS = ("fits", "threads", "embeddings", "embedding_speed", "wide", "scoring", "updates",
+            "concurrent")
 # The ODIM authors' network above 500 features, against the default (128, 64).
 WIDE = dict(hidden_sizes=(512, 256), latent_dim=128)
 FIT_SETS = "wbc,cardio,thyroid,mammography,shuttle"
 EMBEDDING_SETS = "mvtec-ad_bottle,20news_3"
 EARLIER = dict(compile="eager", n_samples_train=50)
+# Every shared embedding set, and the defaults the embedding-speed work started from.
+ALL_EMBEDDING_SETS = ("mvtec-ad_bottle,mvtec-ad_screw,mvtec-ad_carpet,cifar10_0,svhn_0,"
+                      "mvtec-ad_carpet_vit,20news_3")
+TODAY = dict(n_estimators=10, n_samples_train=10)
 
 
 def auc(y, scores):
@@ -141,6 +153,32 @@ def section_embeddings(names):
         print(" ".join(map(str, row)), flush=True)
     return markdown_table(["dataset", "n x d", "ODIM fit s", "ODIM AUC"]
                           + [f"{p} AUC (fit s)" for p in peers], rows)
+
+
+def section_embedding_speed(names):
+    rows = []
+    with torch_threads(1):
+        warm_up(load(names[0])[0][:300])
+        for name in names:
+            X, y = load(name)
+            clf, t_odim = timed(ODIM(random_state=0, n_jobs=1).fit, X)
+            today, t_today = timed(ODIM(random_state=0, n_jobs=1, **TODAY).fit, X)
+            Xs = MinMaxScaler().fit_transform(X)
+            vae, t_vae = fit_peer("VAE", Xs)
+            ae, t_ae = fit_peer("AutoEncoder", Xs)
+            forest, t_if = fit_peer("IForest", Xs)
+            rows.append([
+                name, f"{X.shape[0]}x{X.shape[1]}", f"{t_odim:.1f}", clf.n_updates_,
+                f"{t_today:.1f}", f"{t_today / t_odim:.2f}x", f"{t_vae:.1f}",
+                f"{t_odim / t_vae:.1f}x", f"{t_ae:.1f}", f"{t_if:.2f}",
+                auc(y, clf.decision_scores_), auc(y, today.decision_scores_),
+                auc(y, vae.decision_scores_),
+            ])
+            print(" ".join(map(str, rows[-1])), flush=True)
+    return markdown_table(
+        ["dataset", "n x d", "ODIM fit s", "updates", "today's fit s", "speed-up",
+         "VAE fit s", "ODIM / VAE", "AutoEncoder s", "IForest s", "ODIM AUC", "today's AUC",
+         "VAE AUC"], rows)
 
 
 def section_wide(names):
@@ -246,6 +284,8 @@ def main():
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--datasets", default=FIT_SETS)
     parser.add_argument("--embeddings", default=EMBEDDING_SETS)
+    parser.add_argument("--embedding-sets", default=ALL_EMBEDDING_SETS,
+                        help="data sets of the embedding_speed section")
     parser.add_argument("--small", default="wbc,cardio", help="data sets of the threads section")
     args = parser.parse_args()
     require_datasets()
@@ -265,6 +305,9 @@ def main():
         out.append(("Threads", section_threads(args.small.split(","))))
     if "embeddings" in sections:
         out.append(("Embedding sets", section_embeddings(args.embeddings.split(","))))
+    if "embedding_speed" in sections:
+        out.append(("Embedding sets, one thread, beside PyOD's VAE",
+                    section_embedding_speed(args.embedding_sets.split(","))))
     if "wide" in sections:
         out.append(("Network width on the embedding sets", section_wide(args.embeddings.split(","))))
     if "scoring" in sections:

@@ -31,6 +31,33 @@ from .scorer import COMBINATIONS, FittedScorer
 from .training import TrainingConfig, train_ensemble
 
 
+WIDE_FEATURES = 256
+"""int: above this many features the defaults train 5 members with 5 importance samples.
+
+Beyond it the decoder's output layer (a mean and a log-variance for each of
+``d`` features) is most of every update's arithmetic; on the shared
+embedding sets (512 to 1000 features) halving the members and the training
+samples kept the training AUC (docs/speed.md, "Embedding sets") at about a
+quarter of the fit time. Tabular data up to 256 features keeps the paper's
+10 members and this package's 10 training samples.
+"""
+
+
+def defaults_for_width(n_features):
+    """``(n_estimators, n_samples_train)`` of the defaults for ``n_features`` features.
+
+    Parameters
+    ----------
+    n_features : int
+
+    Returns
+    -------
+    n_estimators, n_samples_train : int
+        ``(10, 10)``, or ``(5, 5)`` above :data:`WIDE_FEATURES` features.
+    """
+    return (5, 5) if n_features > WIDE_FEATURES else (10, 10)
+
+
 class ODIM(BaseDetector):
     """Outlier detection via the inlier-memorization effect (ODIM).
 
@@ -62,19 +89,23 @@ class ODIM(BaseDetector):
         for labels row by row, as :mod:`pyod_odim.dask`, the plots and a
         saved model (:meth:`save`) do.
 
-    n_estimators : int, optional (default=10)
-        Number of independently initialized members (paper: 10).
+    n_estimators : int or None, optional (default=None)
+        Number of independently initialized members. ``None``: 10 (the
+        paper's), or 5 above :data:`WIDE_FEATURES` features, where the
+        decoder's ``2 d`` outputs make every update costly and 5 members
+        measured as accurate (docs/speed.md, "Embedding sets").
 
     n_samples_iwae : int, optional (default=50)
         Importance samples ``K`` per row in the IWAE bound that scores rows:
         at every check, in ``decision_scores_`` and in
         ``decision_function`` (paper: 50).
 
-    n_samples_train : int or None, optional (default=10)
-        Importance samples per row in the training updates; ``None`` uses
+    n_samples_train : int, "auto" or None, optional (default="auto")
+        Importance samples per row in the training updates. ``"auto"``: 10,
+        or 5 above :data:`WIDE_FEATURES` features; ``None`` uses
         ``n_samples_iwae`` as the paper does. An update's cost grows
-        linearly with it; docs/accuracy.md ("Importance samples") has the
-        measured trade-off.
+        linearly with it; docs/accuracy.md ("Importance samples") and
+        docs/speed.md ("Embedding sets") have the measured trade-offs.
 
     n_samples_check : int or None, optional (default=None)
         Importance samples per row when the checks score the selection set
@@ -331,9 +362,9 @@ class ODIM(BaseDetector):
     def __init__(
         self,
         contamination=0.1,
-        n_estimators=10,
+        n_estimators=None,
         n_samples_iwae=50,
-        n_samples_train=10,
+        n_samples_train="auto",
         n_samples_check=None,
         check_every=10,
         patience=10,
@@ -427,9 +458,15 @@ class ODIM(BaseDetector):
         if self.scaling_fence is not None:
             check_float(self.scaling_fence, "scaling_fence", 0.0, low_open=False)
         n_score = check_int(self.n_samples_iwae, "n_samples_iwae", 1)
+        wide_members, wide_samples = defaults_for_width(n_features)
         n_train = n_score
-        if self.n_samples_train is not None:
+        if isinstance(self.n_samples_train, str) and self.n_samples_train == "auto":
+            n_train = wide_samples
+        elif self.n_samples_train is not None:
             n_train = check_int(self.n_samples_train, "n_samples_train", 1)
+        n_members = wide_members
+        if self.n_estimators is not None:
+            n_members = check_int(self.n_estimators, "n_estimators", 1)
         n_check = n_train
         if self.n_samples_check is not None:
             n_check = check_int(self.n_samples_check, "n_samples_check", 1)
@@ -445,7 +482,7 @@ class ODIM(BaseDetector):
             latent = check_int(self.latent_dim, "latent_dim", 1)
         arch = network.Architecture(n_features, hidden, latent)
         config = TrainingConfig(
-            n_members=check_int(self.n_estimators, "n_estimators", 1),
+            n_members=n_members,
             n_samples=n_score,
             batch_size=check_int(self.batch_size, "batch_size", 1),
             lr=float(self.lr),

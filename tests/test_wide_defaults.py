@@ -1,0 +1,51 @@
+"""The defaults by width: 5 members and 5 training samples above 256 features."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from pyod_odim import ODIM
+from pyod_odim.detector import WIDE_FEATURES, defaults_for_width
+
+QUICK = dict(max_updates=10, min_updates=0, patience=1, check_every=5, n_samples_iwae=8,
+             random_state=0)
+
+
+def test_the_rule_switches_above_wide_features():
+    assert defaults_for_width(WIDE_FEATURES) == (10, 10)
+    assert defaults_for_width(WIDE_FEATURES + 1) == (5, 5)
+    assert defaults_for_width(9) == (10, 10)
+
+
+@pytest.mark.parametrize("n_features, members", [(WIDE_FEATURES, 10), (WIDE_FEATURES + 1, 5)])
+def test_default_fit_uses_the_rule(n_features, members):
+    X = np.random.RandomState(0).rand(80, n_features)
+    clf = ODIM(**QUICK).fit(X)
+    assert clf.scorer_.n_members == members
+    assert len(clf.best_update_) == members
+    # get_params keeps what the user gave: the rule is applied at fit time.
+    assert clf.get_params()["n_estimators"] is None
+    assert clf.get_params()["n_samples_train"] == "auto"
+
+
+def test_explicit_values_override_the_rule():
+    X = np.random.RandomState(0).rand(80, WIDE_FEATURES + 44)
+    clf = ODIM(n_estimators=3, n_samples_train=2, **QUICK).fit(X)
+    assert clf.scorer_.n_members == 3
+    with pytest.raises((TypeError, ValueError), match="n_samples_train"):
+        ODIM(n_samples_train="many").fit(X)
+
+
+def test_wide_fit_ranks_planted_outliers_first():
+    # d = 600: inliers near a 3-dimensional subspace, outliers off it.
+    rng = np.random.RandomState(0)
+    basis = rng.randn(3, 600)
+    X = rng.randn(300, 3) @ basis + 0.05 * rng.randn(300, 600)
+    X[:12] = 3.0 * rng.randn(12, 600)
+    y = np.zeros(300, dtype=int)
+    y[:12] = 1
+    clf = ODIM(max_updates=120, n_samples_iwae=20, random_state=0).fit(X)
+    assert clf.scorer_.n_members == 5
+    assert roc_auc_score(y, clf.decision_scores_) > 0.99
+    top = np.argsort(-clf.decision_scores_)[:12]
+    assert set(top) == set(range(12))
