@@ -458,13 +458,12 @@ class ODIM(BaseDetector):
         if self.scaling_fence is not None:
             check_float(self.scaling_fence, "scaling_fence", 0.0, low_open=False)
         n_score = check_int(self.n_samples_iwae, "n_samples_iwae", 1)
-        wide_members, wide_samples = defaults_for_width(n_features)
+        n_members, auto_samples = defaults_for_width(n_features)
         n_train = n_score
         if isinstance(self.n_samples_train, str) and self.n_samples_train == "auto":
-            n_train = wide_samples
+            n_train = auto_samples
         elif self.n_samples_train is not None:
             n_train = check_int(self.n_samples_train, "n_samples_train", 1)
-        n_members = wide_members
         if self.n_estimators is not None:
             n_members = check_int(self.n_estimators, "n_estimators", 1)
         n_check = n_train

@@ -426,8 +426,8 @@ def _read_blob(f, archive, meta, verify):
     blob = _read_checked(f, size, [(a, b, specs[n][0], n) for a, b, n in spans
                                    if specs[n][0].kind == "f" and _must_be_finite(n)],
                          info.CRC if verify else None)
-    return {name: blob[offset:offset + math.prod(shape) * dtype.itemsize].view(dtype).reshape(shape)
-            for name, (dtype, shape, offset) in specs.items()}
+    return {name: blob[start:end].view(specs[name][0]).reshape(specs[name][1])
+            for start, end, name in spans}
 
 
 def _must_be_finite(name):
@@ -533,14 +533,14 @@ def _from_state(meta, arrays):
         params = {key: [finite(f"params/{key}/{i}", need(f"params/{key}/{i}"))
                         for i in range(int(n_layers.get(key, 0)))] for key in _PARAM_KEYS}
         batch_norm = len(params["bn_mean"]) > 0
-        expected = expected_parameter_shapes(arch, n_members, likelihood == "bernoulli", batch_norm)
     else:
         batch_norm = meta.get("batch_norm")
         if not isinstance(batch_norm, bool):
             raise ModelFileError(f"{_META}: 'batch_norm' is missing or malformed")
-        expected = expected_parameter_shapes(arch, n_members, likelihood == "bernoulli", batch_norm)
-        params = {key: _split(f"params/{key}", finite(f"params/{key}", need(f"params/{key}")),
-                              expected[key]) for key in _PARAM_KEYS}
+    expected = expected_parameter_shapes(arch, n_members, likelihood == "bernoulli", batch_norm)
+    if meta["format_version"] != 1:
+        params = {key: _split(f"params/{key}", need(f"params/{key}"), expected[key])
+                  for key in _PARAM_KEYS}
     for key, shapes in expected.items():
         got = [a.shape for a in params[key]]
         if got != shapes or any(a.dtype != np.float32 for a in params[key]):
