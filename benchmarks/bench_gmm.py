@@ -16,14 +16,13 @@ This is a script, not a test.
 
 import argparse
 import platform
-import statistics
-import time
 import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
+from _common import median_seconds
 from pyod_odim import gmm
 
 FULL_SIZES = [(2000, 1), (2000, 10), (50000, 1), (50000, 10), (300000, 1), (300000, 10)]
@@ -49,12 +48,7 @@ def sklearn_rows(losses):
 def median_time(fn, repeats):
     """Median wall time of fn() over `repeats` runs, after one warm-up run."""
     fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(fn, repeats)
 
 
 def repeats_for(n, m, slow, quick):
