@@ -60,7 +60,7 @@ def main():
     arch, config = clf._check_parameters(X.shape[1])
     X_scaled = torch.as_tensor(MinMaxScaler().fit_transform(X), dtype=torch.float32)
     generator = torch.Generator().manual_seed(args.seed)
-    engine = clf._engine(torch.device("cpu"), arch, 1)
+    engine = clf._engine(torch.device("cpu"), arch, "gaussian", 1)
     labeled = known == 1
     fit = EnsembleFit(
         X_scaled, arch, config, generator, engine,

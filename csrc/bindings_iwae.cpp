@@ -29,7 +29,7 @@ std::vector<std::size_t> widths(const std::vector<long>& values) {
 iwae::Shape make_shape(long n_members, long n_features, long latent,
                        const std::vector<long>& enc_hidden,
                        const std::vector<long>& dec_hidden, bool bernoulli,
-                       bool batch_norm) {
+                       bool rectified, bool batch_norm) {
   if (n_members <= 0 || n_features <= 0 || latent <= 0) {
     throw py::value_error("n_members, n_features and latent must be positive");
   }
@@ -40,6 +40,7 @@ iwae::Shape make_shape(long n_members, long n_features, long latent,
   s.enc_hidden = widths(enc_hidden);
   s.dec_hidden = widths(dec_hidden);
   s.bernoulli = bernoulli;
+  s.rectified = rectified;
   s.batch_norm = batch_norm;
   return s;
 }
@@ -109,12 +110,12 @@ void check_scoring_inputs(const iwae::Shape& s, const F32& x, const F32& eps) {
 py::array_t<double> score(long n_members, long n_features, long latent,
                           const std::vector<long>& enc_hidden,
                           const std::vector<long>& dec_hidden, bool bernoulli,
-                          bool batch_norm, const F32& x, const std::vector<F32>& enc_w,
+                          bool rectified, bool batch_norm, const F32& x, const std::vector<F32>& enc_w,
                           const std::vector<F32>& enc_b, const std::vector<F32>& dec_w,
                           const std::vector<F32>& dec_b, std::vector<F32> bn_mean,
                           std::vector<F32> bn_var, const F32& eps, int n_threads) {
   const iwae::Shape s = make_shape(n_members, n_features, latent, enc_hidden,
-                                   dec_hidden, bernoulli, batch_norm);
+                                   dec_hidden, bernoulli, rectified, batch_norm);
   const iwae::Params p = make_params(s, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var);
   check_scoring_inputs(s, x, eps);
   const std::size_t n = static_cast<std::size_t>(x.shape(0));
@@ -133,12 +134,12 @@ py::array_t<double> score(long n_members, long n_features, long latent,
 py::tuple contributions(long n_members, long n_features, long latent,
                         const std::vector<long>& enc_hidden,
                         const std::vector<long>& dec_hidden, bool bernoulli,
-                        bool batch_norm, const F32& x, const std::vector<F32>& enc_w,
+                        bool rectified, bool batch_norm, const F32& x, const std::vector<F32>& enc_w,
                         const std::vector<F32>& enc_b, const std::vector<F32>& dec_w,
                         const std::vector<F32>& dec_b, std::vector<F32> bn_mean,
                         std::vector<F32> bn_var, const F32& eps, int n_threads) {
   const iwae::Shape s = make_shape(n_members, n_features, latent, enc_hidden,
-                                   dec_hidden, bernoulli, batch_norm);
+                                   dec_hidden, bernoulli, rectified, batch_norm);
   const iwae::Params p = make_params(s, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var);
   check_scoring_inputs(s, x, eps);
   const std::size_t n = static_cast<std::size_t>(x.shape(0));
@@ -159,7 +160,7 @@ py::tuple contributions(long n_members, long n_features, long latent,
 py::array_t<double> train_step(long n_members, long n_features, long latent,
                                const std::vector<long>& enc_hidden,
                                const std::vector<long>& dec_hidden, bool bernoulli,
-                               bool batch_norm, const std::vector<F32>& enc_w,
+                               bool rectified, bool batch_norm, const std::vector<F32>& enc_w,
                                const std::vector<F32>& enc_b, const std::vector<F32>& dec_w,
                                const std::vector<F32>& dec_b, std::vector<F32> bn_mean,
                                std::vector<F32> bn_var, std::vector<F32> grads,
@@ -167,7 +168,7 @@ py::array_t<double> train_step(long n_members, long n_features, long latent,
                                py::object eps_labeled, double cubo_weight,
                                double cubo_order, int n_threads) {
   const iwae::Shape s = make_shape(n_members, n_features, latent, enc_hidden,
-                                   dec_hidden, bernoulli, batch_norm);
+                                   dec_hidden, bernoulli, rectified, batch_norm);
   const iwae::Params p = make_params(s, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var);
   const std::size_t M = s.n_members, d = s.n_features, L = s.latent;
 
@@ -230,7 +231,7 @@ py::array_t<double> train_step(long n_members, long n_features, long latent,
 PYBIND11_MODULE(_iwae, m) {
   m.doc() = "Fused CPU kernels of the ensemble IWAE: scoring, per-feature contributions and training updates";
   m.def("score", &score, py::arg("n_members"), py::arg("n_features"), py::arg("latent"),
-        py::arg("enc_hidden"), py::arg("dec_hidden"), py::arg("bernoulli"),
+        py::arg("enc_hidden"), py::arg("dec_hidden"), py::arg("bernoulli"), py::arg("rectified"),
         py::arg("batch_norm"), py::arg("x").noconvert(), py::arg("enc_w"), py::arg("enc_b"),
         py::arg("dec_w"), py::arg("dec_b"), py::arg("bn_mean"), py::arg("bn_var"),
         py::arg("eps").noconvert(), py::arg("n_threads") = 0,
@@ -238,7 +239,7 @@ PYBIND11_MODULE(_iwae, m) {
         "normalization in evaluation mode.");
   m.def("contributions", &contributions, py::arg("n_members"), py::arg("n_features"),
         py::arg("latent"), py::arg("enc_hidden"), py::arg("dec_hidden"),
-        py::arg("bernoulli"), py::arg("batch_norm"), py::arg("x").noconvert(),
+        py::arg("bernoulli"), py::arg("rectified"), py::arg("batch_norm"), py::arg("x").noconvert(),
         py::arg("enc_w"), py::arg("enc_b"), py::arg("dec_w"), py::arg("dec_b"),
         py::arg("bn_mean"), py::arg("bn_var"), py::arg("eps").noconvert(),
         py::arg("n_threads") = 0,
@@ -246,7 +247,7 @@ PYBIND11_MODULE(_iwae, m) {
         "every row's negative IWAE bound; they add up to score's losses.");
   m.def("train_step", &train_step, py::arg("n_members"), py::arg("n_features"),
         py::arg("latent"), py::arg("enc_hidden"), py::arg("dec_hidden"),
-        py::arg("bernoulli"), py::arg("batch_norm"), py::arg("enc_w"), py::arg("enc_b"),
+        py::arg("bernoulli"), py::arg("rectified"), py::arg("batch_norm"), py::arg("enc_w"), py::arg("enc_b"),
         py::arg("dec_w"), py::arg("dec_b"), py::arg("bn_mean"), py::arg("bn_var"),
         py::arg("grads"), py::arg("x").noconvert(), py::arg("eps").noconvert(),
         py::arg("x_labeled"), py::arg("eps_labeled"), py::arg("cubo_weight"),

@@ -212,6 +212,7 @@ class PackedEnsemble {
       d.max_ld = std::max(d.max_ld, d.dec_ld[j]);
     }
     d.bernoulli = s.bernoulli;
+    d.rectified = s.rectified && !s.bernoulli;
     d.batch_norm = s.batch_norm;
     return d;
   }

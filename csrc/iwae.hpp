@@ -32,6 +32,7 @@ struct Shape {
   std::vector<std::size_t> enc_hidden;    // encoder widths, input side first
   std::vector<std::size_t> dec_hidden;    // decoder widths, latent side first
   bool bernoulli = false;
+  bool rectified = false;                 // rectified Gaussian decoder
   bool batch_norm = false;
 };
 

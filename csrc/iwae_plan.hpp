@@ -77,6 +77,7 @@ struct Dims {
   std::size_t out_ld;           // output layer: 2 d_ld (Gaussian) or d_ld
   std::size_t max_ld;           // widest padded block of any layer
   bool bernoulli;
+  bool rectified;               // Gaussian outputs, rectified likelihood
   bool batch_norm;
 };
 

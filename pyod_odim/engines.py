@@ -54,7 +54,7 @@ class Batch(NamedTuple):
     eps_labeled: Optional[torch.Tensor] = None
 
 
-def _objective(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, bernoulli: bool,
+def _objective(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, likelihood: str,
                x_lab: Optional[torch.Tensor], eps_lab: Optional[torch.Tensor],
                cubo_weight: float, cubo_order: float):
     """Sum over members of the mean IWAE loss (+ weighted mean CUBO of known outliers).
@@ -71,28 +71,28 @@ def _objective(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, bernoulli: b
     """
     if x_lab is None:
         log_w = network.log_importance_weights(
-            x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, True, bernoulli
+            x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, True, likelihood
         )
         return network.iwae_loss(log_w).mean(dim=1).sum()
     n = x.shape[1]
     log_w = network.log_importance_weights(
         torch.cat([x, x_lab], dim=1), torch.cat([eps, eps_lab], dim=2),
-        enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, True, bernoulli, n,
+        enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, True, likelihood, n,
     )
     loss = network.iwae_loss(log_w[:, :, :n]).mean(dim=1).sum()
     cubo = network.cubo_loss(log_w[:, :, n:], cubo_order).mean(dim=1).sum()
     return loss + cubo_weight * cubo
 
 
-def _score_chunk(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, bernoulli: bool):
+def _score_chunk(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, likelihood: str):
     log_w = network.log_importance_weights(
-        x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, False, bernoulli
+        x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, False, likelihood
     )
     return network.iwae_loss(log_w)
 
 
-def _contributions_chunk(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, bernoulli: bool):
-    return network.feature_nll(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, bernoulli)
+def _contributions_chunk(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, likelihood: str):
+    return network.feature_nll(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, likelihood)
 
 
 def scoring_chunk_rows(params, n_samples, device):
@@ -104,12 +104,18 @@ def scoring_chunk_rows(params, n_samples, device):
     return int(min(max(rows, 16), 1 << 20))
 
 
+def _checked_likelihood(likelihood):
+    if likelihood not in network.LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {network.LIKELIHOODS}, got {likelihood!r}")
+    return likelihood
+
+
 class TorchEngine:
     """PyTorch operations, eager or compiled; runs on any device.
 
     Parameters
     ----------
-    bernoulli : bool
+    likelihood : {"gaussian", "bernoulli", "rectified"}
     cubo_weight, cubo_order : float
         The semi-supervised term's weight and order.
     compiled : bool, optional (default=False)
@@ -117,8 +123,8 @@ class TorchEngine:
         ``torch.compile``.
     """
 
-    def __init__(self, bernoulli, cubo_weight=1.0, cubo_order=2.0, compiled=False):
-        self.bernoulli = bool(bernoulli)
+    def __init__(self, likelihood, cubo_weight=1.0, cubo_order=2.0, compiled=False):
+        self.likelihood = _checked_likelihood(likelihood)
         self.cubo_weight = float(cubo_weight)
         self.cubo_order = float(cubo_order)
         self.name = "inductor" if compiled else "eager"
@@ -130,7 +136,7 @@ class TorchEngine:
         p = live.params
         loss = self._objective(
             batch.x, batch.eps, p["enc_w"], p["enc_b"], p["dec_w"], p["dec_b"],
-            p["bn_mean"], p["bn_var"], self.bernoulli, batch.x_labeled, batch.eps_labeled,
+            p["bn_mean"], p["bn_var"], self.likelihood, batch.x_labeled, batch.eps_labeled,
             self.cubo_weight, self.cubo_order,
         )
         live.zero_grad()
@@ -159,7 +165,7 @@ class TorchEngine:
             for start in range(0, X.shape[0], chunk):
                 out.append(self._score_chunk(
                     X[start:start + chunk], score_eps, p["enc_w"], p["enc_b"], p["dec_w"],
-                    p["dec_b"], p["bn_mean"], p["bn_var"], self.bernoulli,
+                    p["dec_b"], p["bn_mean"], p["bn_var"], self.likelihood,
                 ))
         return torch.cat(out, dim=1).double().cpu().numpy()
 
@@ -188,7 +194,7 @@ class TorchEngine:
             for start in range(0, X.shape[0], chunk):
                 c, r = _contributions_chunk(
                     X[start:start + chunk], score_eps, p["enc_w"], p["enc_b"], p["dec_w"],
-                    p["dec_b"], p["bn_mean"], p["bn_var"], self.bernoulli,
+                    p["dec_b"], p["bn_mean"], p["bn_var"], self.likelihood,
                 )
                 cs.append(c.double().cpu().numpy())
                 rs.append(r.double().cpu().numpy())
@@ -200,6 +206,7 @@ class KernelEngine:
 
     Parameters
     ----------
+    likelihood : {"gaussian", "bernoulli", "rectified"}
     cubo_weight, cubo_order : float
     n_threads : int
         OpenMP threads of each kernel call.
@@ -207,7 +214,9 @@ class KernelEngine:
 
     name = "kernel"
 
-    def __init__(self, cubo_weight=1.0, cubo_order=2.0, n_threads=1):
+    def __init__(self, likelihood, cubo_weight=1.0, cubo_order=2.0, n_threads=1):
+        # Bernoulli is read off the output layer's width; rectified is not.
+        self.rectified = _checked_likelihood(likelihood) == "rectified"
         self.cubo_weight = float(cubo_weight)
         self.cubo_order = float(cubo_order)
         self.n_threads = int(n_threads)
@@ -218,16 +227,18 @@ class KernelEngine:
             labeled = (batch.x_labeled, batch.eps_labeled)
         kernels.train_step(
             live.params, batch.x, batch.eps, labeled, self.cubo_weight, self.cubo_order,
-            self.n_threads,
+            self.n_threads, rectified=self.rectified,
         )
         live.apply_gradients()
 
     def score(self, params, X, score_eps):
-        return kernels.score_losses(params, X, score_eps, self.n_threads).numpy()
+        return kernels.score_losses(params, X, score_eps, self.n_threads,
+                                    rectified=self.rectified).numpy()
 
     def contributions(self, params, X, score_eps):
         """As :meth:`TorchEngine.contributions`, by the fused kernel pass."""
-        c, r = kernels.score_contributions(params, X, score_eps, self.n_threads)
+        c, r = kernels.score_contributions(params, X, score_eps, self.n_threads,
+                                           rectified=self.rectified)
         return c.numpy().astype(np.float64), r.numpy()
 
 
@@ -242,7 +253,7 @@ def _compiled(which):
     return _COMPILED[which]
 
 
-def make_engine(mode, device, arch, bernoulli, cubo_weight=1.0, cubo_order=2.0, n_threads=1):
+def make_engine(mode, device, arch, likelihood, cubo_weight=1.0, cubo_order=2.0, n_threads=1):
     """The engine a fit or a scoring call uses.
 
     Parameters
@@ -253,7 +264,7 @@ def make_engine(mode, device, arch, bernoulli, cubo_weight=1.0, cubo_order=2.0, 
         eager PyTorch (with a warning) where the kernels cannot run.
     device : torch.device
     arch : pyod_odim.network.Architecture
-    bernoulli : bool
+    likelihood : {"gaussian", "bernoulli", "rectified"}
     cubo_weight, cubo_order : float
     n_threads : int
 
@@ -265,7 +276,7 @@ def make_engine(mode, device, arch, bernoulli, cubo_weight=1.0, cubo_order=2.0, 
         raise ValueError(f"compile must be one of {ENGINES}, got {mode!r}")
     kernel_ok = kernels.supports(arch, device)
     if mode in ("auto", "kernel") and kernel_ok:
-        return KernelEngine(cubo_weight, cubo_order, n_threads)
+        return KernelEngine(likelihood, cubo_weight, cubo_order, n_threads)
     if mode == "kernel":
         reason = "it is not built" if not kernels.AVAILABLE else f"it does not run on {device}"
         warnings.warn(
@@ -273,4 +284,4 @@ def make_engine(mode, device, arch, bernoulli, cubo_weight=1.0, cubo_order=2.0, 
             RuntimeWarning,
             stacklevel=3,
         )
-    return TorchEngine(bernoulli, cubo_weight, cubo_order, compiled=mode == "inductor")
+    return TorchEngine(likelihood, cubo_weight, cubo_order, compiled=mode == "inductor")

@@ -112,7 +112,7 @@ class ScorerModule(torch.nn.Module):
         self.register_buffer("half_precision", torch.tensor(0.5 * OVERSHOOT_PRECISION, dtype=f64))
         self.register_buffer("max_cost", torch.tensor(MAX_OVERSHOOT_COST, dtype=f64))
         self.box_low, self.box_high = (float(b) for b in scorer.box)
-        self.bernoulli = bool(scorer.bernoulli)
+        self.likelihood = str(scorer.likelihood)
         self.chunk_rows = int(chunk_rows)
 
     def _losses(self, x: torch.Tensor) -> torch.Tensor:
@@ -133,7 +133,7 @@ class ScorerModule(torch.nn.Module):
             bn_mean.append(norm.mean)
             bn_var.append(norm.var)
         log_w = network.log_importance_weights(
-            x, self.eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, False, self.bernoulli
+            x, self.eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, False, self.likelihood
         )
         return network.iwae_loss(log_w).to(torch.float64)
 

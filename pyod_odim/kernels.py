@@ -58,8 +58,12 @@ def supports(arch, device):
     )
 
 
-def _shape(params):
-    """The layer sizes the kernels need, read off the parameter shapes."""
+def _shape(params, rectified=False):
+    """The layer sizes the kernels need, read off the parameter shapes.
+
+    A Bernoulli decoder is told apart by its output width; the rectified
+    Gaussian has the Gaussian's shapes, so it is a flag of its own.
+    """
     enc_w, dec_w = params["enc_w"], params["dec_w"]
     n_members, n_features = enc_w[0].shape[:2]
     latent = enc_w[-1].shape[2] // 2
@@ -70,6 +74,7 @@ def _shape(params):
         enc_hidden=[int(w.shape[2]) for w in enc_w[:-1]],
         dec_hidden=[int(w.shape[2]) for w in dec_w[:-1]],
         bernoulli=int(dec_w[-1].shape[2]) == int(n_features),
+        rectified=bool(rectified),
         batch_norm=len(params["bn_mean"]) > 0,
     )
 
@@ -92,11 +97,11 @@ def _parameter_views(params):
     return {key: _views(params[key]) for key in keys}
 
 
-def _scoring_arguments(params, X, score_eps, n_threads):
+def _scoring_arguments(params, X, score_eps, n_threads, rectified):
     """Keyword arguments of the extension's scoring passes (score, contributions)."""
     eps = score_eps.reshape(score_eps.shape[0], score_eps.shape[1], -1)
     return dict(
-        **_shape(params),
+        **_shape(params, rectified),
         x=_view(X.contiguous()),
         **_parameter_views(params),
         eps=_view(eps.contiguous()),
@@ -104,7 +109,7 @@ def _scoring_arguments(params, X, score_eps, n_threads):
     )
 
 
-def score_losses(params, X, score_eps, n_threads=1):
+def score_losses(params, X, score_eps, n_threads=1, rectified=False):
     """Negative IWAE bound of every row under every member.
 
     Parameters
@@ -116,16 +121,19 @@ def score_losses(params, X, score_eps, n_threads=1):
     score_eps : Tensor of shape (M, K, 1, L) or (M, K, L)
         Importance draws shared by all rows.
     n_threads : int, optional (default=1)
+    rectified : bool, optional (default=False)
+        The decoder is the rectified Gaussian (``likelihood="rectified"``).
         OpenMP threads; members and row blocks are spread over them.
 
     Returns
     -------
     losses : Tensor of shape (M, n), float64
     """
-    return torch.from_numpy(_ext.score(**_scoring_arguments(params, X, score_eps, n_threads)))
+    return torch.from_numpy(
+        _ext.score(**_scoring_arguments(params, X, score_eps, n_threads, rectified)))
 
 
-def score_contributions(params, X, score_eps, n_threads=1):
+def score_contributions(params, X, score_eps, n_threads=1, rectified=False):
     """Per-feature shares of every row's negative IWAE bound under every member.
 
     The kernel twin of :func:`pyod_odim.network.feature_nll`: with the
@@ -149,6 +157,8 @@ def score_contributions(params, X, score_eps, n_threads=1):
     score_eps : Tensor of shape (M, K, 1, L) or (M, K, L)
         Importance draws shared by all rows.
     n_threads : int, optional (default=1)
+    rectified : bool, optional (default=False)
+        The decoder is the rectified Gaussian (``likelihood="rectified"``).
 
     Returns
     -------
@@ -158,11 +168,13 @@ def score_contributions(params, X, score_eps, n_threads=1):
     rest : Tensor of shape (M, n), float64
         ``r``, accumulated in double as the losses are.
     """
-    c, r = _ext.contributions(**_scoring_arguments(params, X, score_eps, n_threads))
+    c, r = _ext.contributions(
+        **_scoring_arguments(params, X, score_eps, n_threads, rectified))
     return torch.from_numpy(c), torch.from_numpy(r)
 
 
-def train_step(params, x, eps, labeled=None, cubo_weight=1.0, cubo_order=2.0, n_threads=1):
+def train_step(params, x, eps, labeled=None, cubo_weight=1.0, cubo_order=2.0, n_threads=1,
+               rectified=False):
     """Forward and backward pass of one update; fills each parameter's ``.grad``.
 
     The objective of member ``m`` is the mean negative IWAE bound of its
@@ -183,6 +195,8 @@ def train_step(params, x, eps, labeled=None, cubo_weight=1.0, cubo_order=2.0, n_
         The known outliers' batch and noise.
     cubo_weight, cubo_order : float
     n_threads : int, optional (default=1)
+    rectified : bool, optional (default=False)
+        The decoder is the rectified Gaussian (``likelihood="rectified"``).
 
     Returns
     -------
@@ -201,7 +215,7 @@ def train_step(params, x, eps, labeled=None, cubo_weight=1.0, cubo_order=2.0, n_
         x_lab = _view(labeled[0].contiguous())
         eps_lab = _view(labeled[1].contiguous())
     return _ext.train_step(
-        **_shape(params),
+        **_shape(params, rectified),
         **_parameter_views(params),
         grads=grads,
         x=_view(x.contiguous()),

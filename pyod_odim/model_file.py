@@ -638,6 +638,7 @@ def _from_state(meta, arrays):
     estimator.gmm_backend_ = str(fitted.get("gmm_backend", ""))
     estimator.device_ = str(fitted.get("device", "cpu"))
     estimator.compile_ = str(fitted.get("compile", ""))
+    estimator.likelihood_ = estimator.scorer_.likelihood
     estimator.timings_ = dict(fitted.get("timings", {}))
     return estimator
 

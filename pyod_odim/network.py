@@ -20,7 +20,25 @@ import torch.nn.functional as F
 # Log-variances are clamped to [-6, 2] and hidden layers use LeakyReLU(0.01),
 # as in the ODIM authors' code; the literals live in log_importance_weights
 # because the TorchScript export scripts that function on its own.
-LIKELIHOODS = ("gaussian", "bernoulli")
+LIKELIHOODS = ("gaussian", "bernoulli", "rectified")
+"""tuple of str: decoder distributions of one feature given the latent code.
+
+* ``"gaussian"``: a normal with a sigmoid mean in (0, 1) and a clamped
+  log-variance, the ODIM authors' decoder;
+* ``"bernoulli"``: for binary features;
+* ``"rectified"``: the rectified Gaussian ``max(0, N(m, s^2))`` for
+  non-negative features with many exact zeros (post-ReLU embeddings,
+  counts): a value of 0 (the training minimum after scaling) has
+  probability ``Phi(-m / s)``, a positive value the normal density; the
+  mean ``m`` is unconstrained, so the decoder can put most of a feature's
+  mass at 0 and still give its positive values a wide spread.
+"""
+
+# log erfc(t) = log(s) - t^2 + P(s) with s = 1 / (1 + t / 2), t >= 0: P is a
+# degree-9 polynomial least-squares fitted here to erfcx on t in [0, 1e5]
+# (largest error 3e-7 in float32); the C++ kernels use the same numbers.
+_ERFC_POLY = (-1.26551216, 1.00001893, 0.374145953, 0.0966521443, -0.186851998,
+              0.282624876, -1.1437981, 1.49840947, -0.827915045, 0.172226011)
 
 
 class Architecture(NamedTuple):
@@ -202,6 +220,62 @@ def _batch_norm(
     return (h - mean) * torch.rsqrt(var + 1e-5)
 
 
+def log_normal_cdf(u: torch.Tensor) -> torch.Tensor:
+    """``log Phi(u)``, the log of the standard normal CDF, for any finite ``u``.
+
+    Built from elementary operations (so the TorchScript and ONNX exports
+    carry it): ``log Phi(-|u|) = log(erfc(|u| / sqrt 2) / 2)`` through the
+    polynomial form of ``log erfc`` (no underflow however negative ``u``
+    is), and ``log Phi(u) = log1p(-Phi(-u))`` for ``u >= 0``. Within 1e-6 of
+    ``torch.special.log_ndtr`` (``tests/test_rectified.py``).
+
+    Parameters
+    ----------
+    u : Tensor
+
+    Returns
+    -------
+    Tensor of u's shape
+    """
+    t = torch.abs(u) * 0.7071067811865476
+    s = 1.0 / (1.0 + 0.5 * t)
+    # Horner's rule over _ERFC_POLY, written out (TorchScript scripts this).
+    p = 0.172226011 * s - 0.827915045
+    p = p * s + 1.49840947
+    p = p * s - 1.1437981
+    p = p * s + 0.282624876
+    p = p * s - 0.186851998
+    p = p * s + 0.0966521443
+    p = p * s + 0.374145953
+    p = p * s + 1.00001893
+    p = p * s - 1.26551216
+    log_lower = torch.log(s) - t * t + p - 0.6931471805599453
+    return torch.where(u < 0, log_lower, torch.log1p(-torch.exp(log_lower)))
+
+
+def rectified_nll(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood of each value under the rectified Gaussian.
+
+    ``-log Phi(-mean / sd)`` where ``x <= 0`` (the point mass at 0), else
+    the normal's ``((x - mean)^2 / sd^2 + logvar + log 2 pi) / 2``.
+
+    Parameters
+    ----------
+    x : Tensor
+        Scaled values (broadcast against ``mean``).
+    mean, logvar : Tensor
+        The decoder's mean and clamped log-variance.
+
+    Returns
+    -------
+    Tensor of mean's shape
+    """
+    inv_sd = torch.exp(-0.5 * logvar)
+    diff = (x - mean) * inv_sd
+    density = 0.5 * (diff * diff + logvar + 1.8378770664093453)
+    return torch.where(x <= 0.0, -log_normal_cdf(-mean * inv_sd), density)
+
+
 def _decoder_outputs(
     x: torch.Tensor,
     eps: torch.Tensor,
@@ -212,7 +286,7 @@ def _decoder_outputs(
     bn_mean: List[torch.Tensor],
     bn_var: List[torch.Tensor],
     bn_training: bool,
-    bernoulli: bool,
+    likelihood: str,
     n_stat_rows: int,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The pass shared by the bound and its per-feature split.
@@ -222,8 +296,9 @@ def _decoder_outputs(
     xb : Tensor broadcastable to (M, K, B, d)
         The rows.
     first, second : Tensor of shape (M, K, B, d)
-        The decoder's logits twice (Bernoulli), or its sigmoid means and
-        clamped log-variances (Gaussian).
+        The decoder's logits twice (Bernoulli), or its means (through a
+        sigmoid for "gaussian", as they are for "rectified") and clamped
+        log-variances.
     log_prior_ratio : Tensor of shape (M, K, B)
         ``log p(z_k) - log q(z_k | x)``.
     """
@@ -267,16 +342,19 @@ def _decoder_outputs(
         g = F.leaky_relu(g, 0.01)
     xb = x.unsqueeze(1) if x.dim() == 3 else x
     shape = [n_members, n_samples, n_rows, -1]
-    if bernoulli:
+    if likelihood == "bernoulli":
         logits = torch.baddbmm(dec_b[-1], g, dec_w[-1]).view(shape)
         return xb, logits, logits, log_prior_ratio
-    # The last layer emits a mean (through a sigmoid) and a clamped
-    # log-variance per feature. Two products keep each output contiguous,
-    # which the elementwise kernels below need to run at full speed.
+    # The last layer emits a mean (through a sigmoid for the Gaussian) and a
+    # clamped log-variance per feature. Two products keep each output
+    # contiguous, which the elementwise kernels below need at full speed.
     d = dec_w[-1].shape[-1] // 2
     w_mean, w_logvar = torch.split(dec_w[-1], d, dim=-1)
     b_mean, b_logvar = torch.split(dec_b[-1], d, dim=-1)
-    mean = torch.sigmoid(torch.baddbmm(b_mean, g, w_mean)).view(shape)
+    mean = torch.baddbmm(b_mean, g, w_mean)
+    if likelihood == "gaussian":
+        mean = torch.sigmoid(mean)
+    mean = mean.view(shape)
     dlv = F.hardtanh(torch.baddbmm(b_logvar, g, w_logvar), -6.0, 2.0).view(shape)
     return xb, mean, dlv, log_prior_ratio
 
@@ -291,7 +369,7 @@ def log_importance_weights(
     bn_mean: List[torch.Tensor],
     bn_var: List[torch.Tensor],
     bn_training: bool,
-    bernoulli: bool,
+    likelihood: str,
     n_stat_rows: int = 0,
 ) -> torch.Tensor:
     """Log importance weights ``log p(x, z_k) - log q(z_k | x)``.
@@ -311,9 +389,10 @@ def log_importance_weights(
     bn_training : bool
         Normalize with this batch's statistics (and update the running
         ones) rather than with the running statistics.
-    bernoulli : bool
-        Bernoulli decoder (``d`` logits) instead of the Gaussian one, whose
-        last layer emits ``2 d`` values: means and log-variances.
+    likelihood : {"gaussian", "bernoulli", "rectified"}
+        The decoder distribution (:data:`LIKELIHOODS`): Bernoulli's last
+        layer emits ``d`` logits, the others ``2 d`` values, means and
+        log-variances.
     n_stat_rows : int, optional (default=0)
         With ``bn_training``, take the statistics from the first
         ``n_stat_rows`` rows only (in the decoder, those rows of every
@@ -327,10 +406,12 @@ def log_importance_weights(
     log_w : Tensor of shape (M, K, B)
     """
     xb, first, second, log_prior_ratio = _decoder_outputs(
-        x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, bn_training, bernoulli, n_stat_rows
+        x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, bn_training, likelihood, n_stat_rows
     )
-    if bernoulli:
+    if likelihood == "bernoulli":
         log_px = (xb * first - F.softplus(first)).sum(-1)
+    elif likelihood == "rectified":
+        log_px = -rectified_nll(xb, first, second).sum(-1)
     else:
         diff = xb - first
         d = first.shape[-1]
@@ -348,7 +429,7 @@ def feature_nll(
     dec_b: List[torch.Tensor],
     bn_mean: List[torch.Tensor],
     bn_var: List[torch.Tensor],
-    bernoulli: bool,
+    likelihood: str,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-feature shares of each row's negative IWAE bound.
 
@@ -361,8 +442,8 @@ def feature_nll(
 
     where ``-log p(x_j | z) = ((x_j - mean_j)^2 exp(-logvar_j) + logvar_j
     + log(2 pi)) / 2`` for the Gaussian decoder (sigmoid mean, log-variance
-    clamped to [-6, 2]) and ``softplus(logit_j) - x_j logit_j`` for the
-    Bernoulli one. The rest of the loss is the latent part
+    clamped to [-6, 2]), :func:`rectified_nll` for the rectified one and
+    ``softplus(logit_j) - x_j logit_j`` for the Bernoulli one. The rest of the loss is the latent part
 
         r(x) = sum_k w~_k * (log q(z_k | x) - log p(z_k)) - H(w~) + log K,
 
@@ -383,7 +464,7 @@ def feature_nll(
     enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var : list of Tensor
         As for :func:`log_importance_weights`; the running statistics are
         used and left unchanged.
-    bernoulli : bool
+    likelihood : {"gaussian", "bernoulli", "rectified"}
 
     Returns
     -------
@@ -395,10 +476,12 @@ def feature_nll(
     """
     n_samples = eps.shape[1]
     xb, first, second, log_prior_ratio = _decoder_outputs(
-        x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, False, bernoulli, 0
+        x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, False, likelihood, 0
     )
-    if bernoulli:
+    if likelihood == "bernoulli":
         nll = F.softplus(first) - xb * first
+    elif likelihood == "rectified":
+        nll = rectified_nll(xb, first, second)
     else:
         diff = xb - first
         nll = 0.5 * (diff * diff * torch.exp(-second) + second + 1.8378770664093453)

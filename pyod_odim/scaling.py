@@ -16,8 +16,8 @@ keep that map meaningful for every finite input:
   (:data:`DEFAULT_FENCE`).
 * **Clipping with an overshoot cost.** The network sees every scaled value
   clipped to a box around [0, 1] (:func:`network_box`: ten bound-widths
-  beyond the bounds on either side for the Gaussian decoder, [0, 1] itself
-  for the Bernoulli one), so its float32 arithmetic never overflows, and a
+  beyond the bounds on either side for the Gaussian decoder, from 0 up for
+  the rectified one, [0, 1] itself for the Bernoulli one), so its float32 arithmetic never overflows, and a
   row just outside the training range is scored by the network as before.
   How far a value lies beyond the box is charged in float64 as the
   negative log-likelihood a Gaussian with the decoder's smallest variance
@@ -106,20 +106,29 @@ GAUSSIAN_MARGIN = 10.0
 """float: bound-widths beyond [0, 1] that the Gaussian decoder's input reaches."""
 
 
-def network_box(bernoulli):
+def network_box(likelihood):
     """The interval the network's inputs are clipped to.
 
     Held-out rows a little outside the training range keep the network's own
     (sigmoid-mean, clamped-variance) account of them, which measured better
     on unseen rows than clipping at [0, 1] (``benchmarks/bench_heldout_scaling.py``);
     ten bound-widths keep every activation far from float32's range. A
-    Bernoulli likelihood is defined on [0, 1] only.
+    Bernoulli likelihood is defined on [0, 1] only, the rectified Gaussian
+    from its floor 0 up: a value below a feature's training minimum is seen
+    as that floor and pays the overshoot cost of its distance.
+
+    Parameters
+    ----------
+    likelihood : {"gaussian", "bernoulli", "rectified"}
 
     Returns
     -------
     low, high : float
     """
-    return (0.0, 1.0) if bernoulli else (-GAUSSIAN_MARGIN, 1.0 + GAUSSIAN_MARGIN)
+    if likelihood == "bernoulli":
+        return (0.0, 1.0)
+    low = 0.0 if likelihood == "rectified" else -GAUSSIAN_MARGIN
+    return (low, 1.0 + GAUSSIAN_MARGIN)
 
 
 def overshoot_cost(excess):
@@ -199,7 +208,7 @@ class FeatureScaling:
             out += self.offset_.astype(dtype, copy=False)
         return out
 
-    def transform_clipped(self, X, box=(0.0, 1.0), per_feature=False):
+    def transform_clipped(self, X, box=(0.0, 1.0), per_feature=False, floor=False):
         """Scaled rows clipped to ``box``, and each row's overshoot cost.
 
         Parameters
@@ -209,6 +218,10 @@ class FeatureScaling:
             The interval values are clipped to (:func:`network_box`).
         per_feature : bool, optional (default=False)
             Return each value's cost instead of each row's.
+        floor : bool, optional (default=False)
+            Map a value equal to its feature's lower bound to exactly 0, as
+            the rectified likelihood's point mass needs; float32 rounding of
+            ``X * scale_ + offset_`` can otherwise leave a few ulps.
 
         Returns
         -------
@@ -221,6 +234,8 @@ class FeatureScaling:
             sum).
         """
         scaled = self.transform(X)
+        if floor:
+            scaled[X == self.data_min_] = 0.0
         clipped = np.clip(scaled, box[0], box[1])
         # The scaled copy becomes the excess in place: no third row-sized array.
         excess = np.subtract(scaled, clipped, out=scaled)

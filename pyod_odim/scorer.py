@@ -40,7 +40,7 @@ class FittedScorer:
     scaling : pyod_odim.scaling.FeatureScaling
         Raw features to the network's range.
     architecture : pyod_odim.network.Architecture
-    likelihood : {"gaussian", "bernoulli"}
+    likelihood : {"gaussian", "bernoulli", "rectified"}
     params : dict of str to list of ndarray
         Each member's parameters at its best checkpoint, float32, members
         on the first axis (:func:`pyod_odim.network.params_to_numpy`).
@@ -108,24 +108,29 @@ class FittedScorer:
     # ------------------------------------------------------------ pieces
     def scale(self, X):
         """Raw rows ``X`` (n, d) scaled and clipped to the network's box: its input."""
-        return self.scaling.transform_clipped(X, self.box)[0]
+        return self.scaling.transform_clipped(X, self.box, floor=self.floor)[0]
 
     def scale_with_cost(self, X):
         """The clipped scaled rows and each row's overshoot cost (n,), float64.
 
         See :meth:`pyod_odim.scaling.FeatureScaling.transform_clipped`.
         """
-        return self.scaling.transform_clipped(X, self.box)
+        return self.scaling.transform_clipped(X, self.box, floor=self.floor)
 
     @property
     def box(self):
         """tuple of float: the interval the network's inputs are clipped to."""
-        return network_box(self.bernoulli)
+        return network_box(self.likelihood)
+
+    @property
+    def floor(self):
+        """bool: values at a feature's lower bound scale to exactly 0 (rectified likelihood)."""
+        return self.likelihood == "rectified"
 
     def engine(self, compile="auto", device=None, n_threads=1):
         """The engine (:mod:`pyod_odim.engines`) that scores on ``device``."""
         device = scoring_device(device) if not isinstance(device, torch.device) else device
-        return make_engine(compile, device, self.architecture, self.bernoulli,
+        return make_engine(compile, device, self.architecture, self.likelihood,
                            n_threads=n_threads)
 
     def torch_params(self, device):
@@ -337,7 +342,8 @@ class FittedScorer:
         rest = np.empty(X.shape[0])
         with torch_threads(n_jobs), cpu_fast_math(device):
             for rows in chunk_slices(X.shape[0], chunk):
-                x, cost = self.scaling.transform_clipped(X[rows], self.box, per_feature=True)
+                x, cost = self.scaling.transform_clipped(X[rows], self.box, per_feature=True,
+                                                         floor=self.floor)
                 tensor = torch.as_tensor(x, dtype=torch.float32, device=device)
                 c, r = engine.contributions(params, tensor, eps)
                 if self.combination == "standardized":

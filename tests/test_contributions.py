@@ -11,21 +11,24 @@ from pyod_odim import ODIM, engines, kernels, network
 
 needs_kernels = pytest.mark.skipif(not kernels.AVAILABLE, reason="C++ kernels not built")
 
-# (features, hidden, latent, bernoulli, batch_norm, members, K). d = 130 at
+# (features, hidden, latent, likelihood, batch_norm, members, K). d = 130 at
 # K = 50 and d = 9 at K = 200 make the kernel decode the draws in several
 # tiles, which exercises the rescaling of its running sums.
 CASES = [
-    (9, (32, 16), 8, False, True, 3, 50),
-    (21, (32,), 4, False, False, 2, 7),
-    (5, (16, 8), 2, True, True, 3, 3),
-    (12, (16,), 4, True, False, 1, 11),
-    (37, (32, 16), 8, False, True, 4, 1),
-    (130, (128, 64), 32, False, True, 2, 50),
-    (9, (32, 16), 8, True, False, 2, 200),
+    (9, (32, 16), 8, "gaussian", True, 3, 50),
+    (21, (32,), 4, "gaussian", False, 2, 7),
+    (5, (16, 8), 2, "bernoulli", True, 3, 3),
+    (12, (16,), 4, "bernoulli", False, 1, 11),
+    (37, (32, 16), 8, "gaussian", True, 4, 1),
+    (130, (128, 64), 32, "gaussian", True, 2, 50),
+    (9, (32, 16), 8, "bernoulli", False, 2, 200),
+    (21, (32, 16), 8, "rectified", True, 3, 50),
+    (130, (128, 64), 32, "rectified", False, 2, 60),
 ]
 
 
-def _network(d, hidden, latent, bernoulli, batch_norm, members, seed=3):
+def _network(d, hidden, latent, likelihood, batch_norm, members, seed=3):
+    bernoulli = likelihood == "bernoulli"
     arch = network.Architecture(d, hidden, latent)
     generator = torch.Generator().manual_seed(seed)
     params = network.init_parameters(arch, members, generator, torch.device("cpu"),
@@ -38,25 +41,27 @@ def _network(d, hidden, latent, bernoulli, batch_norm, members, seed=3):
     return params, generator
 
 
-def _inputs(d, latent, bernoulli, members, k, generator, n=53):
+def _inputs(d, latent, likelihood, members, k, generator, n=53):
     x = torch.rand((n, d), generator=generator)
-    if bernoulli:
+    if likelihood == "bernoulli":
         x = (x > 0.5).float()
+    elif likelihood == "rectified":
+        x = torch.clamp(2.0 * x - 1.0, min=0.0)
     eps = torch.randn((members, k, 1, latent), generator=generator)
     return x, eps
 
 
 def _case(case):
-    d, hidden, latent, bernoulli, batch_norm, members, k = case
-    params, gen = _network(d, hidden, latent, bernoulli, batch_norm, members)
-    x, eps = _inputs(d, latent, bernoulli, members, k, gen)
-    return params, x, eps, bernoulli
+    d, hidden, latent, likelihood, batch_norm, members, k = case
+    params, gen = _network(d, hidden, latent, likelihood, batch_norm, members)
+    x, eps = _inputs(d, latent, likelihood, members, k, gen)
+    return params, x, eps, likelihood
 
 
-def _engines(bernoulli):
-    out = [engines.TorchEngine(bernoulli)]
+def _engines(likelihood):
+    out = [engines.TorchEngine(likelihood)]
     if kernels.AVAILABLE:
-        out.append(engines.KernelEngine())
+        out.append(engines.KernelEngine(likelihood))
     return out
 
 
@@ -70,13 +75,13 @@ def _assert_loss_split(c, r, losses):
 @needs_kernels
 @pytest.mark.parametrize("case", CASES)
 def test_kernel_matches_pytorch(case):
-    params, x, eps, bernoulli = _case(case)
+    params, x, eps, likelihood = _case(case)
     members, n, d = eps.shape[0], x.shape[0], x.shape[1]
-    c_ref, r_ref = engines.TorchEngine(bernoulli).contributions(params, x, eps)
-    c, r = kernels.score_contributions(params, x, eps)
+    c_ref, r_ref = engines.TorchEngine(likelihood).contributions(params, x, eps)
+    c, r = kernels.score_contributions(params, x, eps, rectified=likelihood == "rectified")
     assert c.shape == (members, n, d) and c.dtype == torch.float32
     assert r.shape == (members, n) and r.dtype == torch.float64
-    c_eng, r_eng = engines.KernelEngine().contributions(params, x, eps)
+    c_eng, r_eng = engines.KernelEngine(likelihood).contributions(params, x, eps)
     assert c_eng.dtype == np.float64 and r_eng.dtype == np.float64
     assert_array_equal(c_eng, c.numpy())
     assert_array_equal(r_eng, r.numpy())
@@ -86,10 +91,10 @@ def test_kernel_matches_pytorch(case):
     assert_allclose(r_eng, r_ref, rtol=1e-4, atol=1e-4 * np.abs(r_ref).max())
 
 
-@pytest.mark.parametrize("case", CASES[:4] + CASES[5:6])
+@pytest.mark.parametrize("case", CASES[:4] + CASES[5:6] + CASES[7:])
 def test_contributions_add_up_to_the_score(case):
-    params, x, eps, bernoulli = _case(case)
-    for engine in _engines(bernoulli):
+    params, x, eps, likelihood = _case(case)
+    for engine in _engines(likelihood):
         c, r = engine.contributions(params, x, eps)
         assert c.shape == (eps.shape[0],) + tuple(x.shape)
         _assert_loss_split(c, r, engine.score(params, x, eps))
@@ -102,16 +107,16 @@ def test_formula_by_hand():
     draw's per-feature NLL and r = log q(z|x) - log p(z); the K draws'
     values, weighted by softmax(log w), must give the K-draw result.
     """
-    params, x, eps, bernoulli = _case(CASES[1])
+    params, x, eps, likelihood = _case(CASES[1])
     args = [[t.double() for t in params[k]]
             for k in ("enc_w", "enc_b", "dec_w", "dec_b", "bn_mean", "bn_var")]
     x, eps = x.double(), eps.double()
     n_samples = eps.shape[1]
-    c, r = network.feature_nll(x, eps, *args, bernoulli)
-    log_w = network.log_importance_weights(x, eps, *args, False, bernoulli)
+    c, r = network.feature_nll(x, eps, *args, likelihood)
+    log_w = network.log_importance_weights(x, eps, *args, False, likelihood)
     assert_allclose((c.sum(-1) + r).numpy(), network.iwae_loss(log_w).numpy(),
                     rtol=1e-12, atol=1e-10)
-    single = [network.feature_nll(x, eps[:, k:k + 1], *args, bernoulli)
+    single = [network.feature_nll(x, eps[:, k:k + 1], *args, likelihood)
               for k in range(n_samples)]
     nll = torch.stack([s[0] for s in single], dim=1)            # (M, K, B, d)
     latent_ratio = -torch.stack([s[1] for s in single], dim=1)  # (M, K, B)
@@ -125,11 +130,11 @@ def test_formula_by_hand():
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_feature_nll_compiles_with_torchscript():
-    params, x, eps, bernoulli = _case(CASES[2])
+    params, x, eps, likelihood = _case(CASES[2])
     args = [params[k] for k in ("enc_w", "enc_b", "dec_w", "dec_b", "bn_mean", "bn_var")]
     scripted = torch.jit.script(network.feature_nll)
-    c, r = scripted(x, eps, *args, bernoulli)
-    c_ref, r_ref = network.feature_nll(x, eps, *args, bernoulli)
+    c, r = scripted(x, eps, *args, likelihood)
+    c_ref, r_ref = network.feature_nll(x, eps, *args, likelihood)
     assert_allclose(c.numpy(), c_ref.numpy(), rtol=1e-6, atol=1e-6)
     assert_allclose(r.numpy(), r_ref.numpy(), rtol=1e-6, atol=1e-6)
 
@@ -154,8 +159,8 @@ def test_kernel_is_deterministic_across_calls_threads_and_builds():
 
 
 def test_pytorch_is_deterministic():
-    params, x, eps, bernoulli = _case(CASES[0])
-    engine = engines.TorchEngine(bernoulli)
+    params, x, eps, likelihood = _case(CASES[0])
+    engine = engines.TorchEngine(likelihood)
     c1, r1 = engine.contributions(params, x, eps)
     c2, r2 = engine.contributions(params, x, eps)
     assert_array_equal(c1, c2)
@@ -164,10 +169,10 @@ def test_pytorch_is_deterministic():
 
 @pytest.mark.parametrize("case", [CASES[0], CASES[2], CASES[5]])
 def test_a_row_does_not_depend_on_the_other_rows(case):
-    params, x, eps, bernoulli = _case(case)
+    params, x, eps, likelihood = _case(case)
     order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))
     picks = [0, 7, 52]
-    for engine in _engines(bernoulli):
+    for engine in _engines(likelihood):
         c, r = engine.contributions(params, x, eps)
         c_perm, r_perm = engine.contributions(params, x[order], eps)
         c_few, r_few = engine.contributions(params, x[picks], eps)
@@ -184,8 +189,8 @@ def test_a_row_does_not_depend_on_the_other_rows(case):
 
 
 def test_pytorch_chunks_agree_with_one_pass(monkeypatch):
-    params, x, eps, bernoulli = _case(CASES[0])
-    engine = engines.TorchEngine(bernoulli)
+    params, x, eps, likelihood = _case(CASES[0])
+    engine = engines.TorchEngine(likelihood)
     c, r = engine.contributions(params, x, eps)
     monkeypatch.setattr(engines, "scoring_chunk_rows", lambda *args: 10)
     c_chunked, r_chunked = engine.contributions(params, x, eps)
@@ -214,9 +219,8 @@ def _scaled(clf, X):
 
 def test_planted_feature_has_the_largest_contribution(fitted):
     clf, X, params, eps = fitted
-    bernoulli = clf.likelihood == "bernoulli"
     sd = X.std(axis=0)
-    for engine in _engines(bernoulli):
+    for engine in _engines(clf.likelihood_):
         c_train, r_train = engine.contributions(params, _scaled(clf, X), eps)
         _assert_loss_split(c_train, r_train, engine.score(params, _scaled(clf, X), eps))
         # Mean over members, as the score combines them, against what each

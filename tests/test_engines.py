@@ -24,11 +24,20 @@ def X():
     return generate_data(n_train=300, n_features=5, train_only=True, random_state=0)[0]
 
 
+@pytest.fixture(scope="module")
+def X_sparse():
+    """Non-negative rows, about 60 % exact zeros: "auto" picks the rectified decoder."""
+    rng = np.random.default_rng(0)
+    return np.maximum(rng.normal(-0.3, 1.0, size=(300, 12)), 0.0)
+
+
 @needs_kernels
 @pytest.mark.parametrize("batch_norm", [True, False])
-@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
-def test_kernel_and_eager_fits_agree(X, batch_norm, likelihood):
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli", "rectified"])
+def test_kernel_and_eager_fits_agree(X, X_sparse, batch_norm, likelihood):
     params = dict(FIXED, batch_norm=batch_norm, likelihood=likelihood)
+    if likelihood == "rectified":
+        X = X_sparse
     eager = ODIM(compile="eager", **params).fit(X)
     kernel = ODIM(compile="kernel", **params).fit(X)
     assert (eager.compile_, kernel.compile_) == ("eager", "kernel")

@@ -9,19 +9,23 @@ from pyod_odim import engines, kernels, network
 
 pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="C++ kernels not built")
 
-# (features, bernoulli, batch_norm, K): narrow and wide networks, both
-# likelihoods, widths that are and are not multiples of the pack width.
+# (features, likelihood, batch_norm, K): narrow and wide networks, every
+# likelihood, widths that are and are not multiples of the pack width.
 CASES = [
-    (9, False, True, 50),
-    (21, False, False, 7),
-    (5, True, True, 3),
-    (37, False, True, 5),
-    (130, False, True, 10),
-    (3, False, False, 1),
+    (9, "gaussian", True, 50),
+    (21, "gaussian", False, 7),
+    (5, "bernoulli", True, 3),
+    (37, "gaussian", True, 5),
+    (130, "gaussian", True, 10),
+    (3, "gaussian", False, 1),
+    (9, "rectified", True, 50),
+    (37, "rectified", False, 5),
+    (130, "rectified", True, 10),
 ]
 
 
-def _network(d, bernoulli, batch_norm, members=3, seed=1):
+def _network(d, likelihood, batch_norm, members=3, seed=1):
+    bernoulli = likelihood == "bernoulli"
     hidden, latent = network.default_architecture(d)
     arch = network.Architecture(d, hidden, latent)
     generator = torch.Generator().manual_seed(seed)
@@ -36,31 +40,36 @@ def _network(d, bernoulli, batch_norm, members=3, seed=1):
     return params, latent, generator
 
 
-def _rows(shape, bernoulli, generator):
+def _rows(shape, likelihood, generator):
     x = torch.rand(shape, generator=generator)
-    return (x > 0.5).float() if bernoulli else x
+    if likelihood == "bernoulli":
+        return (x > 0.5).float()
+    if likelihood == "rectified":
+        # About half exact zeros, as pooled post-ReLU features have.
+        return torch.clamp(2.0 * x - 1.0, min=0.0)
+    return x
 
 
-def _torch_losses(params, X, eps, bernoulli):
+def _torch_losses(params, X, eps, likelihood):
     log_w = network.log_importance_weights(
         X, eps, params["enc_w"], params["enc_b"], params["dec_w"], params["dec_b"],
-        params["bn_mean"], params["bn_var"], False, bernoulli,
+        params["bn_mean"], params["bn_var"], False, likelihood,
     )
     return network.iwae_loss(log_w).double().numpy()
 
 
-@pytest.mark.parametrize("d, bernoulli, batch_norm, k", CASES)
-def test_scores_match_pytorch(d, bernoulli, batch_norm, k):
-    params, latent, gen = _network(d, bernoulli, batch_norm)
-    X = _rows((53, d), bernoulli, gen)
+@pytest.mark.parametrize("d, likelihood, batch_norm, k", CASES)
+def test_scores_match_pytorch(d, likelihood, batch_norm, k):
+    params, latent, gen = _network(d, likelihood, batch_norm)
+    X = _rows((53, d), likelihood, gen)
     eps = torch.randn((3, k, 1, latent), generator=gen)
-    expected = _torch_losses(params, X, eps, bernoulli)
-    got = kernels.score_losses(params, X, eps).numpy()
+    expected = _torch_losses(params, X, eps, likelihood)
+    got = kernels.score_losses(params, X, eps, rectified=likelihood == "rectified").numpy()
     assert got.shape == (3, 53) and got.dtype == np.float64
     assert_allclose(got, expected, rtol=2e-5, atol=1e-5)
 
 
-def _torch_gradients(params, batch, labeled, bernoulli, weight, order):
+def _torch_gradients(params, batch, labeled, likelihood, weight, order):
     p = {k: [t.clone().requires_grad_(k in network.TRAINABLE) for t in v]
          for k, v in params.items()}
     x_lab, eps_lab = labeled if labeled is not None else (None, None)
@@ -68,7 +77,7 @@ def _torch_gradients(params, batch, labeled, bernoulli, weight, order):
     def objective(q, m):
         return engines._objective(
             batch[0][m], batch[1][m], q["enc_w"], q["enc_b"], q["dec_w"], q["dec_b"],
-            q["bn_mean"], q["bn_var"], bernoulli, None if x_lab is None else x_lab[m],
+            q["bn_mean"], q["bn_var"], likelihood, None if x_lab is None else x_lab[m],
             None if eps_lab is None else eps_lab[m], weight, order,
         )
 
@@ -84,17 +93,18 @@ def _torch_gradients(params, batch, labeled, bernoulli, weight, order):
 
 
 @pytest.mark.parametrize("with_labels", [False, True])
-@pytest.mark.parametrize("d, bernoulli, batch_norm, k", CASES)
-def test_training_step_matches_autograd(d, bernoulli, batch_norm, k, with_labels):
-    params, latent, gen = _network(d, bernoulli, batch_norm)
-    batch = (_rows((3, 17, d), bernoulli, gen), torch.randn((3, k, 17, latent), generator=gen))
+@pytest.mark.parametrize("d, likelihood, batch_norm, k", CASES)
+def test_training_step_matches_autograd(d, likelihood, batch_norm, k, with_labels):
+    params, latent, gen = _network(d, likelihood, batch_norm)
+    batch = (_rows((3, 17, d), likelihood, gen), torch.randn((3, k, 17, latent), generator=gen))
     labeled = None
     if with_labels:
-        labeled = (_rows((3, 4, d), bernoulli, gen), torch.randn((3, k, 4, latent), generator=gen))
-    reference, expected = _torch_gradients(params, batch, labeled, bernoulli, 0.7, 2.0)
+        labeled = (_rows((3, 4, d), likelihood, gen), torch.randn((3, k, 4, latent), generator=gen))
+    reference, expected = _torch_gradients(params, batch, labeled, likelihood, 0.7, 2.0)
 
     mine = {k: [t.clone() for t in v] for k, v in params.items()}
-    objectives = kernels.train_step(mine, batch[0], batch[1], labeled, 0.7, 2.0)
+    objectives = kernels.train_step(mine, batch[0], batch[1], labeled, 0.7, 2.0,
+                                    rectified=likelihood == "rectified")
     assert_allclose(objectives, expected, rtol=1e-5, atol=1e-5)
     # Batch normalization's running statistics move exactly as PyTorch's.
     for got, want in zip(mine["bn_mean"] + mine["bn_var"],
@@ -110,7 +120,7 @@ def test_training_step_matches_autograd(d, bernoulli, batch_norm, k, with_labels
 
 
 def test_results_do_not_depend_on_threads():
-    params, latent, gen = _network(21, False, True, members=5)
+    params, latent, gen = _network(21, "gaussian", True, members=5)
     X = torch.rand((301, 21), generator=gen)
     eps = torch.randn((5, 50, 1, latent), generator=gen)
     one = kernels.score_losses(params, X, eps, n_threads=1).numpy()
@@ -130,7 +140,7 @@ def test_results_do_not_depend_on_threads():
 
 
 def test_bad_shapes_raise_value_error():
-    params, latent, gen = _network(9, False, True)
+    params, latent, gen = _network(9, "gaussian", True)
     eps = torch.randn((3, 5, 1, latent), generator=gen)
     with pytest.raises(ValueError, match="n_features"):
         kernels.score_losses(params, torch.rand((4, 8)), eps)
@@ -151,20 +161,23 @@ def test_supports():
 
 
 @pytest.mark.skipif(kernels.ISA != "avx2+fma", reason="only one build of the hot loops here")
-def test_instruction_set_builds_agree():
+@pytest.mark.parametrize("likelihood", ["gaussian", "rectified"])
+def test_instruction_set_builds_agree(likelihood):
     from pyod_odim import _iwae
 
-    params, latent, gen = _network(21, False, True)
-    X = torch.rand((40, 21), generator=gen)
+    rectified = likelihood == "rectified"
+    params, latent, gen = _network(21, likelihood, True)
+    X = _rows((40, 21), likelihood, gen)
     eps = torch.randn((3, 50, 1, latent), generator=gen)
-    batch = (torch.rand((3, 32, 21), generator=gen), torch.randn((3, 5, 32, latent), generator=gen))
+    batch = (_rows((3, 32, 21), likelihood, gen),
+             torch.randn((3, 5, 32, latent), generator=gen))
     runs = []
     for allowed in (True, False):
         _iwae.allow_avx2(allowed)
         try:
             p = {k: [t.clone() for t in v] for k, v in params.items()}
-            kernels.train_step(p, *batch)
-            runs.append((kernels.score_losses(params, X, eps).numpy(),
+            kernels.train_step(p, *batch, rectified=rectified)
+            runs.append((kernels.score_losses(params, X, eps, rectified=rectified).numpy(),
                          [t.grad.numpy().copy() for t in network.flat_parameters(p)]))
         finally:
             _iwae.allow_avx2(True)
@@ -183,7 +196,7 @@ def test_labeled_term_respects_batch_norm_invariances(engine):
     # running statistics broke this: their gradient pushed the weights along
     # exactly these directions, which the running statistics used for
     # scoring then chased.
-    params, latent, gen = _network(21, False, True)
+    params, latent, gen = _network(21, "gaussian", True)
     batch = (torch.rand((3, 32, 21), generator=gen), torch.randn((3, 5, 32, latent), generator=gen))
     labeled = (torch.rand((3, 8, 21), generator=gen) * 2.0,
                torch.randn((3, 5, 8, latent), generator=gen))
@@ -191,7 +204,7 @@ def test_labeled_term_respects_batch_norm_invariances(engine):
         p = {k: [t.clone() for t in v] for k, v in params.items()}
         kernels.train_step(p, batch[0], batch[1], labeled, 1.0, 2.0)
     else:
-        p, _ = _torch_gradients(params, batch, labeled, False, 1.0, 2.0)
+        p, _ = _torch_gradients(params, batch, labeled, "gaussian", 1.0, 2.0)
     hidden = [("enc", i) for i in range(len(p["enc_w"]) - 1)]
     hidden += [("dec", j) for j in range(len(p["dec_w"]) - 1)]
     for side, i in hidden:

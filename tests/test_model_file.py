@@ -40,7 +40,7 @@ def _same_predictions(a, b, X):
 
 
 @pytest.mark.parametrize("kind", ["unsupervised", "standardized", "semi-supervised",
-                                  "max_fit_rows", "bernoulli"])
+                                  "max_fit_rows", "bernoulli", "rectified"])
 def test_round_trip_is_bit_identical(kind, data, tmp_path):
     X, new = data
     params = dict(FAST)
@@ -56,6 +56,8 @@ def test_round_trip_is_bit_identical(kind, data, tmp_path):
     elif kind == "bernoulli":
         params["likelihood"] = "bernoulli"
         X, new = (X > 0).astype(float), (new > 0).astype(float)
+    elif kind == "rectified":
+        X, new = np.maximum(X, 0.0), np.maximum(new, 0.0)
     clf = ODIM(**params).fit(X, y)
     path = tmp_path / "model.odim"
     clf.save(path)
@@ -66,6 +68,7 @@ def test_round_trip_is_bit_identical(kind, data, tmp_path):
     assert_array_equal(loaded.labels_, clf.labels_)
     assert loaded.threshold_ == clf.threshold_
     assert loaded.get_params() == clf.get_params()
+    assert loaded.likelihood_ == clf.likelihood_
     if kind == "semi-supervised":
         assert loaded.label_neighbors_ is not None
         assert_array_equal(loaded.likelihood_scores_, clf.likelihood_scores_)

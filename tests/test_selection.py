@@ -26,7 +26,7 @@ def scripted_fit(script, smoothing, patience=4, min_updates=0, losses=None):
         patience=patience, max_updates=2 * len(script), selection_size=None,
         distance="sigma", bernoulli=False, min_updates=min_updates, smoothing=smoothing,
     )
-    engine = make_engine("eager", torch.device("cpu"), arch, False)
+    engine = make_engine("eager", torch.device("cpu"), arch, "gaussian")
     fit = EnsembleFit(X, arch, config, torch.Generator().manual_seed(1), engine)
     for c, values in enumerate(script):
         if fit.finished():
