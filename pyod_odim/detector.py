@@ -44,22 +44,27 @@ quarter of the fit time. Tabular data up to 256 features keeps the paper's
 
 
 FLOOR_SHARE = 0.3
-"""float: ``likelihood="auto"`` takes the rectified Gaussian from this share of values at their floor.
+"""float: ``likelihood="auto"`` takes the rectified Gaussian on wide data from this share of values at their floor.
 
 A value is at its floor when it equals its feature's minimum over the
 fitting rows, which min-max scaling maps to exactly 0. Pooled post-ReLU
-image features (ADBench's ResNet-18 sets) are 47-81 % exact zeros, their
-minimum; the share does not change under a per-feature affine map, so a
-standardized copy (PyOD's benchmark protocol) is judged alike. Of the
-shared tabular sets, the ones with many tied discrete values (breastw,
-wbc, mammography: 45-54 %) reach it too; the others stay at most 25 %, and
-the dense embeddings (ViT outputs, sentence vectors) at most 1.2 %.
-docs/accuracy.md ("A likelihood for sparse features") has the measurements.
+image features (ADBench's ResNet-18 sets, 512 features) are 47-81 % exact
+zeros, their minimum; the share does not change under a per-feature affine
+map, so a standardized copy (PyOD's benchmark protocol) is judged alike.
+The dense embeddings (ViT outputs, sentence vectors) have at most 1.4 %.
 """
 
 
 def likelihood_for_data(X):
     """The decoder ``likelihood="auto"`` chooses for the fitting rows ``X``.
+
+    The rectified decoder is for wide, sparse, non-negative features
+    (post-ReLU embeddings, counts). Narrow tabular data whose discrete
+    features tie at their minimum is not that: on breastw, wbc and
+    mammography (45-54 % of values at the floor, at most 9 features) the
+    rectified decoder measured far worse than the Gaussian one
+    (docs/accuracy.md, "A likelihood for sparse features"), so the rule
+    also asks for more than :data:`WIDE_FEATURES` features.
 
     Parameters
     ----------
@@ -69,10 +74,11 @@ def likelihood_for_data(X):
     Returns
     -------
     likelihood : {"rectified", "gaussian"}
-        ``"rectified"`` when at least :data:`FLOOR_SHARE` of all values equal
-        their feature's minimum, else ``"gaussian"``.
+        ``"rectified"`` when ``X`` has more than :data:`WIDE_FEATURES`
+        features and at least :data:`FLOOR_SHARE` of its values equal their
+        feature's minimum, else ``"gaussian"``.
     """
-    if X.size == 0:
+    if X.size == 0 or X.shape[1] <= WIDE_FEATURES:
         return "gaussian"
     at_floor = np.count_nonzero(X == X.min(axis=0))
     return "rectified" if at_floor >= FLOOR_SHARE * X.size else "gaussian"
@@ -199,10 +205,11 @@ class ODIM(BaseDetector):
         mass at 0 (the training minimum) plus a normal density above it,
         for non-negative features with many exact zeros, such as pooled
         post-ReLU image embeddings. "bernoulli" for binary data. "auto":
-        "rectified" when at least :data:`FLOOR_SHARE` of the fitting rows'
-        values sit at their feature's minimum (exact zeros of a
-        non-negative feature, or their standardized image), else
-        "gaussian" (``likelihood_`` tells which); docs/accuracy.md ("A
+        "rectified" for more than :data:`WIDE_FEATURES` features of which
+        at least :data:`FLOOR_SHARE` of the fitting rows' values sit at
+        their feature's minimum (exact zeros of a non-negative feature, or
+        their standardized image), else "gaussian" (``likelihood_`` tells
+        which); docs/accuracy.md ("A
         likelihood for sparse features") has the measurements.
 
     batch_norm : bool, optional (default=True)

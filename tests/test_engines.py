@@ -26,7 +26,7 @@ def X():
 
 @pytest.fixture(scope="module")
 def X_sparse():
-    """Non-negative rows, about 60 % exact zeros: "auto" picks the rectified decoder."""
+    """Non-negative rows, about 60 % exact zeros, for the rectified decoder."""
     rng = np.random.default_rng(0)
     return np.maximum(rng.normal(-0.3, 1.0, size=(300, 12)), 0.0)
 

@@ -41,10 +41,10 @@ def fitted(request, data):
         params["likelihood"] = "bernoulli"
         X, new = (X > 0).astype(float), (new > 0).astype(float)
     elif request.param == "rectified":
-        # Sparse non-negative rows ("auto" chooses the rectified decoder),
-        # new rows with values below and above the training range.
+        # Sparse non-negative rows, new rows with values below and above
+        # the training range.
         X, new = np.maximum(X, 0.0), np.maximum(new, -1.0)
-        clf = ODIM(**params).fit(X)
+        clf = ODIM(likelihood="rectified", **params).fit(X)
         assert clf.likelihood_ == "rectified"
         return clf, np.vstack([X, new])
     elif request.param == "no_bn":

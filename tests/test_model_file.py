@@ -57,6 +57,7 @@ def test_round_trip_is_bit_identical(kind, data, tmp_path):
         params["likelihood"] = "bernoulli"
         X, new = (X > 0).astype(float), (new > 0).astype(float)
     elif kind == "rectified":
+        params["likelihood"] = "rectified"
         X, new = np.maximum(X, 0.0), np.maximum(new, 0.0)
     clf = ODIM(**params).fit(X, y)
     path = tmp_path / "model.odim"

@@ -7,10 +7,10 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.metrics import roc_auc_score
 
 from pyod_odim import ODIM, kernels, network
-from pyod_odim.detector import FLOOR_SHARE, likelihood_for_data
+from pyod_odim.detector import FLOOR_SHARE, WIDE_FEATURES, likelihood_for_data
 
 FAST = dict(n_estimators=3, n_samples_iwae=16, patience=3, check_every=10, max_updates=300,
-            min_updates=50, random_state=0)
+            min_updates=50, random_state=0, likelihood="rectified")
 
 
 def test_log_normal_cdf_matches_log_ndtr():
@@ -60,16 +60,21 @@ def _sparse_with_outliers(n=600, d=40, n_out=15, seed=0):
     return X, y
 
 
-def test_the_rule_reads_the_share_of_values_at_their_floor():
-    X, _ = _sparse_with_outliers()
-    assert np.mean(X == X.min(axis=0)) >= FLOOR_SHARE
-    assert likelihood_for_data(X) == "rectified"
+def test_the_rule_reads_width_and_the_share_of_values_at_their_floor():
+    wide, _ = _sparse_with_outliers(n=150, d=WIDE_FEATURES + 1)
+    assert np.mean(wide == wide.min(axis=0)) >= FLOOR_SHARE
+    assert likelihood_for_data(wide) == "rectified"
     # Invariant under a per-feature affine map (a standardized copy).
-    assert likelihood_for_data((X - X.mean(0)) / X.std(0)) == "rectified"
-    dense = np.random.default_rng(0).normal(size=(200, 6))
+    assert likelihood_for_data((wide - wide.mean(0)) / wide.std(0)) == "rectified"
+    # Narrow data with ties at the minimum (discrete tabular features) and
+    # wide dense data keep the Gaussian decoder.
+    assert likelihood_for_data(wide[:, :WIDE_FEATURES]) == "gaussian"
+    dense = np.random.default_rng(0).normal(size=(150, WIDE_FEATURES + 1))
     assert likelihood_for_data(dense) == "gaussian"
-    clf = ODIM(**dict(FAST, max_updates=20, min_updates=0)).fit(dense)
-    assert clf.likelihood_ == "gaussian" and clf.get_params()["likelihood"] == "auto"
+    quick = dict(n_samples_iwae=8, max_updates=20, min_updates=0, random_state=0)
+    clf = ODIM(**quick).fit(wide)
+    assert clf.likelihood_ == "rectified" and clf.get_params()["likelihood"] == "auto"
+    assert ODIM(**quick).fit(dense).likelihood_ == "gaussian"
 
 
 @pytest.mark.parametrize("engine", ["auto", "eager"])
