@@ -51,6 +51,8 @@ ODIM_ALGORITHM = {
         "by the GMM-2 Wasserstein criterion",
         "Likelihood scores of an IWAE ensemble capture nonlinear structure",
         "Scales features internally (min-max); works on embeddings of images or text",
+        "Sparse post-ReLU image features (e.g. ResNet embeddings) get a rectified-Gaussian "
+        "decoder by default (likelihood='auto'): a point mass at zero plus a normal above it",
         "Optional semi-supervised mode uses known outliers (use_labels=True)",
         "contamination takes a float or, as PyOD's detectors do, a PyThresh "
         "thresholder object (e.g. contamination=IQR()) that sets labels_ and "

@@ -54,10 +54,14 @@ def test_engines_score_a_fitted_model_alike(X):
     assert_allclose(eager.decision_function(X), kernel_scores, rtol=1e-5)
 
 
-def test_compiled_and_eager_fits_agree(X):
+@pytest.mark.parametrize("likelihood", ["gaussian", "rectified"])
+def test_compiled_and_eager_fits_agree(X, X_sparse, likelihood):
     # torch.compile's first call compiles for tens of seconds; one small fit.
-    eager = ODIM(compile="eager", **FIXED).fit(X)
-    compiled = ODIM(compile="inductor", **FIXED).fit(X)
+    params = dict(FIXED, likelihood=likelihood)
+    if likelihood == "rectified":
+        X = X_sparse
+    eager = ODIM(compile="eager", **params).fit(X)
+    compiled = ODIM(compile="inductor", **params).fit(X)
     assert compiled.compile_ == "inductor"
     assert_allclose(compiled.decision_scores_, eager.decision_scores_, rtol=1e-4)
     assert_allclose(compiled.decision_function(X), compiled.decision_scores_, rtol=1e-6)
