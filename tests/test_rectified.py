@@ -143,3 +143,15 @@ def test_float32_rows_reach_the_floor_exactly():
     assert np.array_equal(scaled == 0.0, Z == Z.min(axis=0))
     assert_allclose(clf.decision_function(Z), clf.decision_function(Z.astype(np.float64)),
                     rtol=1e-5)
+
+
+def test_the_written_out_polynomial_is_the_documented_one():
+    # log_normal_cdf spells Horner's rule out for TorchScript; it must stay
+    # the polynomial of network._ERFC_POLY (which the C++ kernels copy).
+    u = np.linspace(-30.0, -0.01, 500)
+    t = -u / np.sqrt(2.0)
+    s = 1.0 / (1.0 + 0.5 * t)
+    poly = np.polynomial.polynomial.polyval(s, network._ERFC_POLY)
+    want = np.log(s) - t * t + poly - np.log(2.0)
+    got = network.log_normal_cdf(torch.as_tensor(u, dtype=torch.float64)).numpy()
+    assert_allclose(got, want, rtol=1e-12, atol=1e-12)
