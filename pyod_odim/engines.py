@@ -104,12 +104,6 @@ def scoring_chunk_rows(params, n_samples, device):
     return int(min(max(rows, 16), 1 << 20))
 
 
-def _checked_likelihood(likelihood):
-    if likelihood not in network.LIKELIHOODS:
-        raise ValueError(f"likelihood must be one of {network.LIKELIHOODS}, got {likelihood!r}")
-    return likelihood
-
-
 class TorchEngine:
     """PyTorch operations, eager or compiled; runs on any device.
 
@@ -124,7 +118,7 @@ class TorchEngine:
     """
 
     def __init__(self, likelihood, cubo_weight=1.0, cubo_order=2.0, compiled=False):
-        self.likelihood = _checked_likelihood(likelihood)
+        self.likelihood = network.check_likelihood(likelihood)
         self.cubo_weight = float(cubo_weight)
         self.cubo_order = float(cubo_order)
         self.name = "inductor" if compiled else "eager"
@@ -216,7 +210,7 @@ class KernelEngine:
 
     def __init__(self, likelihood, cubo_weight=1.0, cubo_order=2.0, n_threads=1):
         # Bernoulli is read off the output layer's width; rectified is not.
-        self.rectified = _checked_likelihood(likelihood) == "rectified"
+        self.rectified = network.check_likelihood(likelihood) == "rectified"
         self.cubo_weight = float(cubo_weight)
         self.cubo_order = float(cubo_order)
         self.n_threads = int(n_threads)

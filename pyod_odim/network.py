@@ -34,6 +34,13 @@ LIKELIHOODS = ("gaussian", "bernoulli", "rectified")
   mass at 0 and still give its positive values a wide spread.
 """
 
+def check_likelihood(likelihood):
+    """Return ``likelihood`` if it is one of :data:`LIKELIHOODS`, else raise ``ValueError``."""
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+    return likelihood
+
+
 # log erfc(t) = log(s) - t^2 + P(s) with s = 1 / (1 + t / 2), t >= 0: P is a
 # degree-9 polynomial least-squares fitted here to erfcx on t in [0, 1e5]
 # (largest error 3e-7 in float32); the C++ kernels use the same numbers.
@@ -443,7 +450,8 @@ def feature_nll(
     where ``-log p(x_j | z) = ((x_j - mean_j)^2 exp(-logvar_j) + logvar_j
     + log(2 pi)) / 2`` for the Gaussian decoder (sigmoid mean, log-variance
     clamped to [-6, 2]), :func:`rectified_nll` for the rectified one and
-    ``softplus(logit_j) - x_j logit_j`` for the Bernoulli one. The rest of the loss is the latent part
+    ``softplus(logit_j) - x_j logit_j`` for the Bernoulli one. The rest of
+    the loss is the latent part
 
         r(x) = sum_k w~_k * (log q(z_k | x) - log p(z_k)) - H(w~) + log K,
 

@@ -17,8 +17,9 @@ keep that map meaningful for every finite input:
 * **Clipping with an overshoot cost.** The network sees every scaled value
   clipped to a box around [0, 1] (:func:`network_box`: ten bound-widths
   beyond the bounds on either side for the Gaussian decoder, from 0 up for
-  the rectified one, [0, 1] itself for the Bernoulli one), so its float32 arithmetic never overflows, and a
-  row just outside the training range is scored by the network as before.
+  the rectified one, [0, 1] itself for the Bernoulli one), so its float32
+  arithmetic never overflows, and a row just outside the training range
+  is scored by the network as before.
   How far a value lies beyond the box is charged in float64 as the
   negative log-likelihood a Gaussian with the decoder's smallest variance
   would add (:func:`overshoot_cost`). A row farther out along a feature
@@ -221,7 +222,9 @@ class FeatureScaling:
         floor : bool, optional (default=False)
             Map a value equal to its feature's lower bound to exactly 0, as
             the rectified likelihood's point mass needs; float32 rounding of
-            ``X * scale_ + offset_`` can otherwise leave a few ulps.
+            ``X * scale_ + offset_`` can otherwise leave a few ulps (in
+            float64 it is exactly 0 already: ``offset_`` is the negated
+            product ``data_min_ * scale_``).
 
         Returns
         -------
@@ -234,7 +237,7 @@ class FeatureScaling:
             sum).
         """
         scaled = self.transform(X)
-        if floor:
+        if floor and scaled.dtype != np.float64:
             scaled[X == self.data_min_] = 0.0
         clipped = np.clip(scaled, box[0], box[1])
         # The scaled copy becomes the excess in place: no third row-sized array.

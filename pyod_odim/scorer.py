@@ -75,8 +75,7 @@ class FittedScorer:
                  combination="mean", member_mean=None, member_std=None,
                  neighbors=None, threshold=None, contamination=None,
                  feature_reference=None, contribution_quantiles=None):
-        if likelihood not in network.LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {network.LIKELIHOODS}, got {likelihood!r}")
+        network.check_likelihood(likelihood)
         if combination not in COMBINATIONS:
             raise ValueError(f"combination must be one of {COMBINATIONS}, got {combination!r}")
         self.scaling = scaling
