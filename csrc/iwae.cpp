@@ -270,9 +270,13 @@ class PackedEnsemble {
       }
     }
     for (std::size_t i = 0; i < in; ++i) {
+      const float* row = w_src + i * out;
+      if (ni < 0) {  // training: a plain copy (the unit scale is exact)
+        for (std::size_t c = 0; c < out; ++c) w[panel_offset(i, cm.to_padded(c), in, ld)] = row[c];
+        continue;
+      }
       for (std::size_t c = 0; c < out; ++c) {
-        w[panel_offset(i, cm.to_padded(c), in, ld)] =
-            static_cast<float>(w_src[i * out + c] * scale[c]);
+        w[panel_offset(i, cm.to_padded(c), in, ld)] = static_cast<float>(row[c] * scale[c]);
       }
     }
     for (std::size_t c = 0; c < out; ++c) {

@@ -144,8 +144,9 @@ inline ContribBuffers carve_contrib(const Dims& dm, Arena& a, std::size_t rows,
   return c;
 }
 
-// Rows per chunk of a weight-gradient product.
-constexpr std::size_t kGradChunk = 64;
+// Rows per chunk of a weight-gradient product: each chunk reads and writes
+// the whole gradient G once, so larger chunks pass over it fewer times.
+constexpr std::size_t kGradChunk = 256;
 
 // Scratch of one pass of train_update over B rows and K samples. The forward
 // pass keeps what the backward pass needs: each hidden layer's normalized
