@@ -34,21 +34,36 @@ from _common import load, markdown_table, require_datasets
 from _grid import FAMILIES
 
 SETS = FAMILIES["sparse image"] + FAMILIES["dense image"] + FAMILIES["text"]
-TODAY = dict(n_samples_train=10, n_samples_check=None, patience=10, n_estimators=10)
-# k5_m5 is what the defaults now do above 256 features; the others are the
-# alternatives measured beside it (docs/speed.md, "Embedding sets").
+TODAY = dict(n_samples_train=10, n_samples_check=None, patience=10, n_estimators=10,
+             likelihood="gaussian", selection_size=8192)
+# k5_m5 is the first wide-data rule (5 members, 5 training samples); the
+# variants after it are the alternatives measured beside it (docs/speed.md,
+# "Embedding sets").
 VARIANTS = {
     "today": TODAY,
     "defaults": {},
+    # The defaults before the wide-data patience and check subset
+    # (pyod_odim.detector.WIDE_DEFAULTS), rectified decoder included.
+    "before": dict(patience=10, selection_size=8192),
     # The defaults before likelihood="auto" (docs/accuracy.md, "A
     # likelihood for sparse features"); on sets "auto" leaves Gaussian it is
-    # the same fit as "defaults".
-    "gaussian": dict(likelihood="gaussian"),
+    # the same fit as "before".
+    "gaussian": dict(likelihood="gaussian", patience=10, selection_size=8192),
     "k5": dict(TODAY, n_samples_train=5),
     "k5_m5": dict(TODAY, n_samples_train=5, n_estimators=5),
     "m5": dict(TODAY, n_estimators=5),
     "h64": dict(TODAY, hidden_sizes=(64, 32)),
     "h64_k5": dict(TODAY, hidden_sizes=(64, 32), n_samples_train=5),
+    # Candidates of the cheaper wide-data defaults (docs/speed.md), as
+    # changes from the defaults before them; p5_sel2k is what the defaults
+    # now do above 256 features.
+    "b64": dict(batch_size=64, patience=10, selection_size=8192),
+    "p5": dict(patience=5, selection_size=8192),
+    "sel2k": dict(patience=10, selection_size=2048),
+    "iw20": dict(n_samples_iwae=20, patience=10, selection_size=8192),
+    "fast": dict(batch_size=64, patience=5, selection_size=2048),
+    "fast_iw20": dict(batch_size=64, patience=5, selection_size=2048, n_samples_iwae=20),
+    "p5_sel2k": dict(patience=5, selection_size=2048),
 }
 CACHE = os.path.join(os.path.dirname(__file__), "..", "results", "embeddings.jsonl")
 
@@ -75,7 +90,8 @@ def fit_one(job):
     seconds = time.perf_counter() - t0
     return dict(variant=variant, set=name, seed=seed, seconds=seconds,
                 auc=float(roc_auc_score(y, clf.decision_scores_)),
-                n_updates=int(clf.n_updates_), best_update=[int(u) for u in clf.best_update_])
+                n_updates=int(clf.n_updates_), best_update=[int(u) for u in clf.best_update_],
+                timings={k: round(float(v), 3) for k, v in clf.timings_.items()})
 
 
 def read_cache(tag):

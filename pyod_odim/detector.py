@@ -3,6 +3,7 @@
 import numbers
 import time
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -32,15 +33,42 @@ from .training import TrainingConfig, train_ensemble
 
 
 WIDE_FEATURES = 256
-"""int: above this many features the defaults train 5 members with 5 importance samples.
+"""int: above this many features the defaults switch to :data:`WIDE_DEFAULTS`.
 
 Beyond it the decoder's output layer (a mean and a log-variance for each of
-``d`` features) is most of every update's arithmetic; on the shared
-embedding sets (512 to 1000 features) halving the members and the training
-samples kept the training AUC (docs/speed.md, "Embedding sets") at about a
-quarter of the fit time. Tabular data up to 256 features keeps the paper's
-10 members and this package's 10 training samples.
+``d`` features) is most of every update's arithmetic, and every check and
+the final scoring pass repeat it; on the shared embedding sets (512 to 1000
+features) the wide defaults kept the training AUC at a fraction of the fit
+time (docs/speed.md, "Embedding sets"). Tabular data up to 256 features
+keeps :data:`NARROW_DEFAULTS`.
 """
+
+
+class WidthDefaults(NamedTuple):
+    """The defaults of the parameters that depend on the number of features.
+
+    Each field is the value an ``"auto"`` (or, for ``n_estimators``,
+    ``None``) parameter of :class:`ODIM` takes.
+    """
+
+    n_estimators: int
+    n_samples_train: int
+    patience: int
+    selection_size: int
+
+
+NARROW_DEFAULTS = WidthDefaults(n_estimators=10, n_samples_train=10, patience=10,
+                                selection_size=8192)
+"""WidthDefaults: up to :data:`WIDE_FEATURES` features: the paper's 10 members
+and patience of 10 checks, 10 training samples, checks on up to 8192 rows."""
+
+WIDE_DEFAULTS = WidthDefaults(n_estimators=5, n_samples_train=5, patience=5,
+                              selection_size=2048)
+"""WidthDefaults: above :data:`WIDE_FEATURES` features: 5 members with 5
+training samples (an update's cost is proportional to their product), 5
+checks of patience (the checkpoint was rarely beaten after that many), and
+checks on up to 2048 rows (on 5,000-row embedding sets the checks had cost
+more than the updates)."""
 
 
 FLOOR_SHARE = 0.3
@@ -84,8 +112,12 @@ def likelihood_for_data(X):
     return "rectified" if at_floor >= FLOOR_SHARE * X.size else "gaussian"
 
 
+def _is_auto(value):
+    return isinstance(value, str) and value == "auto"
+
+
 def defaults_for_width(n_features):
-    """``(n_estimators, n_samples_train)`` of the defaults for ``n_features`` features.
+    """The defaults of the width-dependent parameters for ``n_features`` features.
 
     Parameters
     ----------
@@ -93,10 +125,11 @@ def defaults_for_width(n_features):
 
     Returns
     -------
-    n_estimators, n_samples_train : int
-        ``(10, 10)``, or ``(5, 5)`` above :data:`WIDE_FEATURES` features.
+    WidthDefaults
+        :data:`WIDE_DEFAULTS` above :data:`WIDE_FEATURES` features, else
+        :data:`NARROW_DEFAULTS`.
     """
-    return (5, 5) if n_features > WIDE_FEATURES else (10, 10)
+    return WIDE_DEFAULTS if n_features > WIDE_FEATURES else NARROW_DEFAULTS
 
 
 class ODIM(BaseDetector):
@@ -156,9 +189,11 @@ class ODIM(BaseDetector):
     check_every : int, optional (default=10)
         Updates between two checks, ``N_u`` (paper: 10).
 
-    patience : int, optional (default=10)
+    patience : int or "auto", optional (default="auto")
         Checks without a new best distance before a member stops,
-        ``N_pat`` (paper: 10).
+        ``N_pat``. ``"auto"``: 10 (the paper's), or 5 above
+        :data:`WIDE_FEATURES` features (:data:`WIDE_DEFAULTS`; docs/speed.md,
+        "Embedding sets", has the measured choice).
 
     max_updates : int, optional (default=5000)
         Hard cap on updates; fits normally stop earlier by patience.
@@ -225,10 +260,12 @@ class ODIM(BaseDetector):
         "variance" uses variances in place of standard deviations, as the
         authors' published code does.
 
-    selection_size : int or None, optional (default=8192)
+    selection_size : int, "auto" or None, optional (default="auto")
         Checks score at most this many rows (a fixed random subset); every
         row is scored once at the end with each member's best checkpoint.
-        ``None`` always uses all rows (the paper's protocol).
+        ``"auto"``: 8192, or 2048 above :data:`WIDE_FEATURES` features,
+        where scoring a row costs most. ``None`` always uses all rows (the
+        paper's protocol).
 
     combination : {"mean", "standardized"}, optional (default="mean")
         How member scores merge: the plain mean of losses, or the mean after
@@ -422,7 +459,7 @@ class ODIM(BaseDetector):
         n_samples_train="auto",
         n_samples_check=None,
         check_every=10,
-        patience=10,
+        patience="auto",
         max_updates=5000,
         min_updates=100,
         smoothing=3,
@@ -433,7 +470,7 @@ class ODIM(BaseDetector):
         likelihood="auto",
         batch_norm=True,
         distance="sigma",
-        selection_size=8192,
+        selection_size="auto",
         combination="mean",
         use_labels=False,
         cubo_weight=1.0,
@@ -505,18 +542,17 @@ class ODIM(BaseDetector):
         for name in ("batch_norm", "use_labels"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if self.selection_size is not None:
-            check_int(self.selection_size, "selection_size", 2)
         if self.max_fit_rows is not None:
             check_int(self.max_fit_rows, "max_fit_rows", 2)
         check_float(self.working_memory, "working_memory", 0.0)
         if self.scaling_fence is not None:
             check_float(self.scaling_fence, "scaling_fence", 0.0, low_open=False)
         n_score = check_int(self.n_samples_iwae, "n_samples_iwae", 1)
-        n_members, auto_samples = defaults_for_width(n_features)
+        width = defaults_for_width(n_features)
+        n_members = width.n_estimators
         n_train = n_score
-        if isinstance(self.n_samples_train, str) and self.n_samples_train == "auto":
-            n_train = auto_samples
+        if _is_auto(self.n_samples_train):
+            n_train = width.n_samples_train
         elif self.n_samples_train is not None:
             n_train = check_int(self.n_samples_train, "n_samples_train", 1)
         if self.n_estimators is not None:
@@ -526,6 +562,11 @@ class ODIM(BaseDetector):
             n_check = check_int(self.n_samples_check, "n_samples_check", 1)
         # Checks use the first draws of the fixed scoring draws.
         n_check = min(n_check, n_score)
+        selection_size = self.selection_size
+        if _is_auto(selection_size):
+            selection_size = width.selection_size
+        elif selection_size is not None:
+            selection_size = check_int(selection_size, "selection_size", 2)
         hidden, latent = network.default_architecture(n_features)
         if self.hidden_sizes is not None:
             sizes = tuple(self.hidden_sizes)
@@ -541,11 +582,12 @@ class ODIM(BaseDetector):
             batch_size=check_int(self.batch_size, "batch_size", 1),
             lr=float(self.lr),
             check_every=check_int(self.check_every, "check_every", 1),
-            patience=check_int(self.patience, "patience", 1),
+            patience=width.patience if _is_auto(self.patience)
+            else check_int(self.patience, "patience", 1),
             max_updates=check_int(self.max_updates, "max_updates", 1),
             min_updates=check_int(self.min_updates, "min_updates", 0),
             smoothing=check_int(self.smoothing, "smoothing", 1),
-            selection_size=self.selection_size,
+            selection_size=selection_size,
             distance=self.distance,
             # Only Bernoulli sizes the decoder differently ("auto" never
             # chooses it).

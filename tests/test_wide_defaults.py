@@ -1,20 +1,40 @@
-"""The defaults by width: 5 members and 5 training samples above 256 features."""
+"""The defaults by width: cheaper members, samples, patience and checks above 256 features."""
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from pyod_odim import ODIM
-from pyod_odim.detector import WIDE_FEATURES, defaults_for_width
+from pyod_odim.detector import (NARROW_DEFAULTS, WIDE_DEFAULTS, WIDE_FEATURES,
+                                defaults_for_width)
 
 QUICK = dict(max_updates=10, min_updates=0, patience=1, check_every=5, n_samples_iwae=8,
              random_state=0)
 
 
 def test_the_rule_switches_above_wide_features():
-    assert defaults_for_width(WIDE_FEATURES) == (10, 10)
-    assert defaults_for_width(WIDE_FEATURES + 1) == (5, 5)
-    assert defaults_for_width(9) == (10, 10)
+    assert defaults_for_width(WIDE_FEATURES) == NARROW_DEFAULTS
+    assert defaults_for_width(WIDE_FEATURES + 1) == WIDE_DEFAULTS
+    assert defaults_for_width(9) == NARROW_DEFAULTS
+    # Tabular data keeps the paper's members and patience.
+    assert (NARROW_DEFAULTS.n_estimators, NARROW_DEFAULTS.patience) == (10, 10)
+    assert NARROW_DEFAULTS.n_samples_train == 10
+    assert NARROW_DEFAULTS.selection_size == 8192
+    for field in WIDE_DEFAULTS._fields:
+        assert getattr(WIDE_DEFAULTS, field) <= getattr(NARROW_DEFAULTS, field)
+
+
+@pytest.mark.parametrize("n_features", [WIDE_FEATURES, WIDE_FEATURES + 1])
+def test_auto_parameters_resolve_by_width(n_features):
+    config = ODIM()._check_parameters(n_features)[1]
+    width = defaults_for_width(n_features)
+    assert config.n_members == width.n_estimators
+    assert config.n_samples_train == width.n_samples_train
+    assert config.patience == width.patience
+    assert config.selection_size == width.selection_size
+    # Explicit values win, and None keeps meaning "every row".
+    config = ODIM(patience=7, selection_size=None)._check_parameters(n_features)[1]
+    assert (config.patience, config.selection_size) == (7, None)
 
 
 @pytest.mark.parametrize("n_features, members", [(WIDE_FEATURES, 10), (WIDE_FEATURES + 1, 5)])
@@ -26,6 +46,7 @@ def test_default_fit_uses_the_rule(n_features, members):
     # get_params keeps what the user gave: the rule is applied at fit time.
     assert clf.get_params()["n_estimators"] is None
     assert clf.get_params()["n_samples_train"] == "auto"
+    assert clf.get_params()["selection_size"] == "auto"
 
 
 def test_explicit_values_override_the_rule():
@@ -34,6 +55,9 @@ def test_explicit_values_override_the_rule():
     assert clf.scorer_.n_members == 3
     with pytest.raises((TypeError, ValueError), match="n_samples_train"):
         ODIM(n_samples_train="many").fit(X)
+    for name in ("patience", "selection_size"):
+        with pytest.raises((TypeError, ValueError), match=name):
+            ODIM(**{name: "many"}).fit(X)
 
 
 def test_wide_fit_ranks_planted_outliers_first():
