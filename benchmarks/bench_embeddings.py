@@ -1,6 +1,7 @@
 """ODIM's accuracy and fit time on the shared embedding sets, variant against variant.
 
     python benchmarks/bench_embeddings.py [--variants today,defaults] [--seeds 0,1,2] [--jobs 2]
+        [--sets ...] [--tag TAG] [--report-only]
 
 Each variant is a set of ODIM constructor arguments (``VARIANTS``):
 ``today`` spells out the defaults this comparison started from, so it
@@ -142,6 +143,8 @@ def main():
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--tag", default=None)
     parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--report-only", action="store_true",
+                        help="report the cached fits, fitting nothing")
     args = parser.parse_args()
     require_datasets()
     import pyod_odim
@@ -158,6 +161,8 @@ def main():
         print(f"  {v}: {VARIANTS[v] or 'the defaults'}")
     done = {} if args.fresh else read_cache(tag)
     jobs = [(v, n, s) for n in sets for s in seeds for v in variants if (v, n, s) not in done]
+    if args.report_only:
+        jobs = []
     os.makedirs(os.path.dirname(CACHE), exist_ok=True)
     with mp.get_context("spawn").Pool(args.jobs) as pool, open(CACHE, "a") as cache:
         for row in pool.imap_unordered(fit_one, jobs):
