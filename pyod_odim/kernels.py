@@ -121,9 +121,9 @@ def score_losses(params, X, score_eps, n_threads=1, rectified=False):
     score_eps : Tensor of shape (M, K, 1, L) or (M, K, L)
         Importance draws shared by all rows.
     n_threads : int, optional (default=1)
+        OpenMP threads; members and row blocks are spread over them.
     rectified : bool, optional (default=False)
         The decoder is the rectified Gaussian (``likelihood="rectified"``).
-        OpenMP threads; members and row blocks are spread over them.
 
     Returns
     -------

@@ -8,6 +8,7 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
 from pyod_odim import ODIM, engines, kernels, network
+from random_network import random_parameters
 
 needs_kernels = pytest.mark.skipif(not kernels.AVAILABLE, reason="C++ kernels not built")
 
@@ -28,17 +29,8 @@ CASES = [
 
 
 def _network(d, hidden, latent, likelihood, batch_norm, members, seed=3):
-    bernoulli = likelihood == "bernoulli"
-    arch = network.Architecture(d, hidden, latent)
-    generator = torch.Generator().manual_seed(seed)
-    params = network.init_parameters(arch, members, generator, torch.device("cpu"),
-                                     bernoulli, batch_norm)
-    # Running statistics away from their initial values.
-    for t in params["bn_mean"]:
-        t.uniform_(-0.3, 0.3, generator=generator)
-    for t in params["bn_var"]:
-        t.uniform_(0.5, 2.0, generator=generator)
-    return params, generator
+    return random_parameters(network.Architecture(d, hidden, latent), likelihood,
+                             batch_norm, members, seed)
 
 
 def _inputs(d, latent, likelihood, members, k, generator, n=53):

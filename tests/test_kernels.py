@@ -6,6 +6,7 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
 from pyod_odim import engines, kernels, network
+from random_network import random_parameters
 
 pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason="C++ kernels not built")
 
@@ -25,18 +26,9 @@ CASES = [
 
 
 def _network(d, likelihood, batch_norm, members=3, seed=1):
-    bernoulli = likelihood == "bernoulli"
     hidden, latent = network.default_architecture(d)
-    arch = network.Architecture(d, hidden, latent)
-    generator = torch.Generator().manual_seed(seed)
-    params = network.init_parameters(arch, members, generator, torch.device("cpu"),
-                                     bernoulli, batch_norm)
-    # Running statistics away from their initial values, so that folding
-    # them into the weights is exercised.
-    for t in params["bn_mean"]:
-        t.uniform_(-0.3, 0.3, generator=generator)
-    for t in params["bn_var"]:
-        t.uniform_(0.5, 2.0, generator=generator)
+    params, generator = random_parameters(network.Architecture(d, hidden, latent),
+                                          likelihood, batch_norm, members, seed)
     return params, latent, generator
 
 
