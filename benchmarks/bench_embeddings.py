@@ -65,8 +65,8 @@ VARIANTS = {
     "fast": dict(batch_size=64, patience=5, selection_size=2048),
     "fast_iw20": dict(batch_size=64, patience=5, selection_size=2048, n_samples_iwae=20),
     "p5_sel2k": dict(patience=5, selection_size=2048),
-    # A shorter warm-up on top of the current wide defaults.
-    "w50": dict(min_updates=50),
+    # A shorter warm-up on top of p5_sel2k.
+    "w50": dict(patience=5, selection_size=2048, min_updates=50),
 }
 CACHE = os.path.join(os.path.dirname(__file__), "..", "results", "embeddings.jsonl")
 

@@ -269,14 +269,14 @@ class PackedEnsemble {
         shift[c] = rm[c];
       }
     }
+    // A layer without a folded norm (every layer in training) keeps its
+    // weights as they are, without the round trip through double.
+    const bool folded = ni >= 0;
     for (std::size_t i = 0; i < in; ++i) {
       const float* row = w_src + i * out;
-      if (ni < 0) {  // training: a plain copy (the unit scale is exact)
-        for (std::size_t c = 0; c < out; ++c) w[panel_offset(i, cm.to_padded(c), in, ld)] = row[c];
-        continue;
-      }
       for (std::size_t c = 0; c < out; ++c) {
-        w[panel_offset(i, cm.to_padded(c), in, ld)] = static_cast<float>(row[c] * scale[c]);
+        w[panel_offset(i, cm.to_padded(c), in, ld)] =
+            folded ? static_cast<float>(row[c] * scale[c]) : row[c];
       }
     }
     for (std::size_t c = 0; c < out; ++c) {

@@ -564,6 +564,9 @@ class ODIM(BaseDetector):
             n_check = check_int(self.n_samples_check, "n_samples_check", 1)
         # Checks use the first draws of the fixed scoring draws.
         n_check = min(n_check, n_score)
+        patience = width.patience
+        if not _is_auto(self.patience):
+            patience = check_int(self.patience, "patience", 1)
         selection_size = self.selection_size
         if _is_auto(selection_size):
             selection_size = width.selection_size
@@ -584,8 +587,7 @@ class ODIM(BaseDetector):
             batch_size=check_int(self.batch_size, "batch_size", 1),
             lr=float(self.lr),
             check_every=check_int(self.check_every, "check_every", 1),
-            patience=width.patience if _is_auto(self.patience)
-            else check_int(self.patience, "patience", 1),
+            patience=patience,
             max_updates=check_int(self.max_updates, "max_updates", 1),
             min_updates=check_int(self.min_updates, "min_updates", 0),
             smoothing=check_int(self.smoothing, "smoothing", 1),

@@ -34,6 +34,7 @@ LIKELIHOODS = ("gaussian", "bernoulli", "rectified")
   mass at 0 and still give its positive values a wide spread.
 """
 
+
 def check_likelihood(likelihood):
     """Return ``likelihood`` if it is one of :data:`LIKELIHOODS`, else raise ``ValueError``."""
     if likelihood not in LIKELIHOODS:
@@ -304,7 +305,7 @@ def _decoder_outputs(
         The rows.
     first, second : Tensor of shape (M, K, B, d)
         The decoder's logits twice (Bernoulli), or its means (through a
-        sigmoid for "gaussian", as they are for "rectified") and clamped
+        sigmoid for "gaussian", unconstrained for "rectified") and clamped
         log-variances.
     log_prior_ratio : Tensor of shape (M, K, B)
         ``log p(z_k) - log q(z_k | x)``.
