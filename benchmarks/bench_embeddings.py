@@ -67,6 +67,13 @@ VARIANTS = {
     "p5_sel2k": dict(patience=5, selection_size=2048),
     # A shorter warm-up on top of p5_sel2k.
     "w50": dict(patience=5, selection_size=2048, min_updates=50),
+    # Longer warm-ups on top of p5_sel2k: most members kept a checkpoint at
+    # the first allowed update (100) and the shorter warm-up lost.
+    "w150": dict(patience=5, selection_size=2048, min_updates=150),
+    "w200": dict(patience=5, selection_size=2048, min_updates=200),
+    # A larger step instead of more updates (same cost as p5_sel2k).
+    "lr2": dict(patience=5, selection_size=2048, lr=2e-3),
+    "lr2_w150": dict(patience=5, selection_size=2048, lr=2e-3, min_updates=150),
 }
 CACHE = os.path.join(os.path.dirname(__file__), "..", "results", "embeddings.jsonl")
 

@@ -1,4 +1,5 @@
-"""The defaults by width: cheaper members, samples, patience and checks above 256 features."""
+"""The defaults by width: cheaper members, samples, patience and checks, and a
+later warm-up, above 256 features."""
 
 import numpy as np
 import pytest
@@ -20,8 +21,11 @@ def test_the_rule_switches_above_wide_features():
     assert (NARROW_DEFAULTS.n_estimators, NARROW_DEFAULTS.patience) == (10, 10)
     assert NARROW_DEFAULTS.n_samples_train == 10
     assert NARROW_DEFAULTS.selection_size == 8192
-    for field in WIDE_DEFAULTS._fields:
+    assert NARROW_DEFAULTS.min_updates == 100
+    # Everything that costs time shrinks on wide data but the warm-up.
+    for field in set(WIDE_DEFAULTS._fields) - {"min_updates"}:
         assert getattr(WIDE_DEFAULTS, field) <= getattr(NARROW_DEFAULTS, field)
+    assert WIDE_DEFAULTS.min_updates > NARROW_DEFAULTS.min_updates
 
 
 @pytest.mark.parametrize("n_features", [WIDE_FEATURES, WIDE_FEATURES + 1])
@@ -32,9 +36,10 @@ def test_auto_parameters_resolve_by_width(n_features):
     assert config.n_samples_train == width.n_samples_train
     assert config.patience == width.patience
     assert config.selection_size == width.selection_size
+    assert config.min_updates == width.min_updates
     # Explicit values win, and None keeps meaning "every row".
-    config = ODIM(patience=7, selection_size=None)._check_parameters(n_features)[1]
-    assert (config.patience, config.selection_size) == (7, None)
+    config = ODIM(patience=7, selection_size=None, min_updates=0)._check_parameters(n_features)[1]
+    assert (config.patience, config.selection_size, config.min_updates) == (7, None, 0)
 
 
 @pytest.mark.parametrize("n_features, members", [(WIDE_FEATURES, 10), (WIDE_FEATURES + 1, 5)])
@@ -47,6 +52,7 @@ def test_default_fit_uses_the_rule(n_features, members):
     assert clf.get_params()["n_estimators"] is None
     assert clf.get_params()["n_samples_train"] == "auto"
     assert clf.get_params()["selection_size"] == "auto"
+    assert ODIM().get_params()["min_updates"] == "auto"
 
 
 def test_explicit_values_override_the_rule():
@@ -55,7 +61,7 @@ def test_explicit_values_override_the_rule():
     assert clf.scorer_.n_members == 3
     with pytest.raises((TypeError, ValueError), match="n_samples_train"):
         ODIM(n_samples_train="many").fit(X)
-    for name in ("patience", "selection_size"):
+    for name in ("patience", "selection_size", "min_updates", "lr"):
         with pytest.raises((TypeError, ValueError), match=name):
             ODIM(**{name: "many"}).fit(X)
 
@@ -73,3 +79,27 @@ def test_wide_fit_ranks_planted_outliers_first():
     assert roc_auc_score(y, clf.decision_scores_) > 0.99
     top = np.argsort(-clf.decision_scores_)[:12]
     assert set(top) == set(range(12))
+
+
+@pytest.mark.parametrize("likelihood, lr", [("gaussian", 1e-3), ("rectified", 2e-3)])
+def test_auto_learning_rate_follows_the_likelihood(monkeypatch, likelihood, lr):
+    import pyod_odim.detector as detector
+
+    assert detector.LEARNING_RATES[likelihood] == lr
+    seen = []
+    real = detector.train_ensemble
+
+    def recording(X, arch, config, *args, **kwargs):
+        seen.append(config.lr)
+        return real(X, arch, config, *args, **kwargs)
+
+    monkeypatch.setattr(detector, "train_ensemble", recording)
+    rng = np.random.RandomState(0)
+    # Sparse non-negative rows: "auto" takes the rectified decoder on them.
+    X = np.maximum(rng.randn(80, WIDE_FEATURES + 4), 0.0)
+    clf = ODIM(likelihood=likelihood, **QUICK).fit(X)
+    ODIM(lr=5e-4, likelihood=likelihood, **QUICK).fit(X)
+    assert seen == [lr, 5e-4]
+    assert ODIM(**QUICK).fit(X).likelihood_ == "rectified"
+    assert seen[-1] == detector.LEARNING_RATES["rectified"]
+    assert np.isfinite(clf.decision_scores_).all()
