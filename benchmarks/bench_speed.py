@@ -19,9 +19,10 @@ commands run back to back. Sections:
   one thread for everything (``torch.set_num_threads(1)``, ``n_jobs=1``):
   ODIM's default fit, the fit of the defaults before ``likelihood="auto"``
   and the cheaper wide-data checks (``BEFORE``: the Gaussian decoder,
-  patience 10, checks on up to 8192 rows), PyOD's VAE and AutoEncoder at
-  their defaults and IForest, back to back; fit seconds, the ratios of
-  ODIM to VAE and to the earlier fit, and training AUC.
+  patience 10, checks on up to 8192 rows, warm-up 100, rate 1e-3), PyOD's
+  VAE and AutoEncoder at their defaults and IForest, back to back; fit
+  seconds, the ratios of ODIM to VAE and to the earlier fit, and training
+  AUC.
 * ``wide``: the embedding sets with the ODIM authors' wider network for
   more than 500 features, against the default.
 * ``scoring``: rows per second of ``decision_function`` on shuttle, C++
@@ -60,7 +61,7 @@ EARLIER = dict(compile="eager", n_samples_train=50)
 # Every shared embedding set, and the defaults the embedding-speed work started from.
 ALL_EMBEDDING_SETS = ("mvtec-ad_bottle,mvtec-ad_screw,mvtec-ad_carpet,cifar10_0,svhn_0,"
                       "mvtec-ad_carpet_vit,20news_3")
-BEFORE = dict(likelihood="gaussian", patience=10, selection_size=8192)
+BEFORE = dict(likelihood="gaussian", patience=10, selection_size=8192, min_updates=100, lr=1e-3)
 
 
 def auc(y, scores):
