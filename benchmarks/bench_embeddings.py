@@ -71,8 +71,8 @@ VARIANTS = {
     "p5_sel2k": dict(patience=5, selection_size=2048, **EARLIER),
     # A shorter warm-up on top of p5_sel2k.
     "w50": dict(patience=5, selection_size=2048, min_updates=50, lr=1e-3),
-    # Longer warm-ups on top of p5_sel2k: most members kept a checkpoint at
-    # the first allowed update (100) and the shorter warm-up lost.
+    # Longer warm-ups on top of p5_sel2k: half the members kept one of the
+    # first three checks allowed (100-120) and the shorter warm-up lost.
     "w150": dict(patience=5, selection_size=2048, min_updates=150, lr=1e-3),
     "w200": dict(patience=5, selection_size=2048, min_updates=200, lr=1e-3),
     # A larger step instead of more updates (same cost as p5_sel2k); the

@@ -222,7 +222,8 @@ class ODIM(BaseDetector):
         for reasons unrelated to outliers (measured on mammography: 6 of 10
         members kept update 10 with inverted rankings). ``"auto"``: 100, or
         150 above :data:`WIDE_FEATURES` features (:data:`WIDE_DEFAULTS`),
-        where most members had kept the first check allowed. 0 is the
+        where half the members had kept one of the first three checks
+        allowed. 0 is the
         paper's procedure; docs/accuracy.md ("Checkpoint selection beyond
         the paper", "Ablations", "A later warm-up and a faster rate for
         sparse features") has the measured choices.
