@@ -40,6 +40,8 @@ SETS = FAMILIES["sparse image"] + FAMILIES["dense image"] + FAMILIES["text"]
 EARLIER = dict(min_updates=100, lr=1e-3)
 TODAY = dict(n_samples_train=10, n_samples_check=None, patience=10, n_estimators=10,
              likelihood="gaussian", selection_size=8192, **EARLIER)
+# The wide-data patience and check subset, with the warm-up and rate before them.
+P5_SEL2K = dict(patience=5, selection_size=2048, **EARLIER)
 # k5_m5 is the first wide-data rule (5 members, 5 training samples); the
 # variants after it are the alternatives measured beside it (docs/speed.md,
 # "Embedding sets").
@@ -68,19 +70,19 @@ VARIANTS = {
     "fast": dict(batch_size=64, patience=5, selection_size=2048, **EARLIER),
     "fast_iw20": dict(batch_size=64, patience=5, selection_size=2048, n_samples_iwae=20,
                       **EARLIER),
-    "p5_sel2k": dict(patience=5, selection_size=2048, **EARLIER),
+    "p5_sel2k": P5_SEL2K,
     # A shorter warm-up on top of p5_sel2k.
-    "w50": dict(patience=5, selection_size=2048, min_updates=50, lr=1e-3),
+    "w50": dict(P5_SEL2K, min_updates=50),
     # Longer warm-ups on top of p5_sel2k: half the members kept one of the
     # first three checks allowed (100-120) and the shorter warm-up lost.
-    "w150": dict(patience=5, selection_size=2048, min_updates=150, lr=1e-3),
-    "w200": dict(patience=5, selection_size=2048, min_updates=200, lr=1e-3),
+    "w150": dict(P5_SEL2K, min_updates=150),
+    "w200": dict(P5_SEL2K, min_updates=200),
     # A larger step instead of more updates (same cost as p5_sel2k); the
     # defaults now take lr2_w150 on the ResNet sets, w150 on the dense ones.
-    "lr2": dict(patience=5, selection_size=2048, lr=2e-3, min_updates=100),
-    "lr2_w150": dict(patience=5, selection_size=2048, lr=2e-3, min_updates=150),
+    "lr2": dict(P5_SEL2K, lr=2e-3),
+    "lr2_w150": dict(P5_SEL2K, lr=2e-3, min_updates=150),
     # A still larger rate on top of the current defaults.
-    "lr3_w150": dict(patience=5, selection_size=2048, lr=3e-3, min_updates=150),
+    "lr3_w150": dict(P5_SEL2K, lr=3e-3, min_updates=150),
 }
 CACHE = os.path.join(os.path.dirname(__file__), "..", "results", "embeddings.jsonl")
 

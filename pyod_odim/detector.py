@@ -133,6 +133,11 @@ def _is_auto(value):
     return isinstance(value, str) and value == "auto"
 
 
+def _int_or_width(value, width_default, name, low):
+    """``width_default`` for ``"auto"``, else ``value`` checked as an integer >= ``low``."""
+    return width_default if _is_auto(value) else check_int(value, name, low)
+
+
 def defaults_for_width(n_features):
     """The defaults of the width-dependent parameters for ``n_features`` features.
 
@@ -223,10 +228,9 @@ class ODIM(BaseDetector):
         members kept update 10 with inverted rankings). ``"auto"``: 100, or
         150 above :data:`WIDE_FEATURES` features (:data:`WIDE_DEFAULTS`),
         where half the members had kept one of the first three checks
-        allowed. 0 is the
-        paper's procedure; docs/accuracy.md ("Checkpoint selection beyond
-        the paper", "Ablations", "A later warm-up and a faster rate for
-        sparse features") has the measured choices.
+        allowed. 0 is the paper's procedure; docs/accuracy.md ("Checkpoint
+        selection beyond the paper", "Ablations", "A later warm-up and a
+        faster rate for sparse features") has the measured choices.
 
     smoothing : int, optional (default=3)
         The selection criterion of a check is the mean GMM-2 distance of
@@ -576,10 +580,9 @@ class ODIM(BaseDetector):
         width = defaults_for_width(n_features)
         n_members = width.n_estimators
         n_train = n_score
-        if _is_auto(self.n_samples_train):
-            n_train = width.n_samples_train
-        elif self.n_samples_train is not None:
-            n_train = check_int(self.n_samples_train, "n_samples_train", 1)
+        if self.n_samples_train is not None:
+            n_train = _int_or_width(self.n_samples_train, width.n_samples_train,
+                                    "n_samples_train", 1)
         if self.n_estimators is not None:
             n_members = check_int(self.n_estimators, "n_estimators", 1)
         n_check = n_train
@@ -587,17 +590,12 @@ class ODIM(BaseDetector):
             n_check = check_int(self.n_samples_check, "n_samples_check", 1)
         # Checks use the first draws of the fixed scoring draws.
         n_check = min(n_check, n_score)
-        patience = width.patience
-        if not _is_auto(self.patience):
-            patience = check_int(self.patience, "patience", 1)
-        min_updates = width.min_updates
-        if not _is_auto(self.min_updates):
-            min_updates = check_int(self.min_updates, "min_updates", 0)
+        patience = _int_or_width(self.patience, width.patience, "patience", 1)
+        min_updates = _int_or_width(self.min_updates, width.min_updates, "min_updates", 0)
         selection_size = self.selection_size
-        if _is_auto(selection_size):
-            selection_size = width.selection_size
-        elif selection_size is not None:
-            selection_size = check_int(selection_size, "selection_size", 2)
+        if selection_size is not None:
+            selection_size = _int_or_width(selection_size, width.selection_size,
+                                           "selection_size", 2)
         hidden, latent = network.default_architecture(n_features)
         if self.hidden_sizes is not None:
             sizes = tuple(self.hidden_sizes)
