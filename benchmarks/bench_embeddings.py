@@ -83,6 +83,13 @@ VARIANTS = {
     "lr2_w150": dict(P5_SEL2K, lr=2e-3, min_updates=150),
     # A still larger rate on top of the current defaults.
     "lr3_w150": dict(P5_SEL2K, lr=3e-3, min_updates=150),
+    # Which state a member keeps: its best check (the paper's) or the state
+    # it stops in, with the wide-data warm-up and rates of commit 42384a4.
+    "best": dict(P5_SEL2K, min_updates=150, lr="auto", checkpoint="best"),
+    "last": dict(P5_SEL2K, min_updates=150, lr="auto", checkpoint="last"),
+    # The same with the warm-up of at least 5 passes over the rows.
+    "best_e5": dict(P5_SEL2K, min_updates="auto", lr="auto", checkpoint="best"),
+    "last_e5": dict(P5_SEL2K, min_updates="auto", lr="auto", checkpoint="last"),
 }
 CACHE = os.path.join(os.path.dirname(__file__), "..", "results", "embeddings.jsonl")
 

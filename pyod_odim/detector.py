@@ -56,26 +56,44 @@ class WidthDefaults(NamedTuple):
     patience: int
     selection_size: int
     min_updates: int
+    min_epochs: float  # the warm-up also lasts this many passes over the rows
 
 
 NARROW_DEFAULTS = WidthDefaults(n_estimators=10, n_samples_train=10, patience=10,
-                                selection_size=8192, min_updates=100)
+                                selection_size=8192, min_updates=100,
+                                min_epochs=0)
 """WidthDefaults: up to :data:`WIDE_FEATURES` features: the paper's 10 members
 and patience of 10 checks, 10 training samples, checks on up to 8192 rows,
-no checkpoint before update 100."""
+no checkpoint before update 100 however many rows."""
 
 WIDE_DEFAULTS = WidthDefaults(n_estimators=5, n_samples_train=5, patience=5,
-                              selection_size=2048, min_updates=150)
+                              selection_size=2048, min_updates=150,
+                              min_epochs=5)
 """WidthDefaults: above :data:`WIDE_FEATURES` features: 5 members with 5
 training samples (an update's cost is proportional to their product), 5
 checks of patience, checks on up to 2048 rows (on 5,000-row embedding sets
 the checks had cost more than the updates), and no checkpoint before update
-150. Over 3 seeds on the seven shared embedding sets, patience and check
+150 or the end of the fifth pass over the rows. Over 3 seeds on the seven shared embedding sets, patience and check
 subset together took 0.68x the fit time for 0.0011 less mean training AUC
 (docs/speed.md, "Patience and check subset"); the later warm-up then gave
 +0.0042 for 1.18x the time (docs/accuracy.md, "A later warm-up and a
-faster rate for sparse features")."""
+faster rate for sparse features"), and the five passes on the two
+5,000-row sets +0.005 on cifar10_0 ("Keeping the state a member stops
+in")."""
 
+
+CHECKPOINTS = ("auto", "best", "last")
+"""tuple of str: the values of ``checkpoint``."""
+
+CHECKPOINT_FOR_LIKELIHOOD = {"gaussian": "best", "rectified": "last", "bernoulli": "best"}
+"""dict: the checkpoint ``checkpoint="auto"`` keeps with each decoder likelihood.
+
+With the rectified decoder (sparse image features) the training AUC did not
+fall in 400 recorded updates: it kept rising on two of the five ResNet-feature
+sets and stayed level on the others, so there the distance decides when a
+member stops and the state it stops in is kept; elsewhere the paper's best
+check is kept.
+"""
 
 LEARNING_RATES = {"gaussian": 1e-3, "rectified": 2e-3, "bernoulli": 1e-3}
 """dict: the Adam learning rate ``lr="auto"`` takes with each decoder likelihood.
@@ -154,6 +172,26 @@ def defaults_for_width(n_features):
     return WIDE_DEFAULTS if n_features > WIDE_FEATURES else NARROW_DEFAULTS
 
 
+def warm_up_updates(width, n_rows, batch_size):
+    """The ``min_updates="auto"`` warm-up of a fit on ``n_rows`` unlabeled rows.
+
+    Parameters
+    ----------
+    width : WidthDefaults
+    n_rows : int
+        Rows the IWAE term trains on.
+    batch_size : int
+
+    Returns
+    -------
+    int
+        ``width.min_updates``, or the updates of ``width.min_epochs`` passes
+        over the rows where that is more (large wide sets).
+    """
+    updates_per_epoch = max(1.0, n_rows / batch_size)
+    return max(width.min_updates, int(np.ceil(width.min_epochs * updates_per_epoch)))
+
+
 class ODIM(BaseDetector):
     """Outlier detection via the inlier-memorization effect (ODIM).
 
@@ -226,11 +264,14 @@ class ODIM(BaseDetector):
         only after it. A barely trained network's losses can look bimodal
         for reasons unrelated to outliers (measured on mammography: 6 of 10
         members kept update 10 with inverted rankings). ``"auto"``: 100, or
-        150 above :data:`WIDE_FEATURES` features (:data:`WIDE_DEFAULTS`),
+        above :data:`WIDE_FEATURES` features (:data:`WIDE_DEFAULTS`) 150,
         where half the members had kept one of the first three checks
-        allowed. 0 is the paper's procedure; docs/accuracy.md ("Checkpoint
-        selection beyond the paper", "Ablations", "A later warm-up and a
-        faster rate for sparse features") has the measured choices.
+        allowed, and at least 5 passes over the rows on large sets
+        (:func:`warm_up_updates`; 206 updates on 5,263 rows). 0 is the
+        paper's procedure; docs/accuracy.md ("Checkpoint selection beyond
+        the paper", "Ablations", "A later warm-up and a faster rate for
+        sparse features", "Keeping the state a member stops in") has the
+        measured choices.
 
     smoothing : int, optional (default=3)
         The selection criterion of a check is the mean GMM-2 distance of
@@ -239,6 +280,16 @@ class ODIM(BaseDetector):
         maximum. 1 is the paper's single-check rule. Averaging keeps one
         noisy reading from choosing the checkpoint (docs/accuracy.md,
         "Checkpoint selection beyond the paper").
+
+    checkpoint : {"auto", "best", "last"}, optional (default="auto")
+        The network each member keeps. "best": its check with the largest
+        (smoothed) GMM-2 distance, the paper's rule. "last": the state it
+        stops in, ``patience`` checks after that best one (or at
+        ``max_updates``); the distance then decides only how long a member
+        trains. "auto": "last" with the rectified decoder, where the
+        training AUC did not fall after the distance's peak in the
+        recorded fits, else "best" (:data:`CHECKPOINT_FOR_LIKELIHOOD`;
+        docs/accuracy.md, "Keeping the state a member stops in").
 
     batch_size : int, optional (default=128)
         Rows per update and member (paper: 128); smaller data uses all rows.
@@ -431,10 +482,12 @@ class ODIM(BaseDetector):
         same before smoothing.
 
     best_update_ : numpy array of shape (n_estimators,)
-        Update of each member's chosen checkpoint.
+        Update of each member's kept checkpoint (with ``checkpoint="last"``
+        the update it stopped at).
 
     best_distance_ : numpy array of shape (n_estimators,)
-        Selection criterion at that checkpoint.
+        Best selection criterion of each member (at its best check, which
+        is also the kept one unless ``checkpoint="last"``).
 
     n_updates_ : int
         Updates run before every member stopped.
@@ -491,6 +544,7 @@ class ODIM(BaseDetector):
         max_updates=5000,
         min_updates="auto",
         smoothing=3,
+        checkpoint="auto",
         batch_size=128,
         lr="auto",
         hidden_sizes=None,
@@ -526,6 +580,7 @@ class ODIM(BaseDetector):
         self.max_updates = max_updates
         self.min_updates = min_updates
         self.smoothing = smoothing
+        self.checkpoint = checkpoint
         self.batch_size = batch_size
         self.lr = lr
         self.hidden_sizes = hidden_sizes
@@ -560,6 +615,7 @@ class ODIM(BaseDetector):
         check_choice(self.likelihood, "likelihood", ("auto",) + network.LIKELIHOODS)
         check_choice(self.distance, "distance", gmm.DISTANCES)
         check_choice(self.combination, "combination", COMBINATIONS)
+        check_choice(self.checkpoint, "checkpoint", CHECKPOINTS)
         check_choice(self.compile, "compile", ENGINES)
         check_choice(self.label_selection, "label_selection", LABEL_SELECTIONS)
         check_float(self.cubo_weight, "cubo_weight", 0.0, low_open=False)
@@ -678,6 +734,14 @@ class ODIM(BaseDetector):
         X_reference = X_fit[reference_rows(X_fit.shape[0], seed)]
         if labeled is not None and fit_rows is not None:
             labeled = labeled[fit_rows]
+        if _is_auto(self.min_updates):
+            n_unlabeled = X_fit.shape[0] - (0 if labeled is None else int(labeled.sum()))
+            config = config._replace(min_updates=warm_up_updates(
+                defaults_for_width(X.shape[1]), n_unlabeled, config.batch_size))
+        checkpoint = self.checkpoint
+        if checkpoint == "auto":
+            checkpoint = CHECKPOINT_FOR_LIKELIHOOD[likelihood]
+        config = config._replace(keep_last=checkpoint == "last")
         scorer = FittedScorer(
             FeatureScaling.fit(X_fit, self.scaling_fence), arch, likelihood,
             params=None, score_eps=None,

@@ -12,7 +12,7 @@ A fit is a sequence of named steps (:class:`EnsembleFit`):
    losses);
 4. :meth:`~EnsembleFit.keep_or_stop`: a member keeps the parameters of its
    largest criterion so far and stops after ``patience`` checks without a
-   new maximum.
+   new maximum (with ``keep_last`` it keeps the state it stops in instead).
 
 :func:`train_ensemble` runs the steps until every member stops.
 """
@@ -50,6 +50,7 @@ class TrainingConfig(NamedTuple):
     n_samples_check: Optional[int] = None  # None: n_samples; at most n_samples
     n_threads: int = 1  # CPU threads of the GMM-2 fits
     smoothing: int = 1  # checks averaged in the selection criterion
+    keep_last: bool = False  # keep each member's state when it stops, not its best check
 
 
 class TrainingResult(NamedTuple):
@@ -58,7 +59,8 @@ class TrainingResult(NamedTuple):
     Attributes
     ----------
     params : dict of str to list of Tensor
-        Each member's parameters at its best check.
+        Each member's parameters at its best check (``keep_last``: at the
+        check it stopped at).
     score_eps : Tensor of shape (M, K, 1, L)
         The fixed importance draws used for every scoring pass.
     train_losses : ndarray of shape (M, n) or None
@@ -346,9 +348,30 @@ class EnsembleFit:
             row[ids] = values
             record.append(row)
         self.check_updates.append(update)
-        # Members out of patience leave the batched network: their best
+        staying = self.waited[ids] < config.patience
+        if config.keep_last:
+            self._keep_stopping_states(losses, distance, staying)
+        # Members out of patience leave the batched network: their kept
         # checkpoint is final, and the others train faster without them.
-        self.live.keep(self.waited[ids] < config.patience)
+        self.live.keep(staying)
+
+    def _keep_stopping_states(self, losses, distance, staying):
+        """Keep the state of each member that stops at this check.
+
+        The best check then only decides when a member stops (``patience``
+        checks after it); the network kept is the one trained that long.
+        A state whose losses are not finite keeps the best check instead.
+        """
+        stopping = ~staying if self.n_updates < self.config.max_updates else np.ones_like(staying)
+        stopping &= np.isfinite(distance)
+        if not stopping.any():
+            return
+        ids = self.live.ids
+        _copy_members(self.best_params, self.live.params, ids[stopping], stopping, self.device)
+        if self.best_losses is None:
+            self.best_losses = np.zeros((self.config.n_members, losses.shape[1]))
+        self.best_losses[ids[stopping]] = losses[stopping]
+        self.best_update[ids[stopping]] = self.n_updates
 
     def result(self):
         """The best checkpoints and the diagnostics of the finished fit."""
