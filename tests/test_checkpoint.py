@@ -2,41 +2,22 @@
 
 import numpy as np
 import pytest
-import torch
 from numpy.testing import assert_array_equal
 
-from pyod_odim import ODIM, network
+from pyod_odim import ODIM
 from pyod_odim.detector import (CHECKPOINT_FOR_LIKELIHOOD, NARROW_DEFAULTS, WIDE_DEFAULTS,
                                 WIDE_FEATURES, warm_up_updates)
-from pyod_odim.engines import make_engine
-from pyod_odim.training import EnsembleFit, TrainingConfig
+
+from fit_helpers import record_configs, scripted_fit
 
 QUICK = dict(max_updates=60, min_updates=0, patience=2, check_every=10, n_samples_iwae=8,
              random_state=0)
 
 
-def scripted_fit(script, keep_last, patience=3):
-    """Keep-or-stop of a 2-member fit on a scripted criterion (no training).
-
-    Check ``c`` is update ``2 (c + 1)``; its losses are all ``c`` so that the
-    kept losses say which check was kept.
-    """
-    X = torch.rand((40, 3), generator=torch.Generator().manual_seed(0))
-    arch = network.Architecture(3, (8, 4), 2)
-    config = TrainingConfig(
-        n_members=2, n_samples=4, batch_size=32, lr=1e-3, check_every=2,
-        patience=patience, max_updates=2 * len(script), selection_size=None,
-        distance="sigma", bernoulli=False, keep_last=keep_last,
-    )
-    engine = make_engine("eager", torch.device("cpu"), arch, "gaussian")
-    fit = EnsembleFit(X, arch, config, torch.Generator().manual_seed(1), engine)
-    for c, values in enumerate(script):
-        if fit.finished():
-            break
-        fit.n_updates += config.check_every
-        ids = fit.live.ids
-        fit.keep_or_stop(np.full((ids.size, 40), float(c)), np.asarray(values, float)[ids])
-    return fit
+def _kept(script, keep_last):
+    """A scripted fit whose check ``c`` has losses all equal to ``c``."""
+    losses = [np.full((2, 60), float(c)) for c in range(len(script))]
+    return scripted_fit(script, patience=3, losses=losses, keep_last=keep_last)
 
 
 def test_last_keeps_the_state_a_member_stops_in():
@@ -44,8 +25,8 @@ def test_last_keeps_the_state_a_member_stops_in():
     # 12); member 1 still rises at the end (update 16).
     script = list(zip([0.1, 0.5, 0.9, 0.4, 0.3, 0.2, 0.2, 0.2],
                       [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]))
-    best = scripted_fit(script, keep_last=False)
-    last = scripted_fit(script, keep_last=True)
+    best = _kept(script, keep_last=False)
+    last = _kept(script, keep_last=True)
     assert_array_equal(best.best_update, [6, 16])
     assert_array_equal(last.best_update, [12, 16])
     assert_array_equal(last.best_losses[:, 0], [5.0, 7.0])
@@ -56,7 +37,7 @@ def test_last_keeps_the_state_a_member_stops_in():
 
 def test_a_non_finite_stopping_state_keeps_the_best_check():
     script = [(0.9, 0.1), (0.1, 0.2), (0.1, 0.3), (np.nan, 0.4), (0.1, 0.5)]
-    fit = scripted_fit(script, keep_last=True)
+    fit = _kept(script, keep_last=True)
     assert fit.best_update[0] == 2
 
 
@@ -78,20 +59,12 @@ def test_fits_report_the_kept_update(checkpoint):
 
 @pytest.mark.parametrize("likelihood", ["gaussian", "rectified"])
 def test_auto_checkpoint_follows_the_likelihood(monkeypatch, likelihood):
-    import pyod_odim.detector as detector
-
-    seen = []
-    real = detector.train_ensemble
-
-    def recording(X, arch, config, *args, **kwargs):
-        seen.append(config.keep_last)
-        return real(X, arch, config, *args, **kwargs)
-
-    monkeypatch.setattr(detector, "train_ensemble", recording)
+    configs = record_configs(monkeypatch)
     X = np.maximum(np.random.RandomState(0).randn(80, 12), 0.0)
     ODIM(likelihood=likelihood, **QUICK).fit(X)
     ODIM(likelihood=likelihood, checkpoint="best", **QUICK).fit(X)
     ODIM(likelihood=likelihood, checkpoint="last", **QUICK).fit(X)
+    seen = [config.keep_last for config in configs]
     assert seen == [CHECKPOINT_FOR_LIKELIHOOD[likelihood] == "last", False, True]
     assert CHECKPOINT_FOR_LIKELIHOOD == {"gaussian": "best", "rectified": "last",
                                          "bernoulli": "best"}
@@ -111,16 +84,7 @@ def test_wide_warm_up_lasts_at_least_five_passes_over_large_data():
 
 
 def test_auto_warm_up_resolves_in_fit_and_explicit_values_win(monkeypatch):
-    import pyod_odim.detector as detector
-
-    seen = []
-    real = detector.train_ensemble
-
-    def recording(X, arch, config, *args, **kwargs):
-        seen.append(config.min_updates)
-        return real(X, arch, config, *args, **kwargs)
-
-    monkeypatch.setattr(detector, "train_ensemble", recording)
+    configs = record_configs(monkeypatch)
     X = np.random.RandomState(0).rand(1000, WIDE_FEATURES + 1)
     quick = dict(QUICK, max_updates=10, patience=1)
     quick.pop("min_updates")
@@ -130,4 +94,5 @@ def test_auto_warm_up_resolves_in_fit_and_explicit_values_win(monkeypatch):
     y = np.zeros(1000, dtype=int)
     y[:200] = 1
     ODIM(batch_size=16, use_labels=True, **quick).fit(X, y)
+    seen = [config.min_updates for config in configs]
     assert seen == [int(np.ceil(5 * 1000 / 16)), 20, int(np.ceil(5 * 800 / 16))]

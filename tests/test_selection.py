@@ -2,40 +2,13 @@
 
 import numpy as np
 import pytest
-import torch
 from numpy.testing import assert_array_equal
 from pyod.utils.data import generate_data
 
-from pyod_odim import ODIM, network
+from pyod_odim import ODIM
 from pyod_odim.gmm import gmm2_distance
-from pyod_odim.engines import make_engine
-from pyod_odim.training import EnsembleFit, TrainingConfig
 
-
-def scripted_fit(script, smoothing, patience=4, min_updates=0, losses=None):
-    """Run the keep-or-stop step of a 2-member fit on a scripted criterion.
-
-    ``script[c]`` holds both members' raw criterion at check ``c`` (every
-    2 updates); no training happens, only the selection rule runs.
-    ``losses[c]``, when given, are the members' (2, 60) losses at check ``c``.
-    """
-    X = torch.rand((60, 3), generator=torch.Generator().manual_seed(0))
-    arch = network.Architecture(3, (8, 4), 2)
-    config = TrainingConfig(
-        n_members=2, n_samples=4, batch_size=32, lr=1e-3, check_every=2,
-        patience=patience, max_updates=2 * len(script), selection_size=None,
-        distance="sigma", bernoulli=False, min_updates=min_updates, smoothing=smoothing,
-    )
-    engine = make_engine("eager", torch.device("cpu"), arch, "gaussian")
-    fit = EnsembleFit(X, arch, config, torch.Generator().manual_seed(1), engine)
-    for c, values in enumerate(script):
-        if fit.finished():
-            break
-        fit.n_updates += config.check_every
-        ids = fit.live.ids
-        checked = np.zeros((2, 60)) if losses is None else losses[c]
-        fit.keep_or_stop(checked[ids], np.asarray(values, dtype=float)[ids])
-    return fit.result()
+from fit_helpers import scripted_fit
 
 
 def test_one_lucky_reading_does_not_win_when_smoothed():
@@ -44,8 +17,8 @@ def test_one_lucky_reading_does_not_win_when_smoothed():
     member0 = [0.1, 0.1, 0.9, 0.1, 0.6, 0.6, 0.6, 0.6, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
     member1 = [0.1, 0.2, 0.3, 0.8, 0.8, 0.8, 0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]
     script = list(zip(member0, member1))
-    single = scripted_fit(script, smoothing=1)
-    smoothed = scripted_fit(script, smoothing=3)
+    single = scripted_fit(script, smoothing=1).result()
+    smoothed = scripted_fit(script, smoothing=3).result()
     # Check c is update 2 (c + 1).
     assert single.best_update[0] == 6          # the spike wins a single-check rule
     assert smoothed.best_update[0] == 14       # the first full window on the plateau
@@ -61,7 +34,7 @@ def test_degenerate_member_keeps_its_first_checkpoint_and_stops():
     # Member 1's losses never separate (a constant criterion): it keeps the
     # first check after the warm-up and stops `patience` checks later.
     script = [(0.1 * c, 0.0) for c in range(12)]
-    fit = scripted_fit(script, smoothing=3, patience=3, min_updates=4)
+    fit = scripted_fit(script, smoothing=3, patience=3, min_updates=4).result()
     assert fit.best_update[1] == 4
     last_seen = fit.check_updates[np.isfinite(fit.check_distances[:, 1])].max()
     assert last_seen == 4 + 2 * 3
@@ -98,7 +71,7 @@ def test_bimodal_check_wins_on_gmm_distances():
         losses.append(member)
     script = [gmm2_distance(member) for member in losses]
     assert np.argmax([d[0] for d in script]) in (5, 6, 7)
-    fit = scripted_fit(script, smoothing=3, patience=4, losses=losses)
+    fit = scripted_fit(script, smoothing=3, patience=4, losses=losses).result()
     assert fit.best_update[0] == 2 * (7 + 1)     # the window of checks 5-7
     assert_array_equal(fit.train_losses[0], losses[7][0])
     assert set(np.argsort(fit.train_losses[0])[-6:]) == set(outliers)

@@ -9,6 +9,8 @@ from pyod_odim import ODIM
 from pyod_odim.detector import (NARROW_DEFAULTS, WIDE_DEFAULTS, WIDE_FEATURES,
                                 defaults_for_width)
 
+from fit_helpers import record_configs
+
 QUICK = dict(max_updates=10, min_updates=0, patience=1, check_every=5, n_samples_iwae=8,
              random_state=0)
 
@@ -86,20 +88,13 @@ def test_auto_learning_rate_follows_the_likelihood(monkeypatch, likelihood, lr):
     import pyod_odim.detector as detector
 
     assert detector.LEARNING_RATES[likelihood] == lr
-    seen = []
-    real = detector.train_ensemble
-
-    def recording(X, arch, config, *args, **kwargs):
-        seen.append(config.lr)
-        return real(X, arch, config, *args, **kwargs)
-
-    monkeypatch.setattr(detector, "train_ensemble", recording)
+    configs = record_configs(monkeypatch)
     rng = np.random.RandomState(0)
     # Sparse non-negative rows: "auto" takes the rectified decoder on them.
     X = np.maximum(rng.randn(80, WIDE_FEATURES + 4), 0.0)
     clf = ODIM(likelihood=likelihood, **QUICK).fit(X)
     ODIM(lr=5e-4, likelihood=likelihood, **QUICK).fit(X)
-    assert seen == [lr, 5e-4]
+    assert [config.lr for config in configs] == [lr, 5e-4]
     assert ODIM(**QUICK).fit(X).likelihood_ == "rectified"
-    assert seen[-1] == detector.LEARNING_RATES["rectified"]
+    assert configs[-1].lr == detector.LEARNING_RATES["rectified"]
     assert np.isfinite(clf.decision_scores_).all()
