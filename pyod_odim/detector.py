@@ -73,8 +73,9 @@ WIDE_DEFAULTS = WidthDefaults(n_estimators=5, n_samples_train=5, patience=5,
 training samples (an update's cost is proportional to their product), 5
 checks of patience, checks on up to 2048 rows (on 5,000-row embedding sets
 the checks had cost more than the updates), and no checkpoint before update
-150 or the end of the fifth pass over the rows. Over 3 seeds on the seven shared embedding sets, patience and check
-subset together took 0.68x the fit time for 0.0011 less mean training AUC
+150 or the end of the fifth pass over the rows. Over 3 seeds on the seven
+shared embedding sets, patience and check subset together took 0.68x the
+fit time for 0.0011 less mean training AUC
 (docs/speed.md, "Patience and check subset"); the later warm-up then gave
 +0.0042 for 1.18x the time (docs/accuracy.md, "A later warm-up and a
 faster rate for sparse features"), and the five passes on the two

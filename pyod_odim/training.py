@@ -333,13 +333,8 @@ class EnsembleFit:
             & (criterion > self.best_distance[ids]) & (not warming_up)
         )
         if improved.any():
-            _copy_members(self.best_params, self.live.params, ids[improved], improved,
-                          self.device)
-            if self.best_losses is None:
-                self.best_losses = np.zeros((config.n_members, losses.shape[1]))
-            self.best_losses[ids[improved]] = losses[improved]
+            self._keep_checkpoints(improved, losses)
             self.best_distance[ids[improved]] = criterion[improved]
-            self.best_update[ids[improved]] = update
         self.waited[ids[improved]] = 0
         if not warming_up:
             self.waited[ids[~improved]] += 1
@@ -364,14 +359,17 @@ class EnsembleFit:
         """
         stopping = ~staying if self.n_updates < self.config.max_updates else np.ones_like(staying)
         stopping &= np.isfinite(distance)
-        if not stopping.any():
-            return
-        ids = self.live.ids
-        _copy_members(self.best_params, self.live.params, ids[stopping], stopping, self.device)
+        if stopping.any():
+            self._keep_checkpoints(stopping, losses)
+
+    def _keep_checkpoints(self, chosen, losses):
+        """Make the current state of the ``chosen`` live members their kept checkpoint."""
+        ids = self.live.ids[chosen]
+        _copy_members(self.best_params, self.live.params, ids, chosen, self.device)
         if self.best_losses is None:
             self.best_losses = np.zeros((self.config.n_members, losses.shape[1]))
-        self.best_losses[ids[stopping]] = losses[stopping]
-        self.best_update[ids[stopping]] = self.n_updates
+        self.best_losses[ids] = losses[chosen]
+        self.best_update[ids] = self.n_updates
 
     def result(self):
         """The best checkpoints and the diagnostics of the finished fit."""
