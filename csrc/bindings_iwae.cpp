@@ -1,8 +1,9 @@
 // pybind11 module pyod_odim._iwae: converts types and releases the GIL.
-// Every check of the arguments lives here, in front of the kernels, so that
-// no call can read or write out of bounds: read_ensemble reads the layer
-// widths off the parameter arrays and checks their shapes and dtypes against
-// each other, f32 checks every other array's dtype and layout.
+// The arguments are checked here, once, so that no call from Python can
+// read or write out of bounds: read_ensemble reads the layer widths off the
+// parameter arrays and checks their shapes and dtypes against each other,
+// f32 checks every other array's dtype and layout. (iwae.cpp checks only
+// that a Shape and its Params agree, and the kernels' layer limit.)
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
