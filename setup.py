@@ -2,9 +2,11 @@
 
 * ``pyod_odim._gmm``: the GMM-2 selector; without it ``pyod_odim.gmm``
   falls back to NumPy (with a RuntimeWarning at import).
-* ``pyod_odim._iwae``: fused CPU kernels of the IWAE ensemble (scoring and
-  training updates); without it ``pyod_odim.kernels`` reports itself
-  unavailable and fits run on PyTorch alone.
+* ``pyod_odim._iwae``: fused CPU kernels of the IWAE ensemble (scoring,
+  per-feature contributions and training updates; a generic and an AVX2+FMA
+  build of the hot loops, chosen at run time); without it
+  ``pyod_odim.kernels`` reports itself unavailable and fits run on PyTorch
+  alone.
 
 Metadata lives in pyproject.toml. Both extensions are optional: OpenMP is
 tried first and dropped if the compiler rejects it, and an extension that
@@ -25,7 +27,11 @@ except ImportError:  # pragma: no cover - old setuptools
 
 _BUILD_ERRORS = (CCompilerError, CompileError, LinkError, OSError)
 
-_UNIX_FLAGS = ["-O3", "-ffp-contract=off"]  # no FMA: same rounding everywhere
+# -ffp-contract=off: the compiler fuses no multiply-add on its own, so the
+# only fused multiply-adds are those the AVX2 build of the IWAE kernels
+# writes out (csrc/iwae_kernel.inc), and each build rounds the same on every
+# compiler.
+_UNIX_FLAGS = ["-O3", "-ffp-contract=off"]
 _MSVC_FLAGS = ["/O2", "/fp:precise"]
 
 
@@ -86,7 +92,8 @@ ext_modules = [
             "csrc/iwae_kernel_avx2.cpp",
         ],
         include_dirs=["csrc"],
-        depends=["csrc/iwae.hpp", "csrc/iwae_plan.hpp", "csrc/iwae_kernel.inc",
+        depends=["csrc/iwae.hpp", "csrc/iwae_likelihood.hpp", "csrc/iwae_plan.hpp",
+                 "csrc/iwae_kernel.inc",
                  "csrc/openmp_info.hpp"],
         cxx_std=17,
         optional=True,

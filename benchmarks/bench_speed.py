@@ -249,7 +249,7 @@ def section_updates():
             if kernels.AVAILABLE:
                 engines.insert(0, KernelEngine())
             for engine in engines:
-                live = LiveMembers(network.init_parameters(arch, 10, gen, cpu, False, True), 1e-3)
+                live = LiveMembers(network.init_parameters(arch, 10, gen, cpu, "gaussian", True), 1e-3)
                 t0 = time.perf_counter()
                 engine.update(live, Batch(x, eps))
                 first = time.perf_counter() - t0

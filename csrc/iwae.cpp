@@ -201,7 +201,8 @@ class PackedEnsemble {
     d.lat_ld = padded(s.latent);
     d.n_enc = s.enc_hidden.size();
     d.n_dec = s.dec_hidden.size();
-    d.out_ld = s.bernoulli ? d.d_ld : 2 * d.d_ld;
+    d.likelihood = s.likelihood;
+    d.out_ld = s.likelihood == Likelihood::kBernoulli ? d.d_ld : 2 * d.d_ld;
     d.max_ld = std::max({d.d_ld, 2 * d.lat_ld, d.out_ld});
     for (std::size_t i = 0; i < d.n_enc; ++i) {
       d.enc_ld[i] = padded(s.enc_hidden[i]);
@@ -211,8 +212,6 @@ class PackedEnsemble {
       d.dec_ld[j] = padded(s.dec_hidden[j]);
       d.max_ld = std::max(d.max_ld, d.dec_ld[j]);
     }
-    d.bernoulli = s.bernoulli;
-    d.rectified = s.rectified && !s.bernoulli;
     d.batch_norm = s.batch_norm;
     return d;
   }
@@ -224,7 +223,7 @@ class PackedEnsemble {
     }
     const std::size_t j = li - n_enc_layers_;
     if (j + 1 == n_dec_layers_) {
-      if (shape_.bernoulli) return ColumnMap{shape_.n_features, 0};
+      if (shape_.likelihood == Likelihood::kBernoulli) return ColumnMap{shape_.n_features, 0};
       return ColumnMap{2 * shape_.n_features, shape_.n_features};
     }
     return ColumnMap{shape_.dec_hidden[j], 0};
@@ -336,29 +335,69 @@ struct PaddedDraws {
   }
 };
 
-// Calls block(m, r0, r_count, work) for every member m and block of `rows`
-// rows, spread over threads (one task per member and block; every task
-// writes its own outputs, so results do not depend on the thread count).
-template <class Block>
-void for_each_block(std::size_t n, std::size_t rows, std::size_t members,
-                    std::size_t work_floats, int n_threads, const Block& block) {
-  const std::size_t blocks = (n + rows - 1) / rows;
-  const std::size_t tasks = blocks * members;
+// Calls task(i, work) for every i in [0, count), spread over threads, each
+// thread with its own work_floats of scratch. Every task writes its own
+// outputs, so results do not depend on the thread count.
+template <class Task>
+void parallel_tasks(std::size_t count, std::size_t work_floats, int n_threads,
+                    const Task& task) {
   const int threads = static_cast<int>(
-      std::min<std::size_t>(static_cast<std::size_t>(resolve_threads(n_threads)), tasks));
+      std::min<std::size_t>(static_cast<std::size_t>(resolve_threads(n_threads)), count));
   std::vector<float> work(static_cast<std::size_t>(threads) * work_floats);
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-  for (long task = 0; task < static_cast<long>(tasks); ++task) {
+  for (long i = 0; i < static_cast<long>(count); ++i) {
 #ifdef _OPENMP
     const int tid = omp_get_thread_num();
 #else
     const int tid = 0;
 #endif
-    const std::size_t m = static_cast<std::size_t>(task) / blocks;
-    const std::size_t r0 = (static_cast<std::size_t>(task) % blocks) * rows;
-    block(m, r0, std::min(rows, n - r0), work.data() + tid * work_floats);
+    task(static_cast<std::size_t>(i), work.data() + tid * work_floats);
   }
+}
+
+// Calls block(m, r0, r_count, work) for every member m and block of `rows`
+// rows, one task per member and block.
+template <class Block>
+void for_each_block(std::size_t n, std::size_t rows, std::size_t members,
+                    std::size_t work_floats, int n_threads, const Block& block) {
+  const std::size_t blocks = (n + rows - 1) / rows;
+  parallel_tasks(blocks * members, work_floats, n_threads, [&](std::size_t task, float* work) {
+    const std::size_t m = task / blocks;
+    const std::size_t r0 = (task % blocks) * rows;
+    block(m, r0, std::min(rows, n - r0), work);
+  });
+}
+
+// The setup score and contributions share: the ensemble packed with batch
+// normalization folded in, the draws padded, and the same blocks of rows
+// and tiles of samples for both, so that each row meets the same arithmetic
+// when its loss is split as when it is scored. Calls
+// block(dims, net, m, r0, r_count, eps_m, eps_sq_m, tile, work) for every
+// member m and block of rows [r0, r0 + r_count); extra_scratch adds the
+// block's own scratch (in floats) to the scoring pass's.
+template <class Block, class ExtraScratch>
+void scoring_pass(const Shape& shape, const Params& params, std::size_t n, const float* eps,
+                  std::size_t n_samples, int n_threads, const ExtraScratch& extra_scratch,
+                  const Block& block) {
+  if (n == 0) return;
+  if (n_samples == 0) throw std::invalid_argument("n_samples must be positive");
+  const PackedEnsemble net(shape, params, /*fold_norms=*/true, /*transposes=*/false);
+  const Dims& dims = net.dims();
+  const std::size_t lp = padded(shape.latent);
+  const PaddedDraws draws(eps, shape.n_members * n_samples, shape.latent);
+
+  std::size_t rows = 0, tile = 0;
+  score_tiling(dims, n_samples, &rows, &tile);
+  detail::Arena count{nullptr};
+  detail::carve_score(dims, count, rows, n_samples, tile);
+  extra_scratch(dims, count, rows);
+  for_each_block(n, rows, shape.n_members, count.used + 16, n_threads,
+                 [&](std::size_t m, std::size_t r0, std::size_t r_count, float* work) {
+                   block(dims, net.net(m), m, r0, r_count,
+                         draws.eps.data() + m * n_samples * lp,
+                         draws.sq.data() + m * n_samples, tile, work);
+                 });
 }
 
 }  // namespace
@@ -366,50 +405,31 @@ void for_each_block(std::size_t n, std::size_t rows, std::size_t members,
 void score(const Shape& shape, const Params& params, const float* x,
            std::size_t n, const float* eps, std::size_t n_samples,
            double* losses, int n_threads) {
-  if (n == 0) return;
-  if (n_samples == 0) throw std::invalid_argument("n_samples must be positive");
-  const PackedEnsemble net(shape, params, /*fold_norms=*/true, /*transposes=*/false);
-  const Dims& dims = net.dims();
-  const std::size_t M = shape.n_members, d = shape.n_features, lp = padded(shape.latent);
-  const PaddedDraws draws(eps, M * n_samples, shape.latent);
-
-  std::size_t rows = 0, tile = 0;
-  score_tiling(dims, n_samples, &rows, &tile);
-  detail::Arena count{nullptr};
-  detail::carve_score(dims, count, rows, n_samples, tile);
-  for_each_block(n, rows, M, count.used + 16, n_threads,
-                 [&](std::size_t m, std::size_t r0, std::size_t r_count, float* work) {
-                   score_block(dims, net.net(m), x + r0 * d, r_count,
-                               draws.eps.data() + m * n_samples * lp,
-                               draws.sq.data() + m * n_samples, n_samples, tile, work,
-                               losses + m * n + r0);
-                 });
+  const std::size_t d = shape.n_features;
+  scoring_pass(shape, params, n, eps, n_samples, n_threads,
+               [](const Dims&, detail::Arena&, std::size_t) {},
+               [&](const Dims& dims, const Net& net, std::size_t m, std::size_t r0,
+                   std::size_t r_count, const float* e, const float* e_sq, std::size_t tile,
+                   float* work) {
+                 score_block(dims, net, x + r0 * d, r_count, e, e_sq, n_samples, tile, work,
+                             losses + m * n + r0);
+               });
 }
 
 void contributions(const Shape& shape, const Params& params, const float* x,
                    std::size_t n, const float* eps, std::size_t n_samples,
                    float* contribs, double* rest, int n_threads) {
-  if (n == 0) return;
-  if (n_samples == 0) throw std::invalid_argument("n_samples must be positive");
-  const PackedEnsemble net(shape, params, /*fold_norms=*/true, /*transposes=*/false);
-  const Dims& dims = net.dims();
-  const std::size_t M = shape.n_members, d = shape.n_features, lp = padded(shape.latent);
-  const PaddedDraws draws(eps, M * n_samples, shape.latent);
-
-  // The scoring pass's blocks and tiles, so each row meets the same
-  // arithmetic as when it is scored.
-  std::size_t rows = 0, tile = 0;
-  score_tiling(dims, n_samples, &rows, &tile);
-  detail::Arena count{nullptr};
-  detail::carve_score(dims, count, rows, n_samples, tile);
-  detail::carve_contrib(dims, count, rows, n_samples);
-  for_each_block(n, rows, M, count.used + 16, n_threads,
-                 [&](std::size_t m, std::size_t r0, std::size_t r_count, float* work) {
-                   contrib_block(dims, net.net(m), x + r0 * d, r_count,
-                                 draws.eps.data() + m * n_samples * lp,
-                                 draws.sq.data() + m * n_samples, n_samples, tile, work,
-                                 contribs + (m * n + r0) * d, rest + m * n + r0);
-                 });
+  const std::size_t d = shape.n_features;
+  scoring_pass(shape, params, n, eps, n_samples, n_threads,
+               [&](const Dims& dims, detail::Arena& count, std::size_t rows) {
+                 detail::carve_contrib(dims, count, rows, n_samples);
+               },
+               [&](const Dims& dims, const Net& net, std::size_t m, std::size_t r0,
+                   std::size_t r_count, const float* e, const float* e_sq, std::size_t tile,
+                   float* work) {
+                 contrib_block(dims, net, x + r0 * d, r_count, e, e_sq, n_samples, tile, work,
+                               contribs + (m * n + r0) * d, rest + m * n + r0);
+               });
 }
 
 void train_step(const Shape& shape, const Params& params, const Batch& batch,
@@ -436,19 +456,7 @@ void train_step(const Shape& shape, const Params& params, const Batch& batch,
   if (labeled) detail::carve_train(dims, count, cubo.batch.rows, cubo.batch.samples);
   const std::size_t work_floats = count.used + grad_floats + 16;
 
-  const int threads = static_cast<int>(
-      std::min<std::size_t>(static_cast<std::size_t>(resolve_threads(n_threads)), M));
-  std::vector<float> work(static_cast<std::size_t>(threads) * work_floats);
-
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-  for (long mi = 0; mi < static_cast<long>(M); ++mi) {
-#ifdef _OPENMP
-    const int tid = omp_get_thread_num();
-#else
-    const int tid = 0;
-#endif
-    const std::size_t m = static_cast<std::size_t>(mi);
-    float* mine = work.data() + tid * work_floats;
+  parallel_tasks(M, work_floats, n_threads, [&](std::size_t m, float* mine) {
     float* g = mine;
     std::fill(g, g + grad_floats, 0.0f);
     LayerGrad lg[2 * detail::kMaxHidden + 2];
@@ -490,7 +498,7 @@ void train_step(const Shape& shape, const Params& params, const Batch& batch,
       }
       for (std::size_t c = 0; c < out; ++c) gb[c] = lg[li].b[cm.to_padded(c)];
     }
-  }
+  });
 }
 
 bool openmp_enabled() { return odim_openmp::enabled(); }

@@ -12,15 +12,22 @@
 //   encoder  x -> [Dense -> BatchNorm? -> LeakyReLU(0.01)]* -> Dense head
 //            head = [mu | raw log-variance], log-variance clamped to [-6, 2]
 //   sample   z_k = mu + exp(logvar / 2) * eps_k
-//   decoder  z -> [Dense -> BatchNorm? -> LeakyReLU(0.01)]* -> Dense output
+//   decoder  z -> [Dense -> BatchNorm? -> LeakyReLU(0.01)]* -> Dense output,
+//            by the likelihood (Likelihood below):
 //            Gaussian: [mean logits | raw log-variance] per feature,
-//            mean = sigmoid, log-variance clamped to [-6, 2];
+//              mean = sigmoid, log-variance clamped to [-6, 2];
+//            rectified Gaussian max(0, N(mean, sd^2)): [mean | raw
+//              log-variance] per feature, the mean unconstrained, the
+//              log-variance clamped to [-6, 2]; a value x <= 0 has
+//              probability Phi(-mean / sd), a positive one the normal density;
 //            Bernoulli: one logit per feature
 //   log w_k  = log p(x | z_k) + log p(z_k) - log q(z_k | x)
 #pragma once
 
 #include <cstddef>
 #include <vector>
+
+#include "iwae_likelihood.hpp"
 
 namespace iwae {
 
@@ -31,9 +38,13 @@ struct Shape {
   std::size_t latent = 0;                 // L
   std::vector<std::size_t> enc_hidden;    // encoder widths, input side first
   std::vector<std::size_t> dec_hidden;    // decoder widths, latent side first
-  bool bernoulli = false;
-  bool rectified = false;                 // rectified Gaussian decoder
+  Likelihood likelihood = Likelihood::kGaussian;
   bool batch_norm = false;
+
+  // Outputs of the decoder's last layer: d for Bernoulli, else 2 d.
+  std::size_t n_outputs() const {
+    return likelihood == Likelihood::kBernoulli ? n_features : 2 * n_features;
+  }
 };
 
 // Parameters in PyTorch's stacked layout, all float32 and C-contiguous.

@@ -6,6 +6,8 @@
 
 #include <cstddef>
 
+#include "iwae_likelihood.hpp"
+
 namespace iwae {
 namespace detail {
 
@@ -76,8 +78,7 @@ struct Dims {
   std::size_t dec_ld[kMaxHidden];
   std::size_t out_ld;           // output layer: 2 d_ld (Gaussian) or d_ld
   std::size_t max_ld;           // widest padded block of any layer
-  bool bernoulli;
-  bool rectified;               // Gaussian outputs, rectified likelihood
+  Likelihood likelihood;
   bool batch_norm;
 };
 

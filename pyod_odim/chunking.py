@@ -1,18 +1,60 @@
 """Rows in chunks that fit a memory budget, and moments merged over chunks.
 
-Scoring a row needs its scaled copy and one loss per member, so scoring n
-rows at once holds O(n) temporaries. :func:`rows_per_chunk` sizes chunks so
-that these stay under the detector's ``working_memory``; a row's score does
-not depend on the other rows scored with it, so chunking changes no score.
+One rule, :func:`rows_within`, sizes every chunk of rows: a budget divided
+by the cost of one row, bounded below (and above). It is applied at two
+levels:
+
+* :func:`rows_per_chunk`: the rows the detector and the scorer hand to an
+  engine at once, so that their temporaries (the scaled copy of a row, one
+  loss per member, :func:`scoring_row_bytes`) stay under the detector's
+  ``working_memory``;
+* :func:`activation_chunk_rows`: the rows one PyTorch pass scores at once
+  (the engines and the TorchScript export), so that the widest activation
+  ``(M, K, rows, width)`` stays near the caches on a CPU.
+
+The C++ kernels cut each engine call further into blocks of 8 to 64 rows
+sized for the caches (``score_tiling`` in ``csrc/iwae.cpp``). A row's score
+does not depend on the other rows scored with it, so no chunking changes a
+score.
 """
 
 import numpy as np
+
+from .network import as_parameters
 
 MIB = 1 << 20
 
 # The C++ kernels score 8 to 64 rows per block: fewer rows per chunk would
 # only add Python overhead.
 MIN_CHUNK_ROWS = 64
+
+# Elements of the widest (M, K, rows, width) activation per PyTorch chunk:
+# small enough to stay near the CPU caches, large enough for a GPU.
+ACTIVATION_ELEMENTS = {"cpu": 1_000_000, "cuda": 256_000_000}
+
+# Fewest and most rows per PyTorch chunk.
+MIN_ACTIVATION_ROWS = 16
+MAX_ACTIVATION_ROWS = 1 << 20
+
+
+def rows_within(budget, row_cost, minimum, maximum=None):
+    """Rows whose cost fits ``budget``, clipped to ``[minimum, maximum]``.
+
+    Parameters
+    ----------
+    budget : int
+        Bytes or elements available.
+    row_cost : int
+        What one row costs, in the budget's unit.
+    minimum : int
+    maximum : int or None, optional (default=None)
+
+    Returns
+    -------
+    int
+    """
+    rows = max(minimum, int(budget) // max(1, int(row_cost)))
+    return rows if maximum is None else min(rows, maximum)
 
 
 def scoring_row_bytes(n_features, n_members, input_itemsize):
@@ -53,7 +95,33 @@ def rows_per_chunk(working_memory, row_bytes):
     int
         At least :data:`MIN_CHUNK_ROWS`.
     """
-    return max(MIN_CHUNK_ROWS, int(working_memory * MIB) // max(1, int(row_bytes)))
+    return rows_within(working_memory * MIB, row_bytes, MIN_CHUNK_ROWS)
+
+
+def activation_chunk_rows(params, n_samples, device_type="cpu"):
+    """Rows per PyTorch pass under the device's activation budget.
+
+    Parameters
+    ----------
+    params : pyod_odim.network.Parameters or dict of str to list of arrays
+        Only the shapes are read.
+    n_samples : int
+        Importance draws ``K`` per row.
+    device_type : str or torch.device, optional (default="cpu")
+        The budget of "cuda" is larger than that of any other device.
+
+    Returns
+    -------
+    int
+        Between :data:`MIN_ACTIVATION_ROWS` and :data:`MAX_ACTIVATION_ROWS`.
+    """
+    device_type = getattr(device_type, "type", device_type)
+    p = as_parameters(params)
+    n_members = p.enc_w[0].shape[0]
+    widest = max(w.shape[-1] for w in list(p.enc_w) + list(p.dec_w))
+    budget = ACTIVATION_ELEMENTS["cuda" if device_type == "cuda" else "cpu"]
+    return rows_within(budget, n_members * n_samples * widest, MIN_ACTIVATION_ROWS,
+                       MAX_ACTIVATION_ROWS)
 
 
 def chunk_slices(n_rows, chunk_rows):

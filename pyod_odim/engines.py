@@ -27,13 +27,9 @@ from typing import NamedTuple, Optional
 import numpy as np
 import torch
 
-from . import kernels, network
+from . import chunking, kernels, network
 
 ENGINES = ("auto", "kernel", "inductor", "eager", "none")
-
-# Elements of the widest (M, K, rows, width) activation per PyTorch scoring
-# chunk: small enough to stay near the CPU caches, large enough for a GPU.
-_CHUNK_ELEMENTS = {"cpu": 1_000_000, "cuda": 256_000_000}
 
 
 class Batch(NamedTuple):
@@ -54,7 +50,7 @@ class Batch(NamedTuple):
     eps_labeled: Optional[torch.Tensor] = None
 
 
-def _objective(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, likelihood: str,
+def _objective(x: torch.Tensor, eps: torch.Tensor, params: network.Parameters, likelihood: str,
                x_lab: Optional[torch.Tensor], eps_lab: Optional[torch.Tensor],
                cubo_weight: float, cubo_order: float):
     """Sum over members of the mean IWAE loss (+ weighted mean CUBO of known outliers).
@@ -70,38 +66,22 @@ def _objective(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, likelihood: 
     drift, and the scores of every row degraded (docs/semisupervised.md).
     """
     if x_lab is None:
-        log_w = network.log_importance_weights(
-            x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, True, likelihood
-        )
+        log_w = network.log_importance_weights(x, eps, params, True, likelihood)
         return network.iwae_loss(log_w).mean(dim=1).sum()
     n = x.shape[1]
     log_w = network.log_importance_weights(
-        torch.cat([x, x_lab], dim=1), torch.cat([eps, eps_lab], dim=2),
-        enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, True, likelihood, n,
+        torch.cat([x, x_lab], dim=1), torch.cat([eps, eps_lab], dim=2), params, True,
+        likelihood, n,
     )
     loss = network.iwae_loss(log_w[:, :, :n]).mean(dim=1).sum()
     cubo = network.cubo_loss(log_w[:, :, n:], cubo_order).mean(dim=1).sum()
     return loss + cubo_weight * cubo
 
 
-def _score_chunk(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, likelihood: str):
-    log_w = network.log_importance_weights(
-        x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, False, likelihood
-    )
+def _score_chunk(x: torch.Tensor, eps: torch.Tensor, params: network.Parameters,
+                 likelihood: str):
+    log_w = network.log_importance_weights(x, eps, params, False, likelihood)
     return network.iwae_loss(log_w)
-
-
-def _contributions_chunk(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, likelihood: str):
-    return network.feature_nll(x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, likelihood)
-
-
-def scoring_chunk_rows(params, n_samples, device):
-    """Rows per PyTorch scoring chunk under the device's activation budget."""
-    n_members = params["enc_w"][0].shape[0]
-    widest = max(w.shape[-1] for w in params["enc_w"] + params["dec_w"])
-    budget = _CHUNK_ELEMENTS["cuda" if device.type == "cuda" else "cpu"]
-    rows = budget // max(1, n_members * n_samples * widest)
-    return int(min(max(rows, 16), 1 << 20))
 
 
 class TorchEngine:
@@ -127,22 +107,28 @@ class TorchEngine:
 
     def update(self, live, batch):
         """One optimizer step of ``live`` (a :class:`pyod_odim.training.LiveMembers`)."""
-        p = live.params
         loss = self._objective(
-            batch.x, batch.eps, p["enc_w"], p["enc_b"], p["dec_w"], p["dec_b"],
-            p["bn_mean"], p["bn_var"], self.likelihood, batch.x_labeled, batch.eps_labeled,
-            self.cubo_weight, self.cubo_order,
+            batch.x, batch.eps, network.as_parameters(live.params), self.likelihood,
+            batch.x_labeled, batch.eps_labeled, self.cubo_weight, self.cubo_order,
         )
         live.zero_grad()
         loss.backward()
         live.apply_gradients()
+
+    def _chunks(self, pass_, params, X, score_eps):
+        """``pass_(rows, score_eps, params, likelihood)`` over row chunks, without gradients."""
+        p = network.detached(params)
+        chunk = chunking.activation_chunk_rows(p, score_eps.shape[1], X.device)
+        with torch.no_grad():
+            for start in range(0, X.shape[0], chunk):
+                yield pass_(X[start:start + chunk], score_eps, p, self.likelihood)
 
     def score(self, params, X, score_eps):
         """Negative IWAE bound of every row of ``X`` for every member.
 
         Parameters
         ----------
-        params : dict of str to list of Tensor
+        params : pyod_odim.network.Parameters or dict of str to list of Tensor
         X : Tensor of shape (n, d), on the parameters' device
         score_eps : Tensor of shape (M, K, 1, L)
             Draws shared by all rows: a row's score does not depend on its
@@ -152,15 +138,7 @@ class TorchEngine:
         -------
         losses : ndarray of shape (M, n), float64
         """
-        p = {k: [t.detach() for t in v] for k, v in params.items()}
-        chunk = scoring_chunk_rows(p, score_eps.shape[1], X.device)
-        out = []
-        with torch.no_grad():
-            for start in range(0, X.shape[0], chunk):
-                out.append(self._score_chunk(
-                    X[start:start + chunk], score_eps, p["enc_w"], p["enc_b"], p["dec_w"],
-                    p["dec_b"], p["bn_mean"], p["bn_var"], self.likelihood,
-                ))
+        out = list(self._chunks(self._score_chunk, params, X, score_eps))
         return torch.cat(out, dim=1).double().cpu().numpy()
 
     def contributions(self, params, X, score_eps):
@@ -172,7 +150,7 @@ class TorchEngine:
 
         Parameters
         ----------
-        params : dict of str to list of Tensor
+        params : pyod_odim.network.Parameters or dict of str to list of Tensor
         X : Tensor of shape (n, d), on the parameters' device
         score_eps : Tensor of shape (M, K, 1, L)
 
@@ -181,17 +159,10 @@ class TorchEngine:
         contributions : ndarray of shape (M, n, d), float64
         rest : ndarray of shape (M, n), float64
         """
-        p = {k: [t.detach() for t in v] for k, v in params.items()}
-        chunk = scoring_chunk_rows(p, score_eps.shape[1], X.device)
         cs, rs = [], []
-        with torch.no_grad():
-            for start in range(0, X.shape[0], chunk):
-                c, r = _contributions_chunk(
-                    X[start:start + chunk], score_eps, p["enc_w"], p["enc_b"], p["dec_w"],
-                    p["dec_b"], p["bn_mean"], p["bn_var"], self.likelihood,
-                )
-                cs.append(c.double().cpu().numpy())
-                rs.append(r.double().cpu().numpy())
+        for c, r in self._chunks(network.feature_nll, params, X, score_eps):
+            cs.append(c.double().cpu().numpy())
+            rs.append(r.double().cpu().numpy())
         return np.concatenate(cs, axis=1), np.concatenate(rs, axis=1)
 
 
@@ -209,8 +180,7 @@ class KernelEngine:
     name = "kernel"
 
     def __init__(self, likelihood, cubo_weight=1.0, cubo_order=2.0, n_threads=1):
-        # Bernoulli is read off the output layer's width; rectified is not.
-        self.rectified = network.check_likelihood(likelihood) == "rectified"
+        self.likelihood = network.check_likelihood(likelihood)
         self.cubo_weight = float(cubo_weight)
         self.cubo_order = float(cubo_order)
         self.n_threads = int(n_threads)
@@ -220,19 +190,17 @@ class KernelEngine:
         if batch.x_labeled is not None:
             labeled = (batch.x_labeled, batch.eps_labeled)
         kernels.train_step(
-            live.params, batch.x, batch.eps, labeled, self.cubo_weight, self.cubo_order,
-            self.n_threads, rectified=self.rectified,
+            live.params, batch.x, batch.eps, self.likelihood, labeled, self.cubo_weight,
+            self.cubo_order, self.n_threads,
         )
         live.apply_gradients()
 
     def score(self, params, X, score_eps):
-        return kernels.score_losses(params, X, score_eps, self.n_threads,
-                                    rectified=self.rectified).numpy()
+        return kernels.score_losses(params, X, score_eps, self.likelihood, self.n_threads).numpy()
 
     def contributions(self, params, X, score_eps):
         """As :meth:`TorchEngine.contributions`, by the fused kernel pass."""
-        c, r = kernels.score_contributions(params, X, score_eps, self.n_threads,
-                                           rectified=self.rectified)
+        c, r = kernels.score_contributions(params, X, score_eps, self.likelihood, self.n_threads)
         return c.numpy().astype(np.float64), r.numpy()
 
 

@@ -35,12 +35,8 @@ from typing import List
 
 import torch
 
-from . import network
+from . import chunking, network
 from .scaling import _MAX_EXCESS, MAX_OVERSHOOT_COST, OVERSHOOT_PRECISION
-
-# Elements of the widest (M, K, rows, width) activation per chunk of the
-# TorchScript module, as the PyTorch engine chunks on the CPU.
-_CHUNK_ELEMENTS = 1_000_000
 
 
 PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
@@ -132,9 +128,8 @@ class ScorerModule(torch.nn.Module):
         for norm in self.norms:
             bn_mean.append(norm.mean)
             bn_var.append(norm.var)
-        log_w = network.log_importance_weights(
-            x, self.eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, False, self.likelihood
-        )
+        params = network.Parameters(enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var)
+        log_w = network.log_importance_weights(x, self.eps, params, False, self.likelihood)
         return network.iwae_loss(log_w).to(torch.float64)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -169,9 +164,8 @@ def check_exportable(scorer):
 
 
 def _chunk_rows(scorer):
-    widest = max(w.shape[-1] for w in scorer.params["enc_w"] + scorer.params["dec_w"])
-    per_row = scorer.n_members * scorer.score_eps.shape[1] * widest
-    return max(16, _CHUNK_ELEMENTS // max(1, per_row))
+    """Rows per chunk of the TorchScript module, as the PyTorch engine chunks on the CPU."""
+    return chunking.activation_chunk_rows(scorer.params, scorer.score_eps.shape[1], "cpu")
 
 
 def _fitted_scorer(estimator):

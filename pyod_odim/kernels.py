@@ -12,6 +12,12 @@ Three entry points mirror :mod:`pyod_odim.network` on the CPU:
   gradients into the parameters' ``.grad`` and updating the running
   statistics in place.
 
+Each takes the ensemble's parameters whole (a
+:class:`pyod_odim.network.Parameters`, or the parameter dict) and the
+likelihood by name; the extension reads the layer widths off the
+parameters' shapes and checks them, and every array's dtype, in one place,
+then hands the kernels a C++ struct of pointers with the GIL released.
+
 Each member runs on one thread from start to end, so results do not depend
 on the thread count, and every reduction has a fixed order. The results
 agree with the PyTorch functions to float32 rounding (about 1e-6 relative;
@@ -19,8 +25,9 @@ agree with the PyTorch functions to float32 rounding (about 1e-6 relative;
 is False and callers use PyTorch.
 """
 
-import numpy as np
 import torch
+
+from . import network
 
 try:
     from . import _iwae as _ext
@@ -58,82 +65,57 @@ def supports(arch, device):
     )
 
 
-def _shape(params, rectified=False):
-    """The layer sizes the kernels need, read off the parameter shapes.
-
-    A Bernoulli decoder is told apart by its output width; the rectified
-    Gaussian has the Gaussian's shapes, so it is a flag of its own.
-    """
-    enc_w, dec_w = params["enc_w"], params["dec_w"]
-    n_members, n_features = enc_w[0].shape[:2]
-    latent = enc_w[-1].shape[2] // 2
-    return dict(
-        n_members=int(n_members),
-        n_features=int(n_features),
-        latent=int(latent),
-        enc_hidden=[int(w.shape[2]) for w in enc_w[:-1]],
-        dec_hidden=[int(w.shape[2]) for w in dec_w[:-1]],
-        bernoulli=int(dec_w[-1].shape[2]) == int(n_features),
-        rectified=bool(rectified),
-        batch_norm=len(params["bn_mean"]) > 0,
-    )
-
-
 def _view(tensor):
-    """A float32, C-contiguous NumPy view of a CPU tensor (no copy)."""
-    array = tensor.detach().numpy()
-    if array.dtype != np.float32 or not array.flags.c_contiguous:
-        raise ValueError("the kernels need float32, C-contiguous CPU tensors")
-    return array
+    """A NumPy view of a CPU tensor (no copy); the extension checks dtype and layout."""
+    return tensor.detach().numpy()
 
 
-def _views(tensors):
-    return [_view(t) for t in tensors]
+def _arguments(params, likelihood, n_threads):
+    """The arguments every entry point of the extension takes first.
 
-
-def _parameter_views(params):
-    """Keyword arguments of the extension: every parameter list as views."""
-    keys = ("enc_w", "enc_b", "dec_w", "dec_b", "bn_mean", "bn_var")
-    return {key: _views(params[key]) for key in keys}
-
-
-def _scoring_arguments(params, X, score_eps, n_threads, rectified):
-    """Keyword arguments of the extension's scoring passes (score, contributions)."""
-    eps = score_eps.reshape(score_eps.shape[0], score_eps.shape[1], -1)
+    ``params`` goes over whole, as six lists of arrays: the extension reads
+    the layer widths off their shapes and checks them, and the dtypes, in
+    one place (``read_ensemble`` in ``csrc/bindings_iwae.cpp``).
+    """
+    p = network.as_parameters(params)
     return dict(
-        **_shape(params, rectified),
-        x=_view(X.contiguous()),
-        **_parameter_views(params),
-        eps=_view(eps.contiguous()),
+        params=[[_view(t) for t in tensors] for tensors in p],
+        likelihood=getattr(_ext.Likelihood, network.check_likelihood(likelihood)),
         n_threads=int(n_threads),
     )
 
 
-def score_losses(params, X, score_eps, n_threads=1, rectified=False):
+def _draws(score_eps):
+    """Shared scoring draws (M, K, 1, L) or (M, K, L) as (M, K, L)."""
+    return _view(score_eps.reshape(score_eps.shape[0], score_eps.shape[1], -1).contiguous())
+
+
+def score_losses(params, X, score_eps, likelihood, n_threads=1):
     """Negative IWAE bound of every row under every member.
 
     Parameters
     ----------
-    params : dict of str to list of Tensor
+    params : pyod_odim.network.Parameters or dict of str to list of Tensor
         CPU float32 parameters with the members on the first axis.
     X : Tensor of shape (n, d)
         Scaled rows, float32 on the CPU.
     score_eps : Tensor of shape (M, K, 1, L) or (M, K, L)
         Importance draws shared by all rows.
+    likelihood : {"gaussian", "bernoulli", "rectified"}
+        The decoder distribution.
     n_threads : int, optional (default=1)
         OpenMP threads; members and row blocks are spread over them.
-    rectified : bool, optional (default=False)
-        The decoder is the rectified Gaussian (``likelihood="rectified"``).
 
     Returns
     -------
     losses : Tensor of shape (M, n), float64
     """
-    return torch.from_numpy(
-        _ext.score(**_scoring_arguments(params, X, score_eps, n_threads, rectified)))
+    return torch.from_numpy(_ext.score(
+        **_arguments(params, likelihood, n_threads), x=_view(X.contiguous()),
+        eps=_draws(score_eps)))
 
 
-def score_contributions(params, X, score_eps, n_threads=1, rectified=False):
+def score_contributions(params, X, score_eps, likelihood, n_threads=1):
     """Per-feature shares of every row's negative IWAE bound under every member.
 
     The kernel twin of :func:`pyod_odim.network.feature_nll`: with the
@@ -150,15 +132,8 @@ def score_contributions(params, X, score_eps, n_threads=1, rectified=False):
 
     Parameters
     ----------
-    params : dict of str to list of Tensor
-        CPU float32 parameters with the members on the first axis.
-    X : Tensor of shape (n, d)
-        Scaled rows, float32 on the CPU.
-    score_eps : Tensor of shape (M, K, 1, L) or (M, K, L)
-        Importance draws shared by all rows.
-    n_threads : int, optional (default=1)
-    rectified : bool, optional (default=False)
-        The decoder is the rectified Gaussian (``likelihood="rectified"``).
+    params, X, score_eps, likelihood, n_threads
+        As for :func:`score_losses`.
 
     Returns
     -------
@@ -169,12 +144,13 @@ def score_contributions(params, X, score_eps, n_threads=1, rectified=False):
         ``r``, accumulated in double as the losses are.
     """
     c, r = _ext.contributions(
-        **_scoring_arguments(params, X, score_eps, n_threads, rectified))
+        **_arguments(params, likelihood, n_threads), x=_view(X.contiguous()),
+        eps=_draws(score_eps))
     return torch.from_numpy(c), torch.from_numpy(r)
 
 
-def train_step(params, x, eps, labeled=None, cubo_weight=1.0, cubo_order=2.0, n_threads=1,
-               rectified=False):
+def train_step(params, x, eps, likelihood, labeled=None, cubo_weight=1.0, cubo_order=2.0,
+               n_threads=1):
     """Forward and backward pass of one update; fills each parameter's ``.grad``.
 
     The objective of member ``m`` is the mean negative IWAE bound of its
@@ -186,27 +162,26 @@ def train_step(params, x, eps, labeled=None, cubo_weight=1.0, cubo_order=2.0, n_
 
     Parameters
     ----------
-    params : dict of str to list of Tensor
+    params : pyod_odim.network.Parameters or dict of str to list of Tensor
         CPU float32 parameters; the trained ones get ``.grad`` set (reused
         when already allocated).
     x : Tensor of shape (M, B, d)
     eps : Tensor of shape (M, K, B, L)
+    likelihood : {"gaussian", "bernoulli", "rectified"}
     labeled : tuple of (Tensor (M, B_l, d), Tensor (M, K, B_l, L)) or None
         The known outliers' batch and noise.
     cubo_weight, cubo_order : float
     n_threads : int, optional (default=1)
-    rectified : bool, optional (default=False)
-        The decoder is the rectified Gaussian (``likelihood="rectified"``).
 
     Returns
     -------
     objectives : ndarray of shape (M,)
         Each member's objective (its loss before the update).
     """
-    order = ("enc_w", "enc_b", "dec_w", "dec_b")
+    p = network.as_parameters(params)
     grads = []
-    for key in order:
-        for t in params[key]:
+    for tensors in (p.enc_w, p.enc_b, p.dec_w, p.dec_b):
+        for t in tensors:
             if t.grad is None or t.grad.shape != t.shape:
                 t.grad = torch.empty_like(t, memory_format=torch.contiguous_format)
             grads.append(_view(t.grad))
@@ -215,8 +190,7 @@ def train_step(params, x, eps, labeled=None, cubo_weight=1.0, cubo_order=2.0, n_
         x_lab = _view(labeled[0].contiguous())
         eps_lab = _view(labeled[1].contiguous())
     return _ext.train_step(
-        **_shape(params, rectified),
-        **_parameter_views(params),
+        **_arguments(p, likelihood, n_threads),
         grads=grads,
         x=_view(x.contiguous()),
         eps=_view(eps.contiguous()),
@@ -224,5 +198,4 @@ def train_step(params, x, eps, labeled=None, cubo_weight=1.0, cubo_order=2.0, n_
         eps_labeled=eps_lab,
         cubo_weight=float(cubo_weight),
         cubo_order=float(cubo_order),
-        n_threads=int(n_threads),
     )

@@ -537,7 +537,7 @@ def _from_state(meta, arrays):
         batch_norm = meta.get("batch_norm")
         if not isinstance(batch_norm, bool):
             raise ModelFileError(f"{_META}: 'batch_norm' is missing or malformed")
-    expected = expected_parameter_shapes(arch, n_members, likelihood == "bernoulli", batch_norm)
+    expected = expected_parameter_shapes(arch, n_members, likelihood, batch_norm)
     if meta["format_version"] != 1:
         params = {key: _split(f"params/{key}", need(f"params/{key}"), expected[key])
                   for key in _PARAM_KEYS}

@@ -91,14 +91,15 @@ def default_architecture(n_features):
     return (32, 16), latent
 
 
-def _layer_shapes(arch, bernoulli):
+def _layer_shapes(arch, likelihood):
     """(in, out) of every linear layer: encoder, encoder head, decoder."""
     enc = (arch.n_features,) + arch.hidden_sizes
     encoder = list(zip(enc[:-1], enc[1:]))
     # One head emits both the latent mean and log-variance.
     head = [(arch.hidden_sizes[-1], 2 * arch.latent_dim)]
-    # A Gaussian decoder emits a mean and a log-variance per feature.
-    n_out = arch.n_features if bernoulli else 2 * arch.n_features
+    # A Bernoulli decoder emits one logit per feature, the others a mean and
+    # a log-variance.
+    n_out = arch.n_features if check_likelihood(likelihood) == "bernoulli" else 2 * arch.n_features
     dec = (arch.latent_dim,) + tuple(reversed(arch.hidden_sizes)) + (n_out,)
     decoder = list(zip(dec[:-1], dec[1:]))
     return encoder + head, decoder
@@ -107,21 +108,64 @@ def _layer_shapes(arch, bernoulli):
 TRAINABLE = ("dec_b", "dec_w", "enc_b", "enc_w")
 
 
-def expected_parameter_shapes(arch, n_members, bernoulli=False, batch_norm=False):
+class Parameters(NamedTuple):
+    """The stacked parameters of an ensemble, passed whole to every function of the network.
+
+    Each field is a list with one tensor per layer, the members on the
+    first axis. A parameter dict (``params``, the form the training loop,
+    the scorer and the model file keep) maps the same names to the same
+    lists; :func:`as_parameters` reads one as the other. The network's
+    functions, the engines and :mod:`pyod_odim.kernels` take this tuple
+    (TorchScript and ``torch.compile`` accept a typed ``NamedTuple``).
+
+    Attributes
+    ----------
+    enc_w, enc_b : list of Tensor
+        Encoder layers, the last one the head: weights ``(M, in, out)``,
+        biases ``(M, 1, out)``.
+    dec_w, dec_b : list of Tensor
+        Decoder layers, the last one the output layer.
+    bn_mean, bn_var : list of Tensor
+        Running statistics ``(M, 1, width)`` of each hidden layer's batch
+        normalization (encoder first), or empty lists for none.
+    """
+
+    enc_w: List[torch.Tensor]
+    enc_b: List[torch.Tensor]
+    dec_w: List[torch.Tensor]
+    dec_b: List[torch.Tensor]
+    bn_mean: List[torch.Tensor]
+    bn_var: List[torch.Tensor]
+
+
+def as_parameters(params):
+    """The :class:`Parameters` of a parameter dict (or ``params`` itself if it is one)."""
+    if isinstance(params, Parameters):
+        return params
+    return Parameters(*(params[name] for name in Parameters._fields))
+
+
+def detached(params):
+    """:class:`Parameters` of ``params``' tensors without their autograd history."""
+    return Parameters(*([t.detach() for t in v] for v in as_parameters(params)))
+
+
+def expected_parameter_shapes(arch, n_members, likelihood="gaussian", batch_norm=False):
     """Shapes of every parameter tensor of an ensemble, as :func:`init_parameters` makes them.
 
     Parameters
     ----------
     arch : Architecture
     n_members : int
-    bernoulli, batch_norm : bool
+    likelihood : {"gaussian", "bernoulli", "rectified"}
+    batch_norm : bool
 
     Returns
     -------
     shapes : dict of str to list of tuple
         ``enc_w``, ``enc_b``, ``dec_w``, ``dec_b``, ``bn_mean``, ``bn_var``.
     """
-    encoder, decoder = _layer_shapes(arch, bernoulli)
+    encoder, decoder = _layer_shapes(arch, likelihood)
     shapes = {}
     for prefix, layers in (("enc", encoder), ("dec", decoder)):
         shapes[prefix + "_w"] = [(n_members, i, o) for i, o in layers]
@@ -132,7 +176,7 @@ def expected_parameter_shapes(arch, n_members, bernoulli=False, batch_norm=False
     return shapes
 
 
-def init_parameters(arch, n_members, generator, device, bernoulli=False, batch_norm=False):
+def init_parameters(arch, n_members, generator, device, likelihood="gaussian", batch_norm=False):
     """Draw independent initial weights for every member.
 
     Weights and biases follow ``torch.nn.Linear``'s default, uniform on
@@ -146,8 +190,9 @@ def init_parameters(arch, n_members, generator, device, bernoulli=False, batch_n
     generator : torch.Generator
         Source of all randomness; the global RNG is never used.
     device : torch.device
-    bernoulli : bool
-        Size the decoder for a Bernoulli instead of a Gaussian likelihood.
+    likelihood : {"gaussian", "bernoulli", "rectified"}
+        The decoder distribution (:data:`LIKELIHOODS`): a Bernoulli decoder
+        emits one value per feature, the others two.
     batch_norm : bool
         Add running statistics for batch normalization (no affine part) of
         every hidden layer, as the ODIM authors' networks have.
@@ -161,7 +206,7 @@ def init_parameters(arch, n_members, generator, device, bernoulli=False, batch_n
         layer (empty lists without batch normalization), which are state,
         not trained parameters.
     """
-    encoder, decoder = _layer_shapes(arch, bernoulli)
+    encoder, decoder = _layer_shapes(arch, likelihood)
 
     def uniform(shape, fan_in):
         bound = 1.0 / math.sqrt(fan_in)
@@ -287,12 +332,7 @@ def rectified_nll(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> 
 def _decoder_outputs(
     x: torch.Tensor,
     eps: torch.Tensor,
-    enc_w: List[torch.Tensor],
-    enc_b: List[torch.Tensor],
-    dec_w: List[torch.Tensor],
-    dec_b: List[torch.Tensor],
-    bn_mean: List[torch.Tensor],
-    bn_var: List[torch.Tensor],
+    params: Parameters,
     bn_training: bool,
     likelihood: str,
     n_stat_rows: int,
@@ -310,6 +350,8 @@ def _decoder_outputs(
     log_prior_ratio : Tensor of shape (M, K, B)
         ``log p(z_k) - log q(z_k | x)``.
     """
+    enc_w, enc_b, dec_w, dec_b = params.enc_w, params.enc_b, params.dec_w, params.dec_b
+    bn_mean, bn_var = params.bn_mean, params.bn_var
     n_members = enc_w[0].shape[0]
     n_samples = eps.shape[1]
     use_bn = len(bn_mean) > 0
@@ -370,12 +412,7 @@ def _decoder_outputs(
 def log_importance_weights(
     x: torch.Tensor,
     eps: torch.Tensor,
-    enc_w: List[torch.Tensor],
-    enc_b: List[torch.Tensor],
-    dec_w: List[torch.Tensor],
-    dec_b: List[torch.Tensor],
-    bn_mean: List[torch.Tensor],
-    bn_var: List[torch.Tensor],
+    params: Parameters,
     bn_training: bool,
     likelihood: str,
     n_stat_rows: int = 0,
@@ -389,11 +426,8 @@ def log_importance_weights(
     eps : Tensor of shape (M, K, B, L) or (M, K, 1, L)
         Standard normal draws; the second form shares one set of ``K`` draws
         across all rows (used for deterministic scoring).
-    enc_w, enc_b, dec_w, dec_b : list of Tensor
-        Stacked weights ``(M, in, out)`` and biases ``(M, 1, out)``.
-    bn_mean, bn_var : list of Tensor
-        Running statistics of each hidden layer's batch normalization, or
-        empty lists for none.
+    params : Parameters
+        Stacked weights, biases and running statistics.
     bn_training : bool
         Normalize with this batch's statistics (and update the running
         ones) rather than with the running statistics.
@@ -414,7 +448,7 @@ def log_importance_weights(
     log_w : Tensor of shape (M, K, B)
     """
     xb, first, second, log_prior_ratio = _decoder_outputs(
-        x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, bn_training, likelihood, n_stat_rows
+        x, eps, params, bn_training, likelihood, n_stat_rows
     )
     if likelihood == "bernoulli":
         log_px = (xb * first - F.softplus(first)).sum(-1)
@@ -431,12 +465,7 @@ def log_importance_weights(
 def feature_nll(
     x: torch.Tensor,
     eps: torch.Tensor,
-    enc_w: List[torch.Tensor],
-    enc_b: List[torch.Tensor],
-    dec_w: List[torch.Tensor],
-    dec_b: List[torch.Tensor],
-    bn_mean: List[torch.Tensor],
-    bn_var: List[torch.Tensor],
+    params: Parameters,
     likelihood: str,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-feature shares of each row's negative IWAE bound.
@@ -470,7 +499,7 @@ def feature_nll(
     x : Tensor of shape (B, d) or (M, B, d)
     eps : Tensor of shape (M, K, 1, L) or (M, K, B, L)
         The draws that score the rows (see :func:`log_importance_weights`).
-    enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var : list of Tensor
+    params : Parameters
         As for :func:`log_importance_weights`; the running statistics are
         used and left unchanged.
     likelihood : {"gaussian", "bernoulli", "rectified"}
@@ -484,9 +513,7 @@ def feature_nll(
         :func:`iwae_loss`.
     """
     n_samples = eps.shape[1]
-    xb, first, second, log_prior_ratio = _decoder_outputs(
-        x, eps, enc_w, enc_b, dec_w, dec_b, bn_mean, bn_var, False, likelihood, 0
-    )
+    xb, first, second, log_prior_ratio = _decoder_outputs(x, eps, params, False, likelihood, 0)
     if likelihood == "bernoulli":
         nll = F.softplus(first) - xb * first
     elif likelihood == "rectified":

@@ -194,7 +194,8 @@ class EnsembleFit:
         self.k_check = min(config.n_samples_check or config.n_samples, config.n_samples)
         self.live = LiveMembers(
             network.init_parameters(
-                arch, M, generator, self.device, config.bernoulli, config.batch_norm
+                arch, M, generator, self.device,
+                "bernoulli" if config.bernoulli else "gaussian", config.batch_norm
             ),
             config.lr,
         )

@@ -27,7 +27,7 @@ def random_parameters(arch, likelihood, batch_norm, members, seed):
     """
     generator = torch.Generator().manual_seed(seed)
     params = network.init_parameters(arch, members, generator, torch.device("cpu"),
-                                     likelihood == "bernoulli", batch_norm)
+                                     likelihood, batch_norm)
     for t in params["bn_mean"]:
         t.uniform_(-0.3, 0.3, generator=generator)
     for t in params["bn_var"]:

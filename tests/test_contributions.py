@@ -7,7 +7,7 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
-from pyod_odim import ODIM, engines, kernels, network
+from pyod_odim import ODIM, chunking, engines, kernels, network
 from random_network import random_parameters
 
 needs_kernels = pytest.mark.skipif(not kernels.AVAILABLE, reason="C++ kernels not built")
@@ -70,7 +70,7 @@ def test_kernel_matches_pytorch(case):
     params, x, eps, likelihood = _case(case)
     members, n, d = eps.shape[0], x.shape[0], x.shape[1]
     c_ref, r_ref = engines.TorchEngine(likelihood).contributions(params, x, eps)
-    c, r = kernels.score_contributions(params, x, eps, rectified=likelihood == "rectified")
+    c, r = kernels.score_contributions(params, x, eps, likelihood)
     assert c.shape == (members, n, d) and c.dtype == torch.float32
     assert r.shape == (members, n) and r.dtype == torch.float64
     c_eng, r_eng = engines.KernelEngine(likelihood).contributions(params, x, eps)
@@ -100,15 +100,14 @@ def test_formula_by_hand():
     values, weighted by softmax(log w), must give the K-draw result.
     """
     params, x, eps, likelihood = _case(CASES[1])
-    args = [[t.double() for t in params[k]]
-            for k in ("enc_w", "enc_b", "dec_w", "dec_b", "bn_mean", "bn_var")]
+    p = network.Parameters(*([t.double() for t in v] for v in network.as_parameters(params)))
     x, eps = x.double(), eps.double()
     n_samples = eps.shape[1]
-    c, r = network.feature_nll(x, eps, *args, likelihood)
-    log_w = network.log_importance_weights(x, eps, *args, False, likelihood)
+    c, r = network.feature_nll(x, eps, p, likelihood)
+    log_w = network.log_importance_weights(x, eps, p, False, likelihood)
     assert_allclose((c.sum(-1) + r).numpy(), network.iwae_loss(log_w).numpy(),
                     rtol=1e-12, atol=1e-10)
-    single = [network.feature_nll(x, eps[:, k:k + 1], *args, likelihood)
+    single = [network.feature_nll(x, eps[:, k:k + 1], p, likelihood)
               for k in range(n_samples)]
     nll = torch.stack([s[0] for s in single], dim=1)            # (M, K, B, d)
     latent_ratio = -torch.stack([s[1] for s in single], dim=1)  # (M, K, B)
@@ -123,27 +122,27 @@ def test_formula_by_hand():
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_feature_nll_compiles_with_torchscript():
     params, x, eps, likelihood = _case(CASES[2])
-    args = [params[k] for k in ("enc_w", "enc_b", "dec_w", "dec_b", "bn_mean", "bn_var")]
+    p = network.as_parameters(params)
     scripted = torch.jit.script(network.feature_nll)
-    c, r = scripted(x, eps, *args, likelihood)
-    c_ref, r_ref = network.feature_nll(x, eps, *args, likelihood)
+    c, r = scripted(x, eps, p, likelihood)
+    c_ref, r_ref = network.feature_nll(x, eps, p, likelihood)
     assert_allclose(c.numpy(), c_ref.numpy(), rtol=1e-6, atol=1e-6)
     assert_allclose(r.numpy(), r_ref.numpy(), rtol=1e-6, atol=1e-6)
 
 
 @needs_kernels
 def test_kernel_is_deterministic_across_calls_threads_and_builds():
-    params, x, eps, _ = _case(CASES[5])
-    c1, r1 = kernels.score_contributions(params, x, eps, n_threads=1)
-    c2, r2 = kernels.score_contributions(params, x, eps, n_threads=1)
-    c3, r3 = kernels.score_contributions(params, x, eps, n_threads=2)
+    params, x, eps, likelihood = _case(CASES[5])
+    c1, r1 = kernels.score_contributions(params, x, eps, likelihood, n_threads=1)
+    c2, r2 = kernels.score_contributions(params, x, eps, likelihood, n_threads=1)
+    c3, r3 = kernels.score_contributions(params, x, eps, likelihood, n_threads=2)
     assert_array_equal(c1.numpy(), c2.numpy())
     assert_array_equal(r1.numpy(), r2.numpy())
     assert_array_equal(c1.numpy(), c3.numpy())
     assert_array_equal(r1.numpy(), r3.numpy())
     try:
         kernels._ext.allow_avx2(False)
-        c4, r4 = kernels.score_contributions(params, x, eps)
+        c4, r4 = kernels.score_contributions(params, x, eps, likelihood)
     finally:
         kernels._ext.allow_avx2(True)
     assert_allclose(c4.numpy(), c1.numpy(), rtol=1e-5, atol=1e-5)
@@ -184,7 +183,7 @@ def test_pytorch_chunks_agree_with_one_pass(monkeypatch):
     params, x, eps, likelihood = _case(CASES[0])
     engine = engines.TorchEngine(likelihood)
     c, r = engine.contributions(params, x, eps)
-    monkeypatch.setattr(engines, "scoring_chunk_rows", lambda *args: 10)
+    monkeypatch.setattr(chunking, "activation_chunk_rows", lambda *args: 10)
     c_chunked, r_chunked = engine.contributions(params, x, eps)
     assert_allclose(c_chunked, c, rtol=1e-5, atol=1e-6)
     assert_allclose(r_chunked, r, rtol=1e-5, atol=1e-5)

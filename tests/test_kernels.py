@@ -43,10 +43,8 @@ def _rows(shape, likelihood, generator):
 
 
 def _torch_losses(params, X, eps, likelihood):
-    log_w = network.log_importance_weights(
-        X, eps, params["enc_w"], params["enc_b"], params["dec_w"], params["dec_b"],
-        params["bn_mean"], params["bn_var"], False, likelihood,
-    )
+    log_w = network.log_importance_weights(X, eps, network.as_parameters(params), False,
+                                           likelihood)
     return network.iwae_loss(log_w).double().numpy()
 
 
@@ -56,7 +54,7 @@ def test_scores_match_pytorch(d, likelihood, batch_norm, k):
     X = _rows((53, d), likelihood, gen)
     eps = torch.randn((3, k, 1, latent), generator=gen)
     expected = _torch_losses(params, X, eps, likelihood)
-    got = kernels.score_losses(params, X, eps, rectified=likelihood == "rectified").numpy()
+    got = kernels.score_losses(params, X, eps, likelihood).numpy()
     assert got.shape == (3, 53) and got.dtype == np.float64
     assert_allclose(got, expected, rtol=2e-5, atol=1e-5)
 
@@ -68,9 +66,9 @@ def _torch_gradients(params, batch, labeled, likelihood, weight, order):
 
     def objective(q, m):
         return engines._objective(
-            batch[0][m], batch[1][m], q["enc_w"], q["enc_b"], q["dec_w"], q["dec_b"],
-            q["bn_mean"], q["bn_var"], likelihood, None if x_lab is None else x_lab[m],
-            None if eps_lab is None else eps_lab[m], weight, order,
+            batch[0][m], batch[1][m], network.as_parameters(q), likelihood,
+            None if x_lab is None else x_lab[m], None if eps_lab is None else eps_lab[m],
+            weight, order,
         )
 
     everyone = slice(None)
@@ -95,8 +93,7 @@ def test_training_step_matches_autograd(d, likelihood, batch_norm, k, with_label
     reference, expected = _torch_gradients(params, batch, labeled, likelihood, 0.7, 2.0)
 
     mine = {k: [t.clone() for t in v] for k, v in params.items()}
-    objectives = kernels.train_step(mine, batch[0], batch[1], labeled, 0.7, 2.0,
-                                    rectified=likelihood == "rectified")
+    objectives = kernels.train_step(mine, batch[0], batch[1], likelihood, labeled, 0.7, 2.0)
     assert_allclose(objectives, expected, rtol=1e-5, atol=1e-5)
     # Batch normalization's running statistics move exactly as PyTorch's.
     for got, want in zip(mine["bn_mean"] + mine["bn_var"],
@@ -115,16 +112,16 @@ def test_results_do_not_depend_on_threads():
     params, latent, gen = _network(21, "gaussian", True, members=5)
     X = torch.rand((301, 21), generator=gen)
     eps = torch.randn((5, 50, 1, latent), generator=gen)
-    one = kernels.score_losses(params, X, eps, n_threads=1).numpy()
-    assert_array_equal(kernels.score_losses(params, X, eps, n_threads=3).numpy(), one)
+    one = kernels.score_losses(params, X, eps, "gaussian", n_threads=1).numpy()
+    assert_array_equal(kernels.score_losses(params, X, eps, "gaussian", n_threads=3).numpy(), one)
     # A row's score does not depend on the rows scored with it.
-    assert_array_equal(kernels.score_losses(params, X[7:11], eps).numpy(), one[:, 7:11])
+    assert_array_equal(kernels.score_losses(params, X[7:11], eps, "gaussian").numpy(), one[:, 7:11])
 
     batch = (torch.rand((5, 64, 21), generator=gen), torch.randn((5, 4, 64, latent), generator=gen))
     runs = []
     for threads in (1, 2, 4):
         p = {k: [t.clone() for t in v] for k, v in params.items()}
-        kernels.train_step(p, *batch, n_threads=threads)
+        kernels.train_step(p, *batch, "gaussian", n_threads=threads)
         runs.append([t.grad.numpy().copy() for t in network.flat_parameters(p)])
     for other in runs[1:]:
         for a, b in zip(runs[0], other):
@@ -135,13 +132,27 @@ def test_bad_shapes_raise_value_error():
     params, latent, gen = _network(9, "gaussian", True)
     eps = torch.randn((3, 5, 1, latent), generator=gen)
     with pytest.raises(ValueError, match="n_features"):
-        kernels.score_losses(params, torch.rand((4, 8)), eps)
+        kernels.score_losses(params, torch.rand((4, 8)), eps, "gaussian")
     with pytest.raises(ValueError, match="eps"):
-        kernels.score_losses(params, torch.rand((4, 9)), torch.randn((2, 5, 1, latent)))
+        kernels.score_losses(params, torch.rand((4, 9)), torch.randn((2, 5, 1, latent)),
+                             "gaussian")
     with pytest.raises(ValueError, match="noise"):
-        kernels.train_step(params, torch.rand((3, 8, 9)), torch.randn((3, 5, 7, latent)))
+        kernels.train_step(params, torch.rand((3, 8, 9)), torch.randn((3, 5, 7, latent)),
+                           "gaussian")
     with pytest.raises(ValueError, match="float32"):
-        kernels.score_losses(params, torch.rand((4, 9), dtype=torch.float64), eps)
+        kernels.score_losses(params, torch.rand((4, 9), dtype=torch.float64), eps, "gaussian")
+    # The likelihood is told, not guessed: a Gaussian decoder is no Bernoulli one.
+    with pytest.raises(ValueError, match="likelihood"):
+        kernels.score_losses(params, torch.rand((4, 9)), eps, "bernoulli")
+    with pytest.raises(ValueError, match="likelihood"):
+        kernels.score_losses(params, torch.rand((4, 9)), eps, "poisson")
+    # Parameters whose shapes do not chain, or of the wrong dtype.
+    bad = dict(params, dec_w=params["dec_w"][:-1] + [params["dec_w"][-1][:, 1:].contiguous()])
+    with pytest.raises(ValueError, match="decoder weight"):
+        kernels.score_losses(bad, torch.rand((4, 9)), eps, "gaussian")
+    bad = dict(params, bn_var=[t.double() for t in params["bn_var"]])
+    with pytest.raises(ValueError, match="bn_var.*float32"):
+        kernels.score_losses(bad, torch.rand((4, 9)), eps, "gaussian")
 
 
 def test_supports():
@@ -157,7 +168,6 @@ def test_supports():
 def test_instruction_set_builds_agree(likelihood):
     from pyod_odim import _iwae
 
-    rectified = likelihood == "rectified"
     params, latent, gen = _network(21, likelihood, True)
     X = _rows((40, 21), likelihood, gen)
     eps = torch.randn((3, 50, 1, latent), generator=gen)
@@ -168,8 +178,8 @@ def test_instruction_set_builds_agree(likelihood):
         _iwae.allow_avx2(allowed)
         try:
             p = {k: [t.clone() for t in v] for k, v in params.items()}
-            kernels.train_step(p, *batch, rectified=rectified)
-            runs.append((kernels.score_losses(params, X, eps, rectified=rectified).numpy(),
+            kernels.train_step(p, *batch, likelihood)
+            runs.append((kernels.score_losses(params, X, eps, likelihood).numpy(),
                          [t.grad.numpy().copy() for t in network.flat_parameters(p)]))
         finally:
             _iwae.allow_avx2(True)
@@ -194,7 +204,7 @@ def test_labeled_term_respects_batch_norm_invariances(engine):
                torch.randn((3, 5, 8, latent), generator=gen))
     if engine == "kernel":
         p = {k: [t.clone() for t in v] for k, v in params.items()}
-        kernels.train_step(p, batch[0], batch[1], labeled, 1.0, 2.0)
+        kernels.train_step(p, batch[0], batch[1], "gaussian", labeled, 1.0, 2.0)
     else:
         p, _ = _torch_gradients(params, batch, labeled, "gaussian", 1.0, 2.0)
     hidden = [("enc", i) for i in range(len(p["enc_w"]) - 1)]

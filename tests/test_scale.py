@@ -230,3 +230,23 @@ def test_memory_layout_does_not_change_scores(X, layout):
     clf = ODIM(**dict(FAST, selection_size=256, working_memory=0.01)).fit(other)
     assert_array_equal(clf.decision_scores_, plain.decision_scores_)
     assert_array_equal(clf.decision_function(other), plain.decision_function(X))
+
+
+# ---------------------------------------------------------------- chunk sizes
+def test_one_rule_sizes_every_chunk():
+    import torch
+
+    from pyod_odim import chunking, network
+
+    assert chunking.rows_within(1000, 30, 5) == 33
+    assert chunking.rows_within(10, 30, 5) == 5
+    assert chunking.rows_within(10**9, 1, 5, 100) == 100
+    assert chunking.rows_per_chunk(1, 1 << 10) == 1 << 10
+    params = network.init_parameters(network.Architecture(40, (128, 64), 32), 3,
+                                     torch.Generator(), "cpu")
+    # The widest layer has 128 outputs (the Gaussian output layer only 80);
+    # 3 members, 50 draws per row.
+    rows = chunking.activation_chunk_rows(params, 50, "cpu")
+    assert rows == chunking.ACTIVATION_ELEMENTS["cpu"] // (3 * 50 * 128)
+    assert chunking.activation_chunk_rows(network.as_parameters(params), 50, "cuda") > rows
+    assert chunking.activation_chunk_rows(params, 10**6, "cpu") == chunking.MIN_ACTIVATION_ROWS
