@@ -7,7 +7,8 @@
 >>> pyod_odim.load("model.odim")   # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
+
 __all__ = ["ODIM", "load", "__version__"]
 
 
@@ -19,7 +20,7 @@ def __getattr__(name):
 
         return ODIM
     if name == "load":
-        from .model_file import load
+        from .detector import load
 
         return load
     raise AttributeError(f"module 'pyod_odim' has no attribute {name!r}")
