@@ -350,7 +350,8 @@ def _check_score_args(args):
 
 
 def _load_model(path, trust_pickle=False):
-    from .detector import ODIM, load
+    from . import load
+    from .detector import ODIM
 
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such model file")

@@ -40,6 +40,7 @@ detector labels by the cut, a number, and so labels every row on its own
 import importlib
 import numbers
 import pkgutil
+import warnings
 
 import numpy as np
 
@@ -297,6 +298,38 @@ def _between(lo, hi):
     """A float in [lo, hi), their midpoint where it is representable."""
     mid = lo / 2 + hi / 2  # halves first: no overflow at +-1e308
     return float(mid if lo <= mid < hi else lo)
+
+
+def score_threshold(contamination, threshold, scores, labels):
+    """The cut in score units of a fit: training rows scoring above it are labelled 1.
+
+    Parameters
+    ----------
+    contamination : float or thresholder
+    threshold : float
+        PyOD's ``threshold_``: in score units for a numeric
+        ``contamination``, on the thresholder's own scale otherwise.
+    scores : ndarray of shape (n,)
+        The training scores.
+    labels : ndarray of shape (n,)
+        Their labels.
+
+    Returns
+    -------
+    cut : float
+        ``threshold`` for a numeric ``contamination``; for a thresholder the
+        cut :func:`score_cut` derives from its labels, with a warning when
+        no cut gives them all.
+    """
+    if isinstance(contamination, numbers.Real):
+        return float(threshold)
+    cut, n_differ = score_cut(scores, labels)
+    if n_differ:
+        warnings.warn(
+            f"{type(contamination).__name__}'s labels are not a cut on the scores: "
+            f"score_threshold_={cut:.6g} labels {n_differ} of {len(labels)} training rows "
+            "differently", UserWarning, stacklevel=3)
+    return cut
 
 
 def fitted_score_threshold(estimator):
