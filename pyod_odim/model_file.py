@@ -1,7 +1,9 @@
 """Model files without pickle: arrays and JSON metadata in a zip archive.
 
-``ODIM.save(path)`` writes, and :func:`load` reads, a zip archive (stored,
-not compressed) of
+This module handles the container only: :func:`save` writes, and
+:func:`load` reads, the arrays and JSON fields that ``ODIM._get_fitted_state``
+gives and ``ODIM._from_fitted_state`` takes back (``ODIM.save`` and
+:func:`pyod_odim.load`). The file is a zip archive (stored, not compressed) of
 
 * ``meta.json``: the format name and version, the package, torch and NumPy
   versions that wrote it, the detector's parameters, the fitted scalars

@@ -201,7 +201,8 @@ class FittedScorer:
         reference = stored_array(arrays, "feature_reference")
         quantiles = stored_array(arrays, "contribution_quantiles")
         if reference.shape != (arch.n_features,) or quantiles.shape != (101, arch.n_features):
-            raise ValueError("feature_reference or contribution_quantiles do not match the features")
+            raise ValueError("feature_reference or contribution_quantiles do not match "
+                             "the features")
         return cls(FeatureScaling(data_min, data_max), arch, likelihood, params, eps,
                    combination=combination, member_mean=mean, member_std=std,
                    neighbors=_stored_neighbors(fields, arrays, arch.n_features),
