@@ -113,7 +113,7 @@ def likelihood_for_data(X):
     return "rectified" if at_floor >= FLOOR_SHARE * X.size else "gaussian"
 
 
-def is_auto(value):
+def _is_auto(value):
     """Whether a parameter's value is the string ``"auto"``."""
     return isinstance(value, str) and value == "auto"
 
@@ -156,7 +156,7 @@ def warm_up_updates(width, n_rows, batch_size):
 
 def _int_or_auto(value, auto_value, name, low):
     """``auto_value`` for ``"auto"``, else ``value`` checked as an integer >= ``low``."""
-    return auto_value if is_auto(value) else check_int(value, name, low)
+    return auto_value if _is_auto(value) else check_int(value, name, low)
 
 
 def architecture(n_features, hidden_sizes=None, latent_dim=None):
@@ -188,7 +188,7 @@ def check_parameters(params):
         Naming the parameter.
     """
     thresholds.check_contamination(params["contamination"])
-    if not is_auto(params["lr"]):
+    if not _is_auto(params["lr"]):
         check_float(params["lr"], "lr", 0.0)
     check_choice(params["likelihood"], "likelihood", ("auto",) + network.LIKELIHOODS)
     check_choice(params["distance"], "distance", gmm.DISTANCES)
@@ -255,7 +255,7 @@ def training_config(params, X_fit, n_unlabeled, n_threads):
         selection_size = _int_or_auto(selection_size, width.selection_size, "selection_size", 2)
     batch_size = check_int(params["batch_size"], "batch_size", 1)
     min_updates = params["min_updates"]
-    if is_auto(min_updates):
+    if _is_auto(min_updates):
         min_updates = warm_up_updates(width, n_unlabeled, batch_size)
     else:
         min_updates = check_int(min_updates, "min_updates", 0)
@@ -266,7 +266,7 @@ def training_config(params, X_fit, n_unlabeled, n_threads):
         n_members=n_members,
         n_samples=n_score,
         batch_size=batch_size,
-        lr=LEARNING_RATES[likelihood] if is_auto(params["lr"]) else float(params["lr"]),
+        lr=LEARNING_RATES[likelihood] if _is_auto(params["lr"]) else float(params["lr"]),
         check_every=check_int(params["check_every"], "check_every", 1),
         patience=_int_or_auto(params["patience"], width.patience, "patience", 1),
         max_updates=check_int(params["max_updates"], "max_updates", 1),

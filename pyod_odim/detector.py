@@ -18,7 +18,7 @@ from .engines import make_engine
 from .known_outliers import check_labels, label_aware_criterion
 from .neighbors import NeighborScorer
 from .progress import make_progress
-from .sampling import reference_rows, sample_rows
+from .sampling import fitting_rows, reference_rows
 from .scaling import FeatureScaling
 from .scorer import FittedScorer
 from .training import train_ensemble
@@ -298,10 +298,7 @@ class ODIM(BaseDetector):
         """
         X, labeled = self._validate(X, y)
         seed = seed_from(self.random_state)
-        # The fitting rows: all of X, or a uniform sample of max_fit_rows.
-        fit_rows = sample_rows(X.shape[0], self.max_fit_rows, seed)
-        X_fit, labeled = (X, labeled) if fit_rows is None else (
-            X[fit_rows], None if labeled is None else labeled[fit_rows])
+        fit_rows, X_fit, labeled = fitting_rows(X, labeled, self.max_fit_rows, seed)
         n_unlabeled = X_fit.shape[0] - (0 if labeled is None else int(labeled.sum()))
         arch, config = training_config(self.get_params(), X_fit, n_unlabeled,
                                        resolve_n_jobs(self.n_jobs))
