@@ -219,7 +219,7 @@ def training_config(params, X_fit, n_unlabeled, n_threads):
     ----------
     params : dict
         ``ODIM.get_params()``; the choices and floats already validated
-        (``ODIM._check_parameters``), the integers are checked here.
+        (:func:`check_parameters`), the integers are checked here.
     X_fit : ndarray of shape (n_fit, n_features)
         The fitting rows (all rows, or the ``max_fit_rows`` sample).
     n_unlabeled : int
