@@ -49,7 +49,7 @@ VARIANTS = {
     "today": TODAY,
     "defaults": {},
     # The defaults before the wide-data patience and check subset
-    # (pyod_odim.detector.WIDE_DEFAULTS), rectified decoder included.
+    # (pyod_odim.defaults.WIDE_DEFAULTS), rectified decoder included.
     "before": dict(patience=10, selection_size=8192, **EARLIER),
     # The defaults before likelihood="auto" (docs/accuracy.md, "A
     # likelihood for sparse features"); on sets "auto" leaves Gaussian it is

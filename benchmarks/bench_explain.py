@@ -271,7 +271,7 @@ def run_cost(sets, repeats, emit):
         score_s = median_seconds(lambda: clf.decision_function(X), repeats)
         explain_s = median_seconds(lambda: clf.feature_contributions(X), repeats)
         emit(dict(section="cost", dataset=name, n=int(X.shape[0]), d=int(X.shape[1]),
-                  engine=clf.compile_, fit_s=fit_s, score_s=score_s, explain_s=explain_s,
+                  engine=clf.engine_, fit_s=fit_s, score_s=score_s, explain_s=explain_s,
                   ratio=explain_s / score_s, repeats=repeats))
 
 

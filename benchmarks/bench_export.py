@@ -233,7 +233,7 @@ def main():
     require_datasets()
     torch.set_num_threads(1)
     versions = (f"pyod-odim {pyod_odim.__version__}, torch {torch.__version__}, "
-                f"defaults (10 members, 5 above 256 features; n_samples_iwae=50, compile='auto'), "
+                f"defaults (10 members, 5 above 256 features; n_samples_iwae=50, engine='auto'), "
                 f"n_jobs=1, seed 0, "
                 f"fits stopped after {args.max_updates} updates")
     print(f"bench_export: {versions}")

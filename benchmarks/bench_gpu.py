@@ -9,7 +9,7 @@ throughput, and default fits with their AUC, printed in one run.
    launches alone cost.
 2. Scoring throughput of ``decision_function`` in member-rows x K per
    second, eager and compiled.
-3. Default 10-member fits (``compile`` eager and inductor) of cardio,
+3. Default 10-member fits (``engine`` eager and inductor) of cardio,
    shuttle, cover and the two embedding sets, with training AUC.
 
 ``--device cpu`` runs the same script on the CPU (without the graph line),
@@ -84,9 +84,9 @@ def update_timings(d, device, repeats, n_samples_train=10):
     return out
 
 
-def scoring_throughput(X, device, compile_mode):
+def scoring_throughput(X, device, engine_mode):
     clf = ODIM(n_estimators=10, max_updates=20, check_every=10, min_updates=0,
-               device=str(device), compile=compile_mode, random_state=0).fit(X[:2048])
+               device=str(device), engine=engine_mode, random_state=0).fit(X[:2048])
     clf.decision_function(X[:4096])  # warm-up (and compilation)
     sync(device)
     t0 = time.perf_counter()
@@ -131,13 +131,13 @@ def main():
         X, y = load(name_)
         for mode in ("eager", "inductor"):
             t0 = time.perf_counter()
-            clf = ODIM(device=str(device), compile=mode, random_state=0).fit(X)
+            clf = ODIM(device=str(device), engine=mode, random_state=0).fit(X)
             seconds = time.perf_counter() - t0
             rows.append([name_, f"{X.shape[0]}x{X.shape[1]}", mode, f"{seconds:.1f}",
                          clf.n_updates_, f"{roc_auc_score(y, clf.decision_scores_):.3f}"])
             print(" ".join(map(str, rows[-1])), flush=True)
     print()
-    print(markdown_table(["dataset", "n x d", "compile", "fit s", "updates", "AUC"], rows))
+    print(markdown_table(["dataset", "n x d", "engine", "fit s", "updates", "AUC"], rows))
     print(f"\nODIM defaults (10 members, n_samples_iwae={ODIM().n_samples_iwae}, "
           f"n_samples_train={ODIM().n_samples_train}), seed 0; "
           f"training AUC on all rows; {np.__name__} {np.__version__}")

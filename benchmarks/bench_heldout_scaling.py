@@ -41,7 +41,7 @@ ALL_SETS = SHARED_SETS
 def extrapolated_scores(clf, X):
     """Scores of rows under the fitted model without clipping or overshoot cost."""
     scorer = clf.scorer_
-    engine = scorer.engine(clf.compile, torch.device("cpu"), 1)
+    engine = scorer.scoring_engine(clf.engine, torch.device("cpu"), 1)
     params, eps = scorer.torch_params(torch.device("cpu"))
     scaled = torch.as_tensor(scorer.scaling.transform(X), dtype=torch.float32)
     return scorer.combine(engine.score(params, scaled, eps))

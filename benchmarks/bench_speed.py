@@ -8,7 +8,7 @@ commands run back to back. Sections:
 * ``fits``: default fits of small and mid-sized tabular sets (wall seconds,
   share of training updates / checks / final scoring, training AUC) beside
   PyOD's VAE (at its defaults) and IForest, and beside ODIM's earlier path
-  (eager PyTorch with 50 importance samples in training, ``compile="eager",
+  (eager PyTorch with 50 importance samples in training, ``engine="eager",
   n_samples_train=50``: the package before the C++ kernels).
 * ``threads``: default fits of the small sets with ``n_jobs=1`` against
   ``n_jobs=-1`` (every CPU), back to back.
@@ -58,7 +58,7 @@ SECTIONS = ("fits", "threads", "embeddings", "embedding_speed", "wide", "scoring
 WIDE = dict(hidden_sizes=(512, 256), latent_dim=128)
 FIT_SETS = "wbc,cardio,thyroid,mammography,shuttle"
 EMBEDDING_SETS = "mvtec-ad_bottle,20news_3"
-EARLIER = dict(compile="eager", n_samples_train=50)
+EARLIER = dict(engine="eager", n_samples_train=50)
 # Every shared embedding set, and the defaults the embedding-speed work started from.
 ALL_EMBEDDING_SETS = ("mvtec-ad_bottle,mvtec-ad_screw,mvtec-ad_carpet,cifar10_0,svhn_0,"
                       "mvtec-ad_carpet_vit,20news_3")
@@ -213,7 +213,7 @@ def section_scoring():
     clf = ODIM(random_state=0).fit(X)
     rows, timings = [], {}
     for mode, n_jobs in (("eager", 2), ("kernel", 1), ("kernel", 2)):
-        clf.set_params(compile=mode, n_jobs=n_jobs)
+        clf.set_params(engine=mode, n_jobs=n_jobs)
         clf.decision_function(X[:1000])
         seconds = statistics.median(timed(clf.decision_function, X)[1] for _ in range(3))
         timings[(mode, n_jobs)] = seconds
@@ -310,7 +310,7 @@ def main():
           f"{os.cpu_count()} CPUs, kernels {kernels.ISA}; ODIM defaults: "
           f"n_estimators={default.n_estimators!r} (10 members, 5 above 256 features), "
           f"n_samples_iwae={default.n_samples_iwae}, "
-          f"n_samples_train={default.n_samples_train!r}, compile={default.compile!r}, "
+          f"n_samples_train={default.n_samples_train!r}, engine={default.engine!r}, "
           f"n_jobs={default.n_jobs}; seed 0; {time.strftime('%Y-%m-%d')}", flush=True)
     sections = args.sections.split(",")
     out = []

@@ -28,7 +28,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from _common import load, require_datasets  # noqa: E402
 from bench_semisupervised import known_outliers, parse_param  # noqa: E402
 from pyod_odim import ODIM  # noqa: E402
-from pyod_odim.labels import label_aware_criterion  # noqa: E402
+from pyod_odim.defaults import training_config  # noqa: E402
+from pyod_odim.engines import make_engine  # noqa: E402
+from pyod_odim.known_outliers import label_aware_criterion  # noqa: E402
 from pyod_odim.training import EnsembleFit  # noqa: E402
 
 
@@ -57,10 +59,11 @@ def main():
     known = known_outliers(y, args.fraction, args.seed)
     params = dict(parse_param(p) for p in args.param)
     clf = ODIM(n_estimators=args.members, use_labels=True, random_state=args.seed, **params)
-    arch, config = clf._check_parameters(X.shape[1])
+    arch, config = training_config(clf.get_params(), X, int((known == 0).sum()), 1)
     X_scaled = torch.as_tensor(MinMaxScaler().fit_transform(X), dtype=torch.float32)
     generator = torch.Generator().manual_seed(args.seed)
-    engine = clf._engine(torch.device("cpu"), arch, "gaussian", 1)
+    engine = make_engine(clf.engine, torch.device("cpu"), arch, config.likelihood,
+                         config.cubo_weight, config.cubo_order, 1)
     labeled = known == 1
     fit = EnsembleFit(
         X_scaled, arch, config, generator, engine,

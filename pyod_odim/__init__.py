@@ -7,7 +7,8 @@
 >>> pyod_odim.load("model.odim")   # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
+
 __all__ = ["ODIM", "load", "__version__"]
 
 
@@ -18,8 +19,37 @@ def __getattr__(name):
         from .detector import ODIM
 
         return ODIM
-    if name == "load":
-        from .model_file import load
-
-        return load
     raise AttributeError(f"module 'pyod_odim' has no attribute {name!r}")
+
+
+def load(path, verify=False):
+    """Read a detector saved by :meth:`pyod_odim.ODIM.save`; no code from the file runs.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    verify : bool, default=False
+        Also check the CRC-32 checksum of the arrays (:mod:`pyod_odim.model_file`).
+
+    Returns
+    -------
+    estimator : pyod_odim.ODIM
+        Fitted, with the saved detector's ``decision_function``, ``predict``
+        and ``predict_proba``; a thresholder ``contamination`` comes back as
+        the share of rows it labelled, and ``predict`` uses the saved cut.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        No file; not a model file, a newer format, or a damaged or
+        inconsistent file (the message names the problem).
+    """
+    from . import model_file
+    from .detector import ODIM
+
+    fields, arrays = model_file.load(path, verify)
+    try:
+        return ODIM._from_fitted_state(fields, arrays)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+

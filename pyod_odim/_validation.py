@@ -174,3 +174,26 @@ def seed_from(random_state):
     if random_state < 0:
         raise ValueError(f"random_state must be non-negative, got {random_state}")
     return int(random_state)
+
+
+def stored_field(fields, name, kinds):
+    """``fields[name]`` when it is one of ``kinds`` (never a bool), else a ValueError naming it."""
+    value = fields.get(name)
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        raise ValueError(f"{name!r} is missing or malformed")
+    return value
+
+
+def stored_array(arrays, name):
+    """``arrays[name]``, or a ValueError saying that it is missing."""
+    if name not in arrays:
+        raise ValueError(f"array {name!r} is missing")
+    return arrays[name]
+
+
+def column_names(X):
+    """A DataFrame's column names as strings (scikit-learn's ``feature_names_in_``), else None."""
+    columns = getattr(X, "columns", None)
+    if columns is None or not hasattr(X, "dtypes"):
+        return None
+    return np.asarray([str(c) for c in columns], dtype=object)

@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from ._io import InputError, atomic_path, check_output_path, read_table, suffix_of, write_scores
 
 PROG = "odim"
@@ -29,7 +29,7 @@ _FIT_OPTIONS = {
     "n_samples_iwae": "n_samples_iwae",
     "patience": "patience",
     "check_every": "check_every",
-    "compile": "compile",
+    "engine": "engine",
     "seed": "random_state",
     "max_fit_rows": "max_fit_rows",
 }
@@ -61,7 +61,7 @@ def _positive_int(text):
 def _add_fit_options(parser, seed_help):
     parser.add_argument("--seed", type=int, default=None, metavar="N", help=seed_help)
     parser.add_argument("--n-estimators", type=_positive_int, metavar="M",
-                        help="ensemble members (ODIM's default: 10)")
+                        help="ensemble members (ODIM's default: 10, or 5 above 256 features)")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="show a progress bar (default when stderr is a terminal); "
                              "-vv prints a line per check")
@@ -75,8 +75,42 @@ def _add_fit_options(parser, seed_help):
     # Speed knobs for tests and quick trials; kept out of --help.
     parser.add_argument("--patience", type=_positive_int, help=argparse.SUPPRESS)
     parser.add_argument("--check-every", type=_positive_int, help=argparse.SUPPRESS)
-    parser.add_argument("--compile", choices=("auto", "kernel", "inductor", "eager", "none"),
+    parser.add_argument("--engine", choices=("auto", "kernel", "inductor", "eager", "none"),
                         help=argparse.SUPPRESS)
+
+
+# The options of 'odim score' besides INPUT and the fit options: flags,
+# argparse keywords, help.
+_SCORE_OPTIONS = (
+    ("-o --output", dict(metavar="OUTPUT"),
+     "write 'score,label' per row: .csv (with header) or .npy (shape (n, 2)); without it "
+     "a summary is printed"),
+    ("--label-column", dict(metavar="NAME_OR_INDEX"),
+     "column with ground truth (1 = outlier): kept out of the features and used to print "
+     "ROC-AUC and average precision"),
+    ("--contamination", dict(type=float, metavar="C"),
+     "expected share of outliers, sets the label threshold (default: 0.1)"),
+    ("--threshold", dict(metavar="NAME"),
+     "label outliers with a PyThresh thresholder instead of --contamination: iqr, mad, "
+     "zscore, clust, ... (needs pythresh)"),
+    ("--explain", dict(type=_positive_int, metavar="K"),
+     "add each row's K features with the largest contributions to its score to the .csv "
+     "output (name, value and contribution of each); without -o, show them for the "
+     "highest scores"),
+    ("--device", {}, "torch device, e.g. cpu or cuda (default: cuda when available)"),
+    ("--save-model", dict(metavar="PATH"),
+     "save the fitted model as a pyod-odim model file (arrays and JSON, no pickle; load it "
+     "with --model or pyod_odim.load)"),
+    ("--model", dict(metavar="PATH"),
+     "score INPUT with a model saved by --save-model instead of fitting; loading a model "
+     "file runs no code from it"),
+    ("--trust-pickle", dict(action="store_true"),
+     "with --model: also accept a pickled (joblib) ODIM, as earlier versions saved; "
+     "unpickling runs code from the file, so use it only for files you trust"),
+    ("--plot", dict(metavar="PATH"),
+     "save checkpoint-selection and score plots, and the feature contributions of the "
+     "highest-scored rows (needs matplotlib)"),
+)
 
 
 def build_parser():
@@ -119,37 +153,8 @@ def build_parser():
                     "complete.",
     )
     score.add_argument("input", metavar="INPUT", help="the data file")
-    score.add_argument("-o", "--output", metavar="OUTPUT",
-                       help="write 'score,label' per row: .csv (with header) or .npy "
-                            "(shape (n, 2)); without it a summary is printed")
-    score.add_argument("--label-column", metavar="NAME_OR_INDEX",
-                       help="column with ground truth (1 = outlier): kept out of the "
-                            "features and used to print ROC-AUC and average precision")
-    score.add_argument("--contamination", type=float, metavar="C",
-                       help="expected share of outliers, sets the label threshold "
-                            "(default: 0.1)")
-    score.add_argument("--threshold", metavar="NAME",
-                       help="label outliers with a PyThresh thresholder instead of "
-                            "--contamination: iqr, mad, zscore, clust, ... (needs pythresh)")
-    score.add_argument("--explain", type=_positive_int, metavar="K",
-                       help="add each row's K features with the largest contributions to "
-                            "its score to the .csv output (name, value and contribution "
-                            "of each); without -o, show them for the highest scores")
-    score.add_argument("--device", help="torch device, e.g. cpu or cuda "
-                                        "(default: cuda when available)")
-    score.add_argument("--save-model", metavar="PATH",
-                       help="save the fitted model as a pyod-odim model file (arrays "
-                            "and JSON, no pickle; load it with --model or pyod_odim.load)")
-    score.add_argument("--model", metavar="PATH",
-                       help="score INPUT with a model saved by --save-model instead of "
-                            "fitting; loading a model file runs no code from it")
-    score.add_argument("--trust-pickle", action="store_true",
-                       help="with --model: also accept a pickled (joblib) ODIM, as "
-                            "earlier versions saved; unpickling runs code from the "
-                            "file, so use it only for files you trust")
-    score.add_argument("--plot", metavar="PATH",
-                       help="save checkpoint-selection and score plots, and the feature "
-                            "contributions of the highest-scored rows (needs matplotlib)")
+    for flag, options, text in _SCORE_OPTIONS:
+        score.add_argument(*flag.split(), **options, help=text)
     _add_fit_options(score, f"random seed (default: {DEFAULT_SEED})")
     score.set_defaults(handler=run_score)
     return parser
@@ -242,7 +247,7 @@ def _count(n, noun):
 def _fit_summary(model):
     low, high = int(model.best_update_.min()), int(model.best_update_.max())
     kept = f"update {low}" if low == high else f"updates {low}-{high}"
-    return (f"device {model.device_}, GMM backend {model.gmm_backend_}, IWAE {model.compile_}; "
+    return (f"device {model.device_}, GMM backend {model.gmm_backend_}, IWAE {model.engine_}; "
             f"{_count(model.best_update_.size, 'member')}, {_count(model.n_updates_, 'update')}, "
             f"kept checkpoints at {kept}")
 
@@ -345,8 +350,8 @@ def _check_score_args(args):
 
 
 def _load_model(path, trust_pickle=False):
+    from . import load
     from .detector import ODIM
-    from .model_file import load
 
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such model file")

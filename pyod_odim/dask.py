@@ -81,7 +81,7 @@ class PartitionScorer:
     def __init__(self, estimator, device="cpu", n_jobs=1):
         check_is_fitted(estimator, ["scorer_", "decision_scores_", "threshold_"])
         self.scorer = estimator.scorer_
-        self.compile = estimator.compile
+        self.engine = estimator.engine
         self.working_memory = estimator.working_memory
         self.device = device
         self.n_jobs = resolve_n_jobs(n_jobs)
@@ -107,7 +107,7 @@ class PartitionScorer:
             dtype=FLOAT_DTYPES,
         )
         return self.scorer.score(
-            X, compile=self.compile, device=self.device, n_jobs=self.n_jobs,
+            X, engine=self.engine, device=self.device, n_jobs=self.n_jobs,
             working_memory=self.working_memory,
         )
 

@@ -16,7 +16,7 @@ engine shares the same loop, draws and bookkeeping.
   (inductor backend). Compilation takes tens of seconds the first time a
   shape is seen (PyTorch caches compiled graphs on disk for later
   processes), so it pays only for long fits; opt in with
-  ``compile="inductor"``.
+  ``engine="inductor"``.
 
 All three agree to float32 rounding (``tests/test_engines.py``).
 """
@@ -235,14 +235,14 @@ def make_engine(mode, device, arch, likelihood, cubo_weight=1.0, cubo_order=2.0,
     engine : KernelEngine or TorchEngine
     """
     if mode not in ENGINES:
-        raise ValueError(f"compile must be one of {ENGINES}, got {mode!r}")
+        raise ValueError(f"engine must be one of {ENGINES}, got {mode!r}")
     kernel_ok = kernels.supports(arch, device)
     if mode in ("auto", "kernel") and kernel_ok:
         return KernelEngine(likelihood, cubo_weight, cubo_order, n_threads)
     if mode == "kernel":
         reason = "it is not built" if not kernels.AVAILABLE else f"it does not run on {device}"
         warnings.warn(
-            f"compile='kernel': the C++ kernel cannot be used ({reason}); running eager PyTorch",
+            f"engine='kernel': the C++ kernel cannot be used ({reason}); running eager PyTorch",
             RuntimeWarning,
             stacklevel=3,
         )

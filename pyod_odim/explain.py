@@ -30,7 +30,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import FLOAT_DTYPES, check_samples
-from .plotting import _axes, _pyplot
+from .plotting import figure_axes, pyplot
 
 __all__ = ["cutoff_bands", "explain_outlier", "feature_labels", "plot_top_contributions",
            "top_features"]
@@ -284,7 +284,7 @@ def explain_outlier(detector, ind, X=None, columns=None, cutoffs=None, feature_n
     outlier = score > fitted_score_threshold(detector)
     bands = cutoff_bands(quantiles[:, columns], cutoffs)
 
-    fig, ax = _axes(ax, (max(7.5, 4.5 + 0.4 * len(columns)), 4.2))
+    fig, ax = figure_axes(ax, (max(7.5, 4.5 + 0.4 * len(columns)), 4.2))
     positions = np.arange(len(columns))
     above = values > bands.max(axis=0)
     ax.bar(positions, values, width=0.7, color=np.where(above, "tab:red", "tab:blue"),
@@ -353,7 +353,7 @@ def plot_top_contributions(detector, X, scores=None, n_rows=5, max_features=12,
     chosen.sort(key=lambda j: -c[:, j].max())
     shown = c[:, chosen]
 
-    fig, ax = _axes(ax, (max(6.0, 2.5 + 0.7 * len(chosen)), 1.2 + 0.5 * len(rows)))
+    fig, ax = figure_axes(ax, (max(6.0, 2.5 + 0.7 * len(chosen)), 1.2 + 0.5 * len(rows)))
     limit = float(np.abs(shown).max()) or 1.0
     image = ax.imshow(shown, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
     for (i, j), value in np.ndenumerate(shown):

@@ -36,7 +36,7 @@ from typing import List
 import torch
 
 from . import chunking, network
-from .scaling import _MAX_EXCESS, MAX_OVERSHOOT_COST, OVERSHOOT_PRECISION
+from .scaling import MAX_EXCESS, MAX_OVERSHOOT_COST, OVERSHOOT_PRECISION
 
 
 PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
@@ -104,7 +104,7 @@ class ScorerModule(torch.nn.Module):
         self.cost_unit = float(scorer.cost_unit)
         # float64 buffers, not Python floats: the ONNX exporter would store
         # those as float32 constants, and 1e40 does not fit in float32.
-        self.register_buffer("max_excess", torch.tensor(_MAX_EXCESS, dtype=f64))
+        self.register_buffer("max_excess", torch.tensor(MAX_EXCESS, dtype=f64))
         self.register_buffer("half_precision", torch.tensor(0.5 * OVERSHOOT_PRECISION, dtype=f64))
         self.register_buffer("max_cost", torch.tensor(MAX_OVERSHOOT_COST, dtype=f64))
         self.box_low, self.box_high = (float(b) for b in scorer.box)

@@ -1,7 +1,9 @@
 """Model files without pickle: arrays and JSON metadata in a zip archive.
 
-``ODIM.save(path)`` writes, and :func:`load` reads, a zip archive (stored,
-not compressed) of
+This module handles the container only: :func:`save` writes, and
+:func:`load` reads, the arrays and JSON fields that ``ODIM._get_fitted_state``
+gives and ``ODIM._from_fitted_state`` takes back (``ODIM.save`` and
+:func:`pyod_odim.load`). The file is a zip archive (stored, not compressed) of
 
 * ``meta.json``: the format name and version, the package, torch and NumPy
   versions that wrote it, the detector's parameters, the fitted scalars
@@ -46,8 +48,6 @@ PyOD refuses such a ``contamination``.
 """
 
 import functools
-import inspect
-import itertools
 import json
 import math
 import os
@@ -59,7 +59,7 @@ import zlib
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 
 FORMAT_NAME = "pyod-odim-model"
 FORMAT_VERSION = 2
@@ -77,33 +77,32 @@ _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 # before it is parsed.
 _MAX_META_BYTES = 64 << 20
 
-_PARAM_KEYS = ("enc_w", "enc_b", "dec_w", "dec_b", "bn_mean", "bn_var")
+# The kinds of network parameters (format 1 stored each layer of each kind apart).
+_PARAMETER_KINDS = ("enc_w", "enc_b", "dec_w", "dec_b", "bn_mean", "bn_var")
 
 
 # ====================================================================== save
-def save(estimator, path):
-    """Write a fitted ODIM to ``path`` as arrays and JSON (no pickle).
+def save(path, arrays, fields):
+    """Write a fitted detector's state to ``path`` as arrays and JSON (no pickle).
 
     Parameters
     ----------
-    estimator : pyod_odim.ODIM
-        Fitted. With a thresholder as ``contamination``, the file keeps its
-        cut in score units and the share of rows it labelled (module
-        docstring).
     path : str or os.PathLike
         Written atomically (a temporary file beside it, then renamed).
-
-    Raises
-    ------
-    sklearn.exceptions.NotFittedError
-        The estimator is not fitted.
+    arrays : dict of str to ndarray
+        Numeric arrays (``ODIM._get_fitted_state``).
+    fields : dict
+        JSON-ready values, stored in ``meta.json`` beside the format's own
+        entries (format name and version, the writing versions, the array
+        specs).
     """
-    from sklearn.utils.validation import check_is_fitted
+    import torch
 
-    check_is_fitted(estimator, ["scorer_", "decision_scores_", "threshold_"])
-    arrays, meta = _to_state(estimator)
-    blob, meta["arrays"] = _pack(arrays)
-    meta["arrays_bytes"] = len(blob)
+    blob, specs = _pack(arrays)
+    meta = dict(fields, format=FORMAT_NAME, format_version=FORMAT_VERSION, written_by={
+        "pyod_odim": __version__, "torch": torch.__version__,
+        "numpy": np.__version__, "python": platform.python_version(),
+    }, arrays=specs, arrays_bytes=len(blob))
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".odim-", suffix=".tmp", dir=folder)
@@ -139,125 +138,8 @@ def _pack(arrays):
     return b"".join(parts), specs
 
 
-def _to_state(estimator):
-    """The arrays and the JSON-ready metadata of a fitted estimator."""
-    import torch
-
-    from .thresholds import fitted_score_threshold
-
-    scorer = estimator.scorer_
-    thresholder = None
-    contamination = estimator.contamination
-    if not _is_number(contamination):
-        thresholder = _thresholder_info(contamination, estimator.threshold_)
-        contamination = float(np.mean(np.asarray(estimator.labels_) == 1))
-    arrays = {
-        "scaling/data_min": scorer.scaling.data_min_,
-        "scaling/data_max": scorer.scaling.data_max_,
-        "score_eps": scorer.score_eps,
-        "member_mean": scorer.member_mean,
-        "member_std": scorer.member_std,
-        "decision_scores": np.asarray(estimator.decision_scores_, dtype=np.float64),
-        "labels": np.asarray(estimator.labels_, dtype=np.int64),
-        "best_update": np.asarray(estimator.best_update_, dtype=np.int64),
-        "best_distance": np.asarray(estimator.best_distance_, dtype=np.float64),
-        "feature_reference": scorer.feature_reference,
-        "contribution_quantiles": scorer.contribution_quantiles,
-    }
-    for key in ("update", "distance", "raw_distance"):
-        arrays[f"history/{key}"] = np.asarray(estimator.history_[key])
-    # One flat array per kind of parameter; the architecture gives each layer's shape.
-    for key in _PARAM_KEYS:
-        layers = scorer.params[key]
-        arrays[f"params/{key}"] = (np.concatenate([np.ravel(a) for a in layers]) if layers
-                                   else np.zeros(0, np.float32)).astype(np.float32, copy=False)
-    likelihood_scores = getattr(estimator, "likelihood_scores_", None)
-    if likelihood_scores is not None and likelihood_scores is not estimator.decision_scores_:
-        arrays["likelihood_scores"] = np.asarray(likelihood_scores, dtype=np.float64)
-    neighbors = None
-    if scorer.neighbors is not None:
-        nb = scorer.neighbors
-        arrays.update({
-            "neighbors/inlier_rows": nb.inlier_rows_,
-            "neighbors/outlier_rows": nb.outlier_rows_,
-            "neighbors/odim_sorted": nb.odim_sorted_,
-            "neighbors/ratio_sorted": nb.ratio_sorted_,
-        })
-        neighbors = {"weight": nb.weight, "n_neighbors": nb.n_neighbors,
-                     "inlier_quantile": nb.inlier_quantile}
-    arch = scorer.architecture
-    names = getattr(estimator, "feature_names_in_", None)
-    meta = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "written_by": {
-            "pyod_odim": __version__, "torch": torch.__version__,
-            "numpy": np.__version__, "python": platform.python_version(),
-        },
-        "params": _json_params(estimator.get_params()),
-        "architecture": {
-            "n_features": int(arch.n_features), "hidden_sizes": [int(w) for w in arch.hidden_sizes],
-            "latent_dim": int(arch.latent_dim),
-        },
-        "likelihood": scorer.likelihood,
-        "combination": scorer.combination,
-        "batch_norm": len(scorer.params["bn_mean"]) > 0,
-        # What PyOD's _process_decision_scores derived for predict_proba's "unify".
-        "score_moments": [float(estimator._mu), float(estimator._sigma)],
-        "neighbors": neighbors,
-        "threshold": fitted_score_threshold(estimator),
-        "contamination": float(contamination),
-        "thresholder": thresholder,
-        "n_classes": int(getattr(estimator, "_classes", 2)),
-        "feature_names": None if names is None else [str(n) for n in names],
-        "fitted": {
-            "n_updates": int(estimator.n_updates_),
-            "gmm_backend": str(estimator.gmm_backend_),
-            "device": str(estimator.device_),
-            "compile": str(estimator.compile_),
-            "timings": {k: float(v) for k, v in estimator.timings_.items()},
-        },
-    }
-    return arrays, meta
-
-
-def _is_number(value):
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def _info_value(value):
-    """A value as JSON for information: numbers and strings as they are, else its repr."""
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        value = value.item()
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if np.isfinite(value) else repr(value)
-    if isinstance(value, (tuple, list)) and len(value) <= 64:
-        return [_info_value(v) for v in value]
-    return repr(value)[:200]
-
-
-def _thresholder_info(thresholder, pyod_threshold):
-    """What a thresholder was, as JSON: recorded for information, never rebuilt."""
-    get_params = getattr(thresholder, "get_params", None)
-    try:
-        params = get_params(deep=False) if callable(get_params) else {}
-    except Exception:  # a protocol object without sklearn's get_params
-        params = {}
-    if not isinstance(params, dict):
-        params = {}
-    return {
-        "class": type(thresholder).__name__,
-        "module": type(thresholder).__module__,
-        "params": {str(k): _info_value(v) for k, v in params.items()},
-        # PyOD's threshold_: on the thresholder's own scale, or the share it labelled.
-        "pyod_threshold": _info_value(pyod_threshold),
-    }
-
-
-def _json_params(params):
-    """Constructor parameters as JSON values; what cannot be stored becomes None."""
+def json_params(params):
+    """Constructor parameters as JSON values; what a file cannot store becomes None."""
     out = {}
     for name, value in params.items():
         if isinstance(value, (np.integer, np.floating, np.bool_)):
@@ -276,7 +158,10 @@ def _json_params(params):
 
 # ====================================================================== load
 def load(path, verify=False):
-    """Read a model written by ``ODIM.save``; no code from the file runs.
+    """Read the fields and arrays of a model file; no code from the file runs.
+
+    :func:`pyod_odim.load` rebuilds the detector from them
+    (``ODIM._from_fitted_state``, which checks them against each other).
 
     Parameters
     ----------
@@ -287,12 +172,11 @@ def load(path, verify=False):
 
     Returns
     -------
-    estimator : pyod_odim.ODIM
-        Fitted: ``decision_function``, ``predict`` and ``predict_proba``
-        give the same values as the saved estimator's. A detector saved
-        with a thresholder as ``contamination`` comes back with a numeric
-        one, and ``predict`` labels rows by the saved cut in score units
-        (module docstring).
+    fields : dict
+        ``meta.json``, parsed.
+    arrays : dict of str to ndarray
+        Every array, finite where scoring needs it; format version 1
+        parameters already in the current layout (one flat array per kind).
 
     Raises
     ------
@@ -323,10 +207,12 @@ def load(path, verify=False):
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError) as exc:
         raise ValueError(f"{path}: truncated or corrupted model file ({type(exc).__name__}: "
                          f"{exc})") from None
-    try:
-        return _from_state(meta, arrays)
-    except ModelFileError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+    if meta["format_version"] == 1:
+        try:
+            arrays = _format1_as_current(meta, arrays)
+        except ModelFileError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    return meta, arrays
 
 
 class ModelFileError(Exception):
@@ -492,176 +378,24 @@ def _read_npy(archive, name, spec):
     return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
 
 
-def _from_state(meta, arrays):
-    """Rebuild the estimator, checking every shape and value it relies on."""
-    from .detector import ODIM
-    from .network import Architecture, LIKELIHOODS, expected_parameter_shapes
-    from .neighbors import NeighborScorer
-    from .scaling import FeatureScaling
-    from .scorer import COMBINATIONS, FittedScorer
+def _format1_as_current(meta, arrays):
+    """Format 1 arrays, checked for finiteness, with one flat array per kind of parameter.
 
-    def need(name):
-        if name not in arrays:
-            raise ModelFileError(f"array {name!r} is missing")
-        return arrays[name]
-
-    def finite(name, a):
-        # Format 2 checked every value as it read them.
-        if meta["format_version"] == 1 and a.dtype.kind == "f" and not np.isfinite(a).all():
+    Format 1 stored every layer as its own ``params/<kind>/<i>`` array and
+    no ``batch_norm`` entry; format 2 checks finiteness as it reads.
+    """
+    for name, a in arrays.items():
+        if a.dtype.kind == "f" and _must_be_finite(name) and not np.isfinite(a).all():
             raise ModelFileError(f"array {name!r} holds non-finite values")
-        return a
-
-    arch_meta = _field(meta, "architecture", dict)
-    try:
-        arch = Architecture(int(arch_meta["n_features"]),
-                            tuple(int(w) for w in arch_meta["hidden_sizes"]),
-                            int(arch_meta["latent_dim"]))
-    except (KeyError, TypeError, ValueError):
-        raise ModelFileError("malformed architecture") from None
-    if arch.n_features < 1 or arch.latent_dim < 1 or not arch.hidden_sizes or min(arch.hidden_sizes) < 1:
-        raise ModelFileError(f"impossible architecture {arch}")
-    likelihood = _field(meta, "likelihood", str)
-    combination = _field(meta, "combination", str)
-    if likelihood not in LIKELIHOODS or combination not in COMBINATIONS:
-        raise ModelFileError(f"unknown likelihood {likelihood!r} or combination {combination!r}")
-    eps = finite("score_eps", need("score_eps"))
-    if eps.ndim != 4 or eps.shape[2] != 1 or eps.shape[3] != arch.latent_dim or eps.dtype != np.float32:
-        raise ModelFileError(f"score_eps has shape {eps.shape}, not (M, K, 1, {arch.latent_dim})")
-    n_members = eps.shape[0]
-    if meta["format_version"] == 1:
-        n_layers = _field(meta, "n_layers", dict)
-        params = {key: [finite(f"params/{key}/{i}", need(f"params/{key}/{i}"))
-                        for i in range(int(n_layers.get(key, 0)))] for key in _PARAM_KEYS}
-        batch_norm = len(params["bn_mean"]) > 0
-    else:
-        batch_norm = meta.get("batch_norm")
-        if not isinstance(batch_norm, bool):
-            raise ModelFileError(f"{_META}: 'batch_norm' is missing or malformed")
-    expected = expected_parameter_shapes(arch, n_members, likelihood, batch_norm)
-    if meta["format_version"] != 1:
-        params = {key: _split(f"params/{key}", need(f"params/{key}"), expected[key])
-                  for key in _PARAM_KEYS}
-    for key, shapes in expected.items():
-        got = [a.shape for a in params[key]]
-        if got != shapes or any(a.dtype != np.float32 for a in params[key]):
-            raise ModelFileError(f"parameters {key!r} have shapes {got}, expected {shapes} "
-                                 "(float32) for this architecture")
-    if batch_norm and any((a <= 0).any() for a in params["bn_var"]):
-        raise ModelFileError("batch normalization variances must be positive")
-    data_min = finite("scaling/data_min", need("scaling/data_min"))
-    data_max = finite("scaling/data_max", need("scaling/data_max"))
-    if data_min.shape != (arch.n_features,) or data_max.shape != (arch.n_features,):
-        raise ModelFileError("scaling bounds do not match the number of features")
-    if (data_max < data_min).any():
-        raise ModelFileError("scaling bounds have a maximum below the minimum")
-    moments = [finite(n, need(n)) for n in ("member_mean", "member_std")]
-    if any(m.shape != (n_members,) for m in moments) or (moments[1] < 0).any():
-        raise ModelFileError("member moments do not match the members")
-    reference = finite("feature_reference", need("feature_reference"))
-    quantiles = finite("contribution_quantiles", need("contribution_quantiles"))
-    if reference.shape != (arch.n_features,) or quantiles.shape != (101, arch.n_features):
-        raise ModelFileError("feature_reference or contribution_quantiles do not match the features")
-    scores = finite("decision_scores", need("decision_scores"))
-    labels = need("labels")
-    if scores.ndim != 1 or labels.shape != scores.shape or scores.size == 0:
-        raise ModelFileError("training scores and labels do not match")
-    threshold = _field(meta, "threshold", (int, float))
-    contamination = _field(meta, "contamination", (int, float))
-    # A thresholder fit stores the share of rows it labelled: any share.
-    thresholder = meta.get("thresholder")
-    if thresholder is not None and not isinstance(thresholder, dict):
-        raise ModelFileError("malformed thresholder entry")
-    if thresholder is None:
-        share_ok = 0.0 < contamination <= 0.5
-    else:
-        share_ok = 0.0 <= contamination <= 1.0
-    if not np.isfinite(threshold) or not share_ok:
-        raise ModelFileError(f"threshold {threshold!r} or contamination {contamination!r} invalid")
-
-    neighbors = None
-    nb_meta = meta.get("neighbors")
-    if nb_meta is not None:
-        if not isinstance(nb_meta, dict):
-            raise ModelFileError("malformed neighbors entry")
-        rows = {k: finite(f"neighbors/{k}", need(f"neighbors/{k}"))
-                for k in ("inlier_rows", "outlier_rows", "odim_sorted", "ratio_sorted")}
-        for k in ("inlier_rows", "outlier_rows"):
-            if rows[k].ndim != 2 or rows[k].shape[1] != arch.n_features or rows[k].shape[0] < 1:
-                raise ModelFileError(f"neighbors/{k} does not match the features")
-        try:
-            neighbors = NeighborScorer(float(nb_meta["weight"]), int(nb_meta["n_neighbors"]),
-                                       float(nb_meta["inlier_quantile"]))
-        except (KeyError, TypeError, ValueError):
-            raise ModelFileError("malformed neighbors entry") from None
-        neighbors.set_reference(rows["inlier_rows"], rows["outlier_rows"],
-                                rows["odim_sorted"], rows["ratio_sorted"])
-
-    scorer = FittedScorer(
-        FeatureScaling(data_min, data_max), arch, likelihood, params, eps,
-        combination=combination, member_mean=moments[0], member_std=moments[1],
-        neighbors=neighbors, threshold=float(threshold), contamination=float(contamination),
-        feature_reference=reference, contribution_quantiles=quantiles,
-    )
-    valid = _constructor_names(ODIM)
-    given = _field(meta, "params", dict)
-    try:
-        estimator = ODIM(**{k: (tuple(v) if isinstance(v, list) else v)
-                            for k, v in given.items() if k in valid})
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"malformed parameters ({exc})") from None
-    estimator.contamination = float(contamination)
-    estimator.scorer_ = scorer
-    estimator.n_features_in_ = arch.n_features
-    names = meta.get("feature_names")
-    if names is not None:
-        if not isinstance(names, list) or len(names) != arch.n_features:
-            raise ModelFileError("feature_names do not match the number of features")
-        estimator.feature_names_in_ = np.array([str(n) for n in names], dtype=object)
-    estimator.decision_scores_ = scores
-    estimator.labels_ = labels.astype(int, copy=False)
-    estimator.threshold_ = float(threshold)
-    estimator.score_threshold_ = float(threshold)
-    estimator._classes = int(meta.get("n_classes", 2))
-    # What PyOD's _process_decision_scores derives for predict_proba's "unify".
-    moments = meta.get("score_moments")  # stored from format 2 on
-    if (isinstance(moments, list) and len(moments) == 2
-            and all(isinstance(v, float) and np.isfinite(v) for v in moments)):
-        estimator._mu, estimator._sigma = np.float64(moments[0]), np.float64(moments[1])
-    else:
-        estimator._mu, estimator._sigma = np.mean(scores), np.std(scores)
-    estimator.likelihood_scores_ = arrays.get("likelihood_scores", scores)
-    estimator.history_ = {key: arrays.get(f"history/{key}") for key in ("update", "distance", "raw_distance")}
-    estimator.best_update_ = arrays.get("best_update")
-    estimator.best_distance_ = arrays.get("best_distance")
-    fitted = meta.get("fitted", {}) if isinstance(meta.get("fitted"), dict) else {}
-    estimator.n_updates_ = int(fitted.get("n_updates", 0))
-    estimator.gmm_backend_ = str(fitted.get("gmm_backend", ""))
-    estimator.device_ = str(fitted.get("device", "cpu"))
-    estimator.compile_ = str(fitted.get("compile", ""))
-    estimator.likelihood_ = estimator.scorer_.likelihood
-    estimator.timings_ = dict(fitted.get("timings", {}))
-    return estimator
-
-
-@functools.lru_cache(maxsize=None)
-def _constructor_names(cls):
-    """The constructor's parameter names, read once (``get_params`` inspects each time)."""
-    return frozenset(p for p in inspect.signature(cls.__init__).parameters if p != "self")
-
-
-def _split(name, flat, shapes):
-    """Per-layer views of one flat parameter array (format 2), its size checked."""
-    sizes = [math.prod(shape) for shape in shapes]
-    if flat.ndim != 1 or flat.size != sum(sizes) or flat.dtype != np.float32:
-        raise ModelFileError(f"array {name!r} holds {flat.dtype}{list(flat.shape)}, but this "
-                             f"architecture needs float32[{sum(sizes)}]")
-    bounds = list(itertools.accumulate(sizes, initial=0))
-    return [flat[a:b].reshape(shape) for a, b, shape in zip(bounds[:-1], bounds[1:], shapes)]
-
-
-def _field(meta, name, kinds):
-    value = meta.get(name)
-    if not isinstance(value, kinds) or isinstance(value, bool):
-        raise ModelFileError(f"{_META}: {name!r} is missing or malformed")
-    return value
-
+    n_layers = meta.get("n_layers")
+    if not isinstance(n_layers, dict):
+        raise ModelFileError(f"{_META}: 'n_layers' is missing or malformed")
+    arrays = dict(arrays)
+    for kind in _PARAMETER_KINDS:
+        layers = [arrays.pop(f"params/{kind}/{i}", None) for i in range(int(n_layers.get(kind, 0)))]
+        if any(a is None or a.dtype != np.float32 for a in layers):
+            raise ModelFileError(f"parameters {kind!r} are missing or not float32")
+        arrays[f"params/{kind}"] = (np.concatenate([a.ravel() for a in layers]) if layers
+                                    else np.zeros(0, np.float32))
+    meta["batch_norm"] = int(n_layers.get("bn_mean", 0)) > 0
+    return arrays

@@ -7,7 +7,7 @@ are an extra batch dimension, so one call evaluates ``M * K * rows`` decoder
 passes.
 
 The math lives in plain functions of tensors: they run eagerly, under
-``torch.compile`` (``compile="inductor"``), and are TorchScript-compatible
+``torch.compile`` (``engine="inductor"``), and are TorchScript-compatible
 because the TorchScript export (``pyod_odim.export``) scripts them.
 """
 

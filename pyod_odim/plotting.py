@@ -17,7 +17,8 @@ _DISTANCE_LABELS = {
 }
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot``, or an ImportError that says how to install it."""
     try:
         import matplotlib.pyplot as plt
     except ImportError:
@@ -25,10 +26,11 @@ def _pyplot():
     return plt
 
 
-def _axes(ax, figsize):
+def figure_axes(ax, figsize):
+    """``(figure, ax)`` of ``ax``, or of a new figure of ``figsize`` inches when it is None."""
     if ax is not None:
         return ax.figure, ax
-    fig, ax = _pyplot().subplots(figsize=figsize, layout="constrained")
+    fig, ax = pyplot().subplots(figsize=figsize, layout="constrained")
     return fig, ax
 
 
@@ -54,7 +56,7 @@ def plot_selection(detector, ax=None):
         The figure holding the plot.
     """
     check_is_fitted(detector, ["history_", "best_update_"])
-    fig, ax = _axes(ax, (5.5, 4.0))
+    fig, ax = figure_axes(ax, (5.5, 4.0))
     updates = np.asarray(detector.history_["update"])
     distances = np.asarray(detector.history_["distance"])
     n_members = distances.shape[1]
@@ -106,7 +108,7 @@ def plot_score_histogram(detector, y=None, ax=None, scores=None, bins=50):
     """
     check_is_fitted(detector, ["decision_scores_", "threshold_"])
     scores = np.asarray(detector.decision_scores_ if scores is None else scores, dtype=float)
-    fig, ax = _axes(ax, (5.5, 4.0))
+    fig, ax = figure_axes(ax, (5.5, 4.0))
     edges = np.histogram_bin_edges(scores, bins=bins)
     if y is None:
         ax.hist(scores, bins=edges, color="tab:blue", alpha=0.8)
@@ -155,7 +157,7 @@ def plot_summary(detector, y=None, scores=None):
         A new figure with two panels.
     """
     check_is_fitted(detector, ["history_", "decision_scores_"])
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
     plot_selection(detector, ax=left)
     plot_score_histogram(detector, y=y, ax=right, scores=scores)

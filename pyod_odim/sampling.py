@@ -66,6 +66,29 @@ def sample_rows(n_rows, max_rows, seed):
     return np.concatenate(parts).astype(np.int64, copy=False)
 
 
+def fitting_rows(X, labeled, max_rows, seed):
+    """The rows a fit trains on, and their known-outlier flags.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_rows, n_features)
+    labeled : ndarray of bool, shape (n_rows,), or None
+    max_rows : int or None
+    seed : int
+
+    Returns
+    -------
+    rows : ndarray of int or None
+        :func:`sample_rows`: None when the fit trains on every row.
+    X_fit : ndarray of shape (n_fit, n_features)
+        ``X``, or its sampled rows.
+    labeled_fit : ndarray of bool, shape (n_fit,), or None
+    """
+    rows = sample_rows(X.shape[0], max_rows, seed)
+    if rows is None:
+        return None, X, labeled
+    return rows, X[rows], None if labeled is None else labeled[rows]
+
 REFERENCE_ROWS = 512
 """int: fitting rows whose feature contributions set the explanation reference."""
 

@@ -53,7 +53,7 @@ training rows of a pendigits split.)
 # and the row's sum after, so scores stay finite (and their squares, which
 # PyOD's predict_proba takes, too); the cost never decreases with distance.
 OVERSHOOT_PRECISION = float(np.exp(6.0))
-_MAX_EXCESS = 1e40
+MAX_EXCESS = 1e40
 MAX_OVERSHOOT_COST = 1e100
 
 
@@ -145,7 +145,7 @@ def overshoot_cost(excess):
     cost : ndarray of excess's shape, float64
         ``0.5 * exp(6) * min(excess, 1e40) ** 2``.
     """
-    capped = np.minimum(excess, _MAX_EXCESS)
+    capped = np.minimum(excess, MAX_EXCESS)
     return 0.5 * OVERSHOOT_PRECISION * capped * capped
 
 

@@ -23,13 +23,21 @@ import numpy as np
 import torch
 
 from . import network
+from ._validation import stored_array, stored_field
 from ._device import cpu_fast_math, scoring_device
 from ._threads import torch_threads
 from .chunking import MemberMoments, chunk_slices, rows_per_chunk, scoring_row_bytes
 from .engines import make_engine
-from .scaling import network_box
+from .neighbors import NeighborScorer
+from .scaling import FeatureScaling, network_box
 
 COMBINATIONS = ("mean", "standardized")
+
+PARAMETER_KINDS = ("enc_w", "enc_b", "dec_w", "dec_b", "bn_mean", "bn_var")
+"""tuple of str: the kinds of network parameters, one flat array each in a model file."""
+
+NEIGHBOR_ARRAYS = ("inlier_rows", "outlier_rows", "odim_sorted", "ratio_sorted")
+"""tuple of str: the arrays of a fitted :class:`~pyod_odim.neighbors.NeighborScorer`."""
 
 
 class FittedScorer:
@@ -52,11 +60,6 @@ class FittedScorer:
         :meth:`score_training_rows`, needed by ``"standardized"``.
     neighbors : pyod_odim.neighbors.NeighborScorer or None
         The known outliers' neighbour blend (semi-supervised mode).
-    threshold : float or None
-        Scores above it are outliers: the detector's ``score_threshold_``,
-        in score units also when ``contamination`` is a thresholder.
-    contamination : float or None
-        The detector's ``contamination`` when it is a number, else None.
     feature_reference : ndarray of shape (n_features,) or None
         What each feature costs a typical fitting row: the median of its
         combined expected negative log-likelihood over a sample of them
@@ -73,8 +76,7 @@ class FittedScorer:
 
     def __init__(self, scaling, architecture, likelihood, params, score_eps,
                  combination="mean", member_mean=None, member_std=None,
-                 neighbors=None, threshold=None, contamination=None,
-                 feature_reference=None, contribution_quantiles=None):
+                 neighbors=None, feature_reference=None, contribution_quantiles=None):
         network.check_likelihood(likelihood)
         if combination not in COMBINATIONS:
             raise ValueError(f"combination must be one of {COMBINATIONS}, got {combination!r}")
@@ -87,8 +89,6 @@ class FittedScorer:
         self.member_mean = member_mean
         self.member_std = member_std
         self.neighbors = neighbors
-        self.threshold = threshold
-        self.contamination = contamination
         self.feature_reference = feature_reference
         self.contribution_quantiles = contribution_quantiles
 
@@ -100,9 +100,112 @@ class FittedScorer:
     def n_features(self):
         return int(self.architecture.n_features)
 
-    @property
-    def bernoulli(self):
-        return self.likelihood == "bernoulli"
+    # ------------------------------------------------------------ stored state
+    def to_arrays(self):
+        """The scorer's arrays by name, as a model file stores them.
+
+        Each kind of network parameter is one flat float32 array; the
+        architecture gives every layer's shape (:meth:`from_arrays`).
+        """
+        arrays = {
+            "scaling/data_min": self.scaling.data_min_,
+            "scaling/data_max": self.scaling.data_max_,
+            "score_eps": self.score_eps,
+            "member_mean": self.member_mean,
+            "member_std": self.member_std,
+            "feature_reference": self.feature_reference,
+            "contribution_quantiles": self.contribution_quantiles,
+        }
+        for key in PARAMETER_KINDS:
+            layers = self.params[key]
+            flat = np.concatenate([np.ravel(a) for a in layers]) if layers else np.zeros(0)
+            arrays[f"params/{key}"] = flat.astype(np.float32, copy=False)
+        if self.neighbors is not None:
+            arrays.update({f"neighbors/{key}": getattr(self.neighbors, key + "_")
+                           for key in NEIGHBOR_ARRAYS})
+        return arrays
+
+    def to_fields(self):
+        """The scorer's settings as JSON-ready values (the counterpart of :meth:`to_arrays`)."""
+        arch, nb = self.architecture, self.neighbors
+        return {
+            "architecture": {"n_features": int(arch.n_features),
+                             "hidden_sizes": [int(w) for w in arch.hidden_sizes],
+                             "latent_dim": int(arch.latent_dim)},
+            "likelihood": self.likelihood,
+            "combination": self.combination,
+            "batch_norm": len(self.params["bn_mean"]) > 0,
+            "neighbors": None if nb is None else {
+                "weight": nb.weight, "n_neighbors": nb.n_neighbors,
+                "inlier_quantile": nb.inlier_quantile},
+        }
+
+    @classmethod
+    def from_arrays(cls, fields, arrays):
+        """Rebuild a scorer from :meth:`to_fields` and :meth:`to_arrays` output, checking them.
+
+        Parameters
+        ----------
+        fields : dict
+            JSON values, as read from a file.
+        arrays : dict of str to ndarray
+            Finite where scoring needs it (the model file checks that).
+
+        Returns
+        -------
+        FittedScorer
+
+        Raises
+        ------
+        ValueError
+            A missing or malformed field or array, or arrays whose shapes do
+            not fit the architecture.
+        """
+        arch_fields = stored_field(fields, "architecture", dict)
+        try:
+            arch = network.Architecture(int(arch_fields["n_features"]),
+                                        tuple(int(w) for w in arch_fields["hidden_sizes"]),
+                                        int(arch_fields["latent_dim"]))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError("malformed architecture") from None
+        if (arch.n_features < 1 or arch.latent_dim < 1 or not arch.hidden_sizes
+                or min(arch.hidden_sizes) < 1):
+            raise ValueError(f"impossible architecture {arch}")
+        likelihood = stored_field(fields, "likelihood", str)
+        combination = stored_field(fields, "combination", str)
+        if likelihood not in network.LIKELIHOODS or combination not in COMBINATIONS:
+            raise ValueError(f"unknown likelihood {likelihood!r} or combination {combination!r}")
+        eps = stored_array(arrays, "score_eps")
+        if (eps.ndim != 4 or eps.shape[2] != 1 or eps.shape[3] != arch.latent_dim
+                or eps.dtype != np.float32):
+            raise ValueError(f"score_eps has shape {eps.shape}, not (M, K, 1, {arch.latent_dim})")
+        n_members = eps.shape[0]
+        batch_norm = fields.get("batch_norm")
+        if not isinstance(batch_norm, bool):
+            raise ValueError("'batch_norm' is missing or malformed")
+        expected = network.expected_parameter_shapes(arch, n_members, likelihood, batch_norm)
+        params = {key: _split_layers(f"params/{key}", stored_array(arrays, f"params/{key}"),
+                                     expected[key]) for key in PARAMETER_KINDS}
+        if batch_norm and any((a <= 0).any() for a in params["bn_var"]):
+            raise ValueError("batch normalization variances must be positive")
+        data_min = stored_array(arrays, "scaling/data_min")
+        data_max = stored_array(arrays, "scaling/data_max")
+        if data_min.shape != (arch.n_features,) or data_max.shape != (arch.n_features,):
+            raise ValueError("scaling bounds do not match the number of features")
+        if (data_max < data_min).any():
+            raise ValueError("scaling bounds have a maximum below the minimum")
+        mean, std = stored_array(arrays, "member_mean"), stored_array(arrays, "member_std")
+        if mean.shape != (n_members,) or std.shape != (n_members,) or (std < 0).any():
+            raise ValueError("member moments do not match the members")
+        reference = stored_array(arrays, "feature_reference")
+        quantiles = stored_array(arrays, "contribution_quantiles")
+        if reference.shape != (arch.n_features,) or quantiles.shape != (101, arch.n_features):
+            raise ValueError("feature_reference or contribution_quantiles do not match "
+                             "the features")
+        return cls(FeatureScaling(data_min, data_max), arch, likelihood, params, eps,
+                   combination=combination, member_mean=mean, member_std=std,
+                   neighbors=_stored_neighbors(fields, arrays, arch.n_features),
+                   feature_reference=reference, contribution_quantiles=quantiles)
 
     # ------------------------------------------------------------ pieces
     def scale(self, X):
@@ -126,10 +229,10 @@ class FittedScorer:
         """bool: values at a feature's lower bound scale to exactly 0 (rectified likelihood)."""
         return self.likelihood == "rectified"
 
-    def engine(self, compile="auto", device=None, n_threads=1):
+    def scoring_engine(self, engine="auto", device=None, n_threads=1):
         """The engine (:mod:`pyod_odim.engines`) that scores on ``device``."""
         device = scoring_device(device) if not isinstance(device, torch.device) else device
-        return make_engine(compile, device, self.architecture, self.likelihood,
+        return make_engine(engine, device, self.architecture, self.likelihood,
                            n_threads=n_threads)
 
     def torch_params(self, device):
@@ -141,6 +244,21 @@ class FittedScorer:
         """Rows per scoring chunk under ``working_memory`` MiB."""
         row_bytes = scoring_row_bytes(self.n_features, self.n_members, input_itemsize)
         return rows_per_chunk(working_memory, row_bytes)
+
+    def scaled_tensor(self, X, device, n_members, working_memory):
+        """The scaled, clipped rows as one float32 tensor on ``device``, and their overshoot costs.
+
+        Filled chunk by chunk (sized for ``n_members`` members), so a float64
+        input never has a float64 scaled copy of all its rows beside it.
+        """
+        row_bytes = scoring_row_bytes(X.shape[1], n_members, X.dtype.itemsize)
+        chunk = rows_per_chunk(working_memory, row_bytes)
+        out = torch.empty(X.shape, dtype=torch.float32, device=device)
+        costs = np.empty(X.shape[0])
+        for rows in chunk_slices(X.shape[0], chunk):
+            x, costs[rows] = self.scale_with_cost(X[rows])
+            out[rows] = torch.as_tensor(x, dtype=torch.float32, device=device)
+        return out, costs
 
     def combine(self, losses, cost=None):
         """Combined scores from member losses (M, n) and overshoot costs (n,).
@@ -200,7 +318,7 @@ class FittedScorer:
             yield rows, x, engine.score(params, tensor, eps), cost
 
     # ------------------------------------------------------------ scoring
-    def score(self, X, *, compile="auto", device=None, n_jobs=1, working_memory=256):
+    def score(self, X, *, engine="auto", device=None, n_jobs=1, working_memory=256):
         """Scores of raw rows, chunk by chunk under ``working_memory``.
 
         Parameters
@@ -208,8 +326,8 @@ class FittedScorer:
         X : ndarray of shape (n, n_features)
             Validated rows (see :func:`pyod_odim._validation.check_samples`);
             may have no rows.
-        compile : str, optional (default="auto")
-            Engine (:func:`pyod_odim.engines.make_engine`).
+        engine : str, optional (default="auto")
+            What runs the network (:func:`pyod_odim.engines.make_engine`).
         device : str, torch.device or None
             Where to score; unavailable devices fall back to the CPU.
         n_jobs : int, optional (default=1)
@@ -222,7 +340,7 @@ class FittedScorer:
         scores : ndarray of shape (n,), float64
         """
         device = scoring_device(device)
-        engine = self.engine(compile, device, n_jobs)
+        engine = self.scoring_engine(engine, device, n_jobs)
         chunk = self.chunk_rows(working_memory, X.dtype.itemsize)
         scores = np.empty(X.shape[0])
         with torch_threads(n_jobs), cpu_fast_math(device):
@@ -296,7 +414,7 @@ class FittedScorer:
         return scores
 
     # ------------------------------------------------------------ explanations
-    def contributions(self, X, *, compile="auto", device=None, n_jobs=1, working_memory=256,
+    def contributions(self, X, *, engine="auto", device=None, n_jobs=1, working_memory=256,
                       relative=True):
         """Each feature's share of each row's (likelihood) score.
 
@@ -320,7 +438,7 @@ class FittedScorer:
         ----------
         X : ndarray of shape (n, n_features)
             Validated raw rows.
-        compile, device, n_jobs, working_memory
+        engine, device, n_jobs, working_memory
             As for :meth:`score`.
         relative : bool, optional (default=True)
             Subtract :attr:`feature_reference`; False gives the combined
@@ -332,7 +450,7 @@ class FittedScorer:
         rest : ndarray of shape (n,), float64
         """
         device = scoring_device(device)
-        engine = self.engine(compile, device, n_jobs)
+        engine = self.scoring_engine(engine, device, n_jobs)
         params, eps = self.torch_params(device)
         # (M, rows, d) float32 and float64 pieces per row, beside the scaling's.
         row_bytes = self.n_features * (2 * X.dtype.itemsize + 12 + 12 * self.n_members)
@@ -363,7 +481,7 @@ class FittedScorer:
         X_sample : ndarray of shape (n_ref, n_features)
             Raw fitting rows (a sample of them).
         **score_options
-            ``compile``, ``device``, ``n_jobs``, ``working_memory``.
+            ``engine``, ``device``, ``n_jobs``, ``working_memory``.
         """
         absolute, _ = self.contributions(X_sample, relative=False, **score_options)
         self.feature_reference = np.median(absolute, axis=0)
@@ -403,3 +521,33 @@ class FittedScorer:
             blended[rows] = neighbors.score(self.scale(X[rows]), scores[rows])
         return blended
 
+
+
+def _split_layers(name, flat, shapes):
+    """Per-layer views of one flat parameter array, its size checked against ``shapes``."""
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    if flat.ndim != 1 or flat.size != sum(sizes) or flat.dtype != np.float32:
+        raise ValueError(f"array {name!r} holds {flat.dtype}{list(flat.shape)}, but this "
+                         f"architecture needs float32[{sum(sizes)}]")
+    bounds = np.cumsum([0] + sizes)
+    return [flat[a:b].reshape(shape) for a, b, shape in zip(bounds[:-1], bounds[1:], shapes)]
+
+
+def _stored_neighbors(fields, arrays, n_features):
+    """The stored known-outlier neighbour blend, checked, or None."""
+    settings = fields.get("neighbors")
+    if settings is None:
+        return None
+    if not isinstance(settings, dict):
+        raise ValueError("malformed neighbors entry")
+    rows = {key: stored_array(arrays, f"neighbors/{key}") for key in NEIGHBOR_ARRAYS}
+    for key in ("inlier_rows", "outlier_rows"):
+        if rows[key].ndim != 2 or rows[key].shape[1] != n_features or rows[key].shape[0] < 1:
+            raise ValueError(f"neighbors/{key} does not match the features")
+    try:
+        neighbors = NeighborScorer(float(settings["weight"]), int(settings["n_neighbors"]),
+                                   float(settings["inlier_quantile"]))
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("malformed neighbors entry") from None
+    neighbors.set_reference(*(rows[key] for key in NEIGHBOR_ARRAYS))
+    return neighbors

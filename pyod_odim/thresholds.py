@@ -40,6 +40,7 @@ detector labels by the cut, a number, and so labels every row on its own
 import importlib
 import numbers
 import pkgutil
+import warnings
 
 import numpy as np
 
@@ -299,6 +300,38 @@ def _between(lo, hi):
     return float(mid if lo <= mid < hi else lo)
 
 
+def score_threshold(contamination, threshold, scores, labels):
+    """The cut in score units of a fit: training rows scoring above it are labelled 1.
+
+    Parameters
+    ----------
+    contamination : float or thresholder
+    threshold : float
+        PyOD's ``threshold_``: in score units for a numeric
+        ``contamination``, on the thresholder's own scale otherwise.
+    scores : ndarray of shape (n,)
+        The training scores.
+    labels : ndarray of shape (n,)
+        Their labels.
+
+    Returns
+    -------
+    cut : float
+        ``threshold`` for a numeric ``contamination``; for a thresholder the
+        cut :func:`score_cut` derives from its labels, with a warning when
+        no cut gives them all.
+    """
+    if isinstance(contamination, numbers.Real):
+        return float(threshold)
+    cut, n_differ = score_cut(scores, labels)
+    if n_differ:
+        warnings.warn(
+            f"{type(contamination).__name__}'s labels are not a cut on the scores: "
+            f"score_threshold_={cut:.6g} labels {n_differ} of {len(labels)} training rows "
+            "differently", UserWarning, stacklevel=3)
+    return cut
+
+
 def fitted_score_threshold(estimator):
     """The cut in score units of a fitted detector: scores above it are outliers.
 
@@ -321,3 +354,88 @@ def fitted_score_threshold(estimator):
     if isinstance(estimator.contamination, (float, int)):
         return float(estimator.threshold_)
     return score_cut(estimator.decision_scores_, estimator.labels_)[0]
+
+
+def _info_value(value):
+    """A value as JSON for information: numbers and strings as they are, else its repr."""
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if np.isfinite(value) else repr(value)
+    if isinstance(value, (tuple, list)) and len(value) <= 64:
+        return [_info_value(v) for v in value]
+    return repr(value)[:200]
+
+
+def thresholder_info(thresholder, pyod_threshold):
+    """What a thresholder was, as JSON: recorded in a model file for information, never rebuilt."""
+    get_params = getattr(thresholder, "get_params", None)
+    try:
+        params = get_params(deep=False) if callable(get_params) else {}
+    except Exception:  # a protocol object without sklearn's get_params
+        params = {}
+    if not isinstance(params, dict):
+        params = {}
+    return {
+        "class": type(thresholder).__name__,
+        "module": type(thresholder).__module__,
+        "params": {str(k): _info_value(v) for k, v in params.items()},
+        # PyOD's threshold_: on the thresholder's own scale, or the share it labelled.
+        "pyod_threshold": _info_value(pyod_threshold),
+    }
+
+
+def stored_labels_and_cut(fields, arrays):
+    """The training scores, labels and cut a model file stores, checked.
+
+    Parameters
+    ----------
+    fields : dict
+        ``threshold``, ``contamination``, ``thresholder`` and
+        ``score_moments`` as ``ODIM._get_fitted_state`` writes them.
+    arrays : dict of str to ndarray
+        ``decision_scores`` and ``labels``.
+
+    Returns
+    -------
+    dict
+        ``scores``, ``labels`` (int), ``threshold`` and ``contamination``
+        (floats), ``score_moments`` (the mean and standard deviation of the
+        scores, as PyOD's ``predict_proba`` uses them).
+
+    Raises
+    ------
+    ValueError
+        Missing or inconsistent values. A thresholder fit stores the share
+        of rows it labelled, which may be any share in [0, 1]; a numeric
+        ``contamination`` must be in (0, 0.5].
+    """
+    if "decision_scores" not in arrays or "labels" not in arrays:
+        raise ValueError("array 'decision_scores' or 'labels' is missing")
+    scores, labels = arrays["decision_scores"], arrays["labels"]
+    if scores.ndim != 1 or labels.shape != scores.shape or scores.size == 0:
+        raise ValueError("training scores and labels do not match")
+    threshold, contamination = fields.get("threshold"), fields.get("contamination")
+    for name, value in (("threshold", threshold), ("contamination", contamination)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError(f"{name!r} is missing or malformed")
+    thresholder = fields.get("thresholder")
+    if thresholder is not None and not isinstance(thresholder, dict):
+        raise ValueError("malformed thresholder entry")
+    if thresholder is None:
+        share_ok = 0.0 < contamination <= 0.5
+    else:
+        share_ok = 0.0 <= contamination <= 1.0
+    if not np.isfinite(threshold) or not share_ok:
+        raise ValueError(f"threshold {threshold!r} or contamination {contamination!r} invalid")
+    moments = fields.get("score_moments")  # stored from format 2 on
+    if (isinstance(moments, list) and len(moments) == 2
+            and all(isinstance(v, float) and np.isfinite(v) for v in moments)):
+        moments = (np.float64(moments[0]), np.float64(moments[1]))
+    else:
+        moments = (np.mean(scores), np.std(scores))
+    return {"scores": scores, "labels": labels.astype(int, copy=False),
+            "threshold": float(threshold), "contamination": float(contamination),
+            "score_moments": moments}

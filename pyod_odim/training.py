@@ -41,7 +41,7 @@ class TrainingConfig(NamedTuple):
     max_updates: int
     selection_size: Optional[int]
     distance: str
-    bernoulli: bool
+    likelihood: str  # the decoder's: "gaussian", "rectified" or "bernoulli"
     batch_norm: bool = False
     min_updates: int = 0
     cubo_weight: float = 1.0
@@ -194,8 +194,7 @@ class EnsembleFit:
         self.k_check = min(config.n_samples_check or config.n_samples, config.n_samples)
         self.live = LiveMembers(
             network.init_parameters(
-                arch, M, generator, self.device,
-                "bernoulli" if config.bernoulli else "gaussian", config.batch_norm
+                arch, M, generator, self.device, config.likelihood, config.batch_norm
             ),
             config.lr,
         )

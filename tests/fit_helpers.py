@@ -21,7 +21,7 @@ def scripted_fit(script, smoothing=1, patience=4, min_updates=0, losses=None, ke
     config = TrainingConfig(
         n_members=2, n_samples=4, batch_size=32, lr=1e-3, check_every=2,
         patience=patience, max_updates=2 * len(script), selection_size=None,
-        distance="sigma", bernoulli=False, min_updates=min_updates, smoothing=smoothing,
+        distance="sigma", likelihood="gaussian", min_updates=min_updates, smoothing=smoothing,
         keep_last=keep_last,
     )
     engine = make_engine("eager", torch.device("cpu"), arch, "gaussian")

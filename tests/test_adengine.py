@@ -15,7 +15,7 @@ from pyod_odim import ODIM  # noqa: E402
 from pyod_odim.adengine import ODIM_RULE, engine_knowledge  # noqa: E402
 
 SMALL = {"n_estimators": 2, "n_samples_iwae": 8, "patience": 3, "check_every": 5,
-         "compile": "none"}
+         "engine": "eager"}
 
 
 @pytest.fixture(scope="module")
@@ -109,22 +109,6 @@ def test_explicit_plan_without_routing(knowledge_dir):
     assert plan["detector_name"] == "ODIM"
     assert plan["params"] == {"n_estimators": 3, "contamination": 0.1}
     assert plan["alternatives"][0]["detector_name"] == "IForest"
-
-
-def test_old_module_path_warns_and_gives_the_same_objects():
-    import importlib
-    import sys
-
-    import pyod_odim.adengine as adengine
-
-    sys.modules.pop("pyod_odim.engine", None)  # the warning fires on first import
-    with pytest.warns(DeprecationWarning, match="pyod_odim.adengine"):
-        old = importlib.import_module("pyod_odim.engine")
-    assert old.engine_knowledge is adengine.engine_knowledge
-    assert old.ODIM_RULE is adengine.ODIM_RULE
-    for name in adengine.__all__:
-        assert getattr(old, name) is getattr(adengine, name)
-    assert old._bundled_knowledge_dir is adengine._bundled_knowledge_dir
 
 
 def test_entry_says_thresholder_objects_are_accepted(knowledge_dir):

@@ -5,7 +5,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from pyod_odim import ODIM
-from pyod_odim.detector import (CHECKPOINT_FOR_LIKELIHOOD, NARROW_DEFAULTS, WIDE_DEFAULTS,
+from pyod_odim.defaults import (CHECKPOINT_FOR_LIKELIHOOD, NARROW_DEFAULTS, WIDE_DEFAULTS,
                                 WIDE_FEATURES, warm_up_updates)
 
 from fit_helpers import record_configs, scripted_fit

@@ -20,7 +20,7 @@ from pyod_odim import _io, cli
 REPO = Path(__file__).resolve().parents[1]
 # Tiny, quick fits: 2 members, 8 importance samples, early stop, no TorchScript.
 FAST = ["--n-estimators", "2", "--n-samples-iwae", "8", "--patience", "2",
-        "--check-every", "5", "--compile", "none", "--threads", "1"]
+        "--check-every", "5", "--engine", "none", "--threads", "1"]
 N_ROWS, N_FEATURES = 120, 3
 
 

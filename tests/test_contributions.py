@@ -199,13 +199,13 @@ def fitted():
     X = rng.multivariate_normal(np.zeros(d), cov, size=400)
     clf = ODIM(n_estimators=2, patience=2, check_every=5, max_updates=100, min_updates=0,
                random_state=0).fit(X)
-    params = network.params_from_numpy(clf.network_state_, torch.device("cpu"))
-    eps = torch.as_tensor(clf.score_eps_)
+    params = network.params_from_numpy(clf.scorer_.params, torch.device("cpu"))
+    eps = torch.as_tensor(clf.scorer_.score_eps)
     return clf, X, params, eps
 
 
 def _scaled(clf, X):
-    return torch.as_tensor(clf.scaler_.transform(X), dtype=torch.float32)
+    return torch.as_tensor(clf.scorer_.scaling.transform(X), dtype=torch.float32)
 
 
 def test_planted_feature_has_the_largest_contribution(fitted):

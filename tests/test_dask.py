@@ -140,8 +140,8 @@ def test_fit_on_sample_equals_capped_fit(client, clf, X, frame):
     for data in (da.from_array(X, chunks=(CHUNK, 5)), frame):
         fitted = fit_on_sample(ODIM(**dict(FAST, max_fit_rows=CAP)), data)
         assert fitted.decision_scores_.shape == (CAP,)
-        for key, arrays in clf.network_state_.items():
-            for a, b in zip(arrays, fitted.network_state_[key]):
+        for key, arrays in clf.scorer_.params.items():
+            for a, b in zip(arrays, fitted.scorer_.params[key]):
                 assert_array_equal(a, b)
         scores, _ = score(fitted, data)
         scores = np.asarray(client.compute(scores, sync=True))
@@ -161,7 +161,7 @@ def test_unknown_chunk_sizes(client, clf, X):
     scores, _ = score(clf, kept)
     assert_array_equal(client.compute(scores, sync=True), clf.decision_function(X))
     fitted = fit_on_sample(ODIM(**dict(FAST, max_fit_rows=CAP)), kept)
-    assert_array_equal(fitted.network_state_["enc_w"][0], clf.network_state_["enc_w"][0])
+    assert_array_equal(fitted.scorer_.params["enc_w"][0], clf.scorer_.params["enc_w"][0])
 
 
 def test_empty_partitions(client, clf, X, frame):

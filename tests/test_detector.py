@@ -54,7 +54,7 @@ def test_fitted_attributes(fitted, data):
     assert fitted.best_update_.max() <= fitted.history_["update"].max()
     assert fitted.gmm_backend_ == gmm.BACKEND
     assert fitted.device_ == "cpu"
-    assert fitted.compile_ in ("kernel", "eager")
+    assert fitted.engine_ in ("kernel", "eager")
     assert set(fitted.timings_) == {"train", "score", "gmm", "final_score"}
 
 
@@ -173,9 +173,9 @@ def test_persistence_round_trip(fitted, data, tmp_path, dump):
 
 def test_fitted_state_is_device_free(fitted):
     # Only NumPy arrays: a model fitted on a GPU loads on a CPU-only machine.
-    for arrays in fitted.network_state_.values():
+    for arrays in fitted.scorer_.params.values():
         assert all(isinstance(a, np.ndarray) for a in arrays)
-    assert isinstance(fitted.score_eps_, np.ndarray)
+    assert isinstance(fitted.scorer_.score_eps, np.ndarray)
 
 
 @pytest.mark.parametrize("n", [2, 3, 50])
@@ -215,7 +215,7 @@ def test_standardized_combination_ranks_like_members(data):
 def test_batch_norm_state_is_kept_and_used(data):
     X_train, X_test = data[0], data[1]
     clf = ODIM(**dict(FAST, batch_norm=True)).fit(X_train)
-    means = clf.network_state_["bn_mean"]
+    means = clf.scorer_.params["bn_mean"]
     # Encoder and decoder hidden layers: (5 -> 32 -> 16) and (4 -> 16 -> 32).
     assert [m.shape for m in means] == [(2, 1, 32), (2, 1, 16), (2, 1, 16), (2, 1, 32)]
     assert all(np.abs(m).sum() > 0 for m in means)
@@ -224,7 +224,7 @@ def test_batch_norm_state_is_kept_and_used(data):
     assert_array_equal(loaded.decision_function(X_test), clf.decision_function(X_test))
     plain = ODIM(**dict(FAST, batch_norm=False)).fit(X_train)
     assert not np.allclose(plain.decision_scores_, clf.decision_scores_)
-    assert plain.network_state_["bn_mean"] == []
+    assert plain.scorer_.params["bn_mean"] == []
 
 
 def test_no_warning_leaks(data, recwarn):
@@ -253,7 +253,7 @@ def test_ensemble_members_differ(data):
     # Members start from different weights, so their rankings differ.
     X_train = data[0]
     clf = ODIM(**FAST).fit(X_train)
-    assert clf.network_state_["enc_w"][0][0].tolist() != clf.network_state_["enc_w"][0][1].tolist()
+    assert clf.scorer_.params["enc_w"][0][0].tolist() != clf.scorer_.params["enc_w"][0][1].tolist()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")

@@ -74,7 +74,7 @@ def test_unfitted():
         (dict(likelihood="poisson"), ValueError, "likelihood"),
         (dict(distance="kl"), ValueError, "distance"),
         (dict(combination="max"), ValueError, "combination"),
-        (dict(compile="jit"), ValueError, "compile"),
+        (dict(engine="jit"), ValueError, "engine"),
         (dict(hidden_sizes=()), ValueError, "hidden_sizes"),
         (dict(latent_dim=0), ValueError, "latent_dim"),
         (dict(selection_size=1), ValueError, "selection_size"),
@@ -117,8 +117,8 @@ def test_bool_and_int_input(X):
 
 def test_custom_architecture(X):
     clf = ODIM(**dict(FAST, hidden_sizes=(8,), latent_dim=3)).fit(X)
-    assert clf.network_state_["enc_w"][0].shape == (2, 4, 8)
-    assert clf.architecture_.latent_dim == 3
+    assert clf.scorer_.params["enc_w"][0].shape == (2, 4, 8)
+    assert clf.scorer_.architecture.latent_dim == 3
 
 
 def test_dataframe_columns_named_in_errors(fitted):

@@ -38,19 +38,19 @@ def test_kernel_and_eager_fits_agree(X, X_sparse, batch_norm, likelihood):
     params = dict(FIXED, batch_norm=batch_norm, likelihood=likelihood)
     if likelihood == "rectified":
         X = X_sparse
-    eager = ODIM(compile="eager", **params).fit(X)
-    kernel = ODIM(compile="kernel", **params).fit(X)
-    assert (eager.compile_, kernel.compile_) == ("eager", "kernel")
+    eager = ODIM(engine="eager", **params).fit(X)
+    kernel = ODIM(engine="kernel", **params).fit(X)
+    assert (eager.engine_, kernel.engine_) == ("eager", "kernel")
     assert_allclose(kernel.decision_scores_, eager.decision_scores_, rtol=1e-4)
     assert_array_equal(kernel.best_update_, eager.best_update_)
 
 
 @needs_kernels
 def test_engines_score_a_fitted_model_alike(X):
-    clf = ODIM(compile="kernel", **dict(FIXED, max_updates=200, patience=2)).fit(X)
+    clf = ODIM(engine="kernel", **dict(FIXED, max_updates=200, patience=2)).fit(X)
     kernel_scores = clf.decision_function(X)
     eager = pickle.loads(pickle.dumps(clf))
-    eager.set_params(compile="eager")
+    eager.set_params(engine="eager")
     assert_allclose(eager.decision_function(X), kernel_scores, rtol=1e-5)
 
 
@@ -60,9 +60,9 @@ def test_compiled_and_eager_fits_agree(X, X_sparse, likelihood):
     params = dict(FIXED, likelihood=likelihood)
     if likelihood == "rectified":
         X = X_sparse
-    eager = ODIM(compile="eager", **params).fit(X)
-    compiled = ODIM(compile="inductor", **params).fit(X)
-    assert compiled.compile_ == "inductor"
+    eager = ODIM(engine="eager", **params).fit(X)
+    compiled = ODIM(engine="inductor", **params).fit(X)
+    assert compiled.engine_ == "inductor"
     assert_allclose(compiled.decision_scores_, eager.decision_scores_, rtol=1e-4)
     assert_allclose(compiled.decision_function(X), compiled.decision_scores_, rtol=1e-6)
 
@@ -70,22 +70,22 @@ def test_compiled_and_eager_fits_agree(X, X_sparse, likelihood):
 @pytest.mark.parametrize("mode", ["auto", "eager"])
 def test_every_auto_choice_is_deterministic(X, mode):
     # "auto" runs the kernels where they are built, eager PyTorch elsewhere.
-    first = ODIM(compile=mode, **dict(FIXED, max_updates=120, patience=2)).fit(X)
-    second = ODIM(compile=mode, **dict(FIXED, max_updates=120, patience=2)).fit(X)
+    first = ODIM(engine=mode, **dict(FIXED, max_updates=120, patience=2)).fit(X)
+    second = ODIM(engine=mode, **dict(FIXED, max_updates=120, patience=2)).fit(X)
     assert_array_equal(first.decision_scores_, second.decision_scores_)
     assert_array_equal(first.decision_function(X[:7]), first.decision_function(X[:7]))
 
 
 def test_auto_picks_the_kernels_on_the_cpu(X):
     clf = ODIM(**FIXED).fit(X)
-    assert clf.compile_ == ("kernel" if kernels.AVAILABLE else "eager")
+    assert clf.engine_ == ("kernel" if kernels.AVAILABLE else "eager")
 
 
 def test_kernel_request_without_kernels_warns(X, monkeypatch):
     monkeypatch.setattr(kernels, "AVAILABLE", False)
     with pytest.warns(RuntimeWarning, match="C\\+\\+ kernel cannot be used"):
-        clf = ODIM(compile="kernel", **FIXED).fit(X)
-    assert clf.compile_ == "eager"
+        clf = ODIM(engine="kernel", **FIXED).fit(X)
+    assert clf.engine_ == "eager"
 
 
 def test_n_jobs_bounds_torch_threads_and_restores_them(X, monkeypatch):
@@ -133,9 +133,9 @@ def test_bad_n_jobs(X, n_jobs, error):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
 @pytest.mark.parametrize("mode", ["eager", "inductor"])
 def test_cuda_fit_agrees_with_cpu_scoring(X, mode):
-    gpu = ODIM(device="cuda", compile=mode, **FIXED).fit(X)
+    gpu = ODIM(device="cuda", engine=mode, **FIXED).fit(X)
     assert gpu.device_.startswith("cuda")
     cpu = pickle.loads(pickle.dumps(gpu))
-    cpu.set_params(device="cpu", compile="auto")
+    cpu.set_params(device="cpu", engine="auto")
     assert_allclose(cpu.decision_function(X), gpu.decision_scores_, rtol=1e-4)
     assert np.isfinite(gpu.decision_function(X)).all()

@@ -17,7 +17,7 @@ SMALL = dict(n_estimators=2, patience=2, check_every=5, max_updates=60, min_upda
              random_state=0)
 # The command line's counterpart (min_updates stays at its default there).
 FAST = ["--n-estimators", "2", "--n-samples-iwae", "8", "--patience", "2",
-        "--check-every", "5", "--compile", "none", "--threads", "1"]
+        "--check-every", "5", "--engine", "none", "--threads", "1"]
 NAMES = ["alpha", "beta", "gamma, the third", "delta"]
 
 

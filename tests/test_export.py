@@ -64,7 +64,7 @@ def test_torchscript_matches_decision_function(fitted, tmp_path):
     # In float32 it runs the eager engine's PyTorch functions: equal to the bit.
     clf.to_torchscript(tmp_path / "m32.pt", precision="float32")
     single = torch.jit.load(str(tmp_path / "m32.pt"))
-    eager = ODIM(**dict(clf.get_params(), compile="eager"))
+    eager = ODIM(**dict(clf.get_params(), engine="eager"))
     eager.scorer_ = clf.scorer_
     # Rows with an overshoot cost differ in the float64 sum's rounding only.
     inside = clf.scorer_.scale_with_cost(X)[1] == 0

@@ -26,7 +26,7 @@ def data():
 
 @pytest.fixture(scope="module", params=ENGINES)
 def fitted(request, data):
-    return ODIM(**dict(FAST, compile=request.param)).fit(data[0])
+    return ODIM(**dict(FAST, engine=request.param)).fit(data[0])
 
 
 # Finite float64 values over the whole range, subnormals and both signs included.

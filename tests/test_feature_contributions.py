@@ -22,11 +22,11 @@ def data():
 @pytest.mark.parametrize("combination", ["mean", "standardized"])
 @pytest.mark.parametrize("engine", ENGINES)
 def test_row_sums_recover_the_score(data, engine, combination):
-    clf = ODIM(**dict(FAST, compile=engine, combination=combination)).fit(data)
+    clf = ODIM(**dict(FAST, engine=engine, combination=combination)).fit(data)
     new = data[:50] * 3.0  # some beyond the bounds: overshoot costs too
     c = clf.feature_contributions(new)
     assert c.shape == new.shape
-    _, rest = clf.scorer_.contributions(new, compile=engine)
+    _, rest = clf.scorer_.contributions(new, engine=engine)
     total = c.sum(axis=1) + clf.scorer_.feature_reference.sum() + rest
     assert_allclose(total, clf.decision_function(new), rtol=1e-5, atol=1e-4)
 
@@ -37,7 +37,7 @@ def test_engines_agree_chunks_do_not_matter_and_calls_repeat(data):
     clf = ODIM(**FAST).fit(data)
     kernel = clf.feature_contributions(data)
     assert_array_equal(kernel, clf.feature_contributions(data))
-    eager = ODIM(**dict(clf.get_params(), compile="eager"))
+    eager = ODIM(**dict(clf.get_params(), engine="eager"))
     eager.scorer_, eager.decision_scores_, eager.n_features_in_ = clf.scorer_, clf.decision_scores_, 6
     scale = np.abs(kernel).max()
     assert np.abs(eager.feature_contributions(data) - kernel).max() <= 1e-4 * scale

@@ -310,3 +310,23 @@ def test_unfitted_cannot_be_saved(tmp_path):
 
     with pytest.raises(NotFittedError):
         ODIM().save(tmp_path / "m.odim")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_stored_compile_parameter_loads_as_engine(version):
+    # Files written before the parameter was renamed store it as "compile".
+    with zipfile.ZipFile(model_path(version)) as archive:
+        meta = json.loads(archive.read("meta.json"))
+    assert "compile" in meta["params"] and "engine" not in meta["params"]
+    loaded = pyod_odim.load(model_path(version))
+    assert loaded.get_params()["engine"] == meta["params"]["compile"]
+    assert loaded.engine_ == meta["fitted"]["compile"]
+    assert "compile" not in loaded.get_params()
+
+
+def test_a_new_file_stores_engine(fitted, tmp_path):
+    fitted.save(tmp_path / "m.odim")
+    with zipfile.ZipFile(tmp_path / "m.odim") as archive:
+        meta = json.loads(archive.read("meta.json"))
+    assert meta["params"]["engine"] == fitted.engine and "compile" not in meta["params"]
+    assert meta["fitted"]["engine"] == fitted.engine_

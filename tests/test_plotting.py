@@ -28,7 +28,7 @@ def fitted():
     X[:15] += 5.0
     y = np.r_[np.ones(15, dtype=int), np.zeros(135, dtype=int)]
     clf = ODIM(n_estimators=N_MEMBERS, n_samples_iwae=8, patience=3, check_every=5,
-               compile="none", random_state=0).fit(X)
+               engine="none", random_state=0).fit(X)
     torch.set_num_threads(threads)
     return clf, X, y
 

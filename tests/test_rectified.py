@@ -7,7 +7,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.metrics import roc_auc_score
 
 from pyod_odim import ODIM, kernels, network
-from pyod_odim.detector import FLOOR_SHARE, WIDE_FEATURES, likelihood_for_data
+from pyod_odim.defaults import FLOOR_SHARE, WIDE_FEATURES, likelihood_for_data
 
 FAST = dict(n_estimators=3, n_samples_iwae=16, patience=3, check_every=10, max_updates=300,
             min_updates=50, random_state=0, likelihood="rectified")
@@ -80,7 +80,7 @@ def test_the_rule_reads_width_and_the_share_of_values_at_their_floor():
 @pytest.mark.parametrize("engine", ["auto", "eager"])
 def test_planted_sparse_outliers_rank_first(engine):
     X, y = _sparse_with_outliers()
-    clf = ODIM(compile=engine, **FAST).fit(X)
+    clf = ODIM(engine=engine, **FAST).fit(X)
     assert clf.likelihood_ == "rectified"
     assert roc_auc_score(y, clf.decision_scores_) > 0.99
     top = np.argsort(-clf.decision_scores_)[: int(y.sum())]
@@ -122,8 +122,8 @@ def test_engines_score_one_fitted_model_alike():
     clf = ODIM(**FAST).fit(X)
     params, eps = clf.scorer_.torch_params(torch.device("cpu"))
     rows = torch.as_tensor(clf.scorer_.scale(X), dtype=torch.float32)
-    fast = clf.scorer_.engine("kernel").score(params, rows, eps)
-    eager = clf.scorer_.engine("eager").score(params, rows, eps)
+    fast = clf.scorer_.scoring_engine("kernel").score(params, rows, eps)
+    eager = clf.scorer_.scoring_engine("eager").score(params, rows, eps)
     # 1e-4 relative; losses near 0 (a few rows) compare absolutely.
     assert_allclose(fast, eager, rtol=1e-4, atol=1e-4)
 

@@ -63,14 +63,14 @@ def test_capped_fit_scores_every_row(X, capped):
 def test_capped_fit_is_a_fit_on_the_sample(X, capped):
     rows = sample_rows(N, 300, seed=0)
     on_sample = ODIM(**FAST).fit(X[rows])
-    for key, arrays in capped.network_state_.items():
-        for a, b in zip(arrays, on_sample.network_state_[key]):
+    for key, arrays in capped.scorer_.params.items():
+        for a, b in zip(arrays, on_sample.scorer_.params[key]):
             assert_array_equal(a, b)
-    assert_array_equal(capped.scaler_.data_min_, X[rows].min(axis=0))
+    assert_array_equal(capped.scorer_.scaling.data_min_, X[rows].min(axis=0))
     assert_allclose(capped.decision_scores_, on_sample.decision_function(X), rtol=1e-6)
     # The members' moments are over the fitting rows.
-    assert_allclose(capped.member_mean_, on_sample.member_mean_, rtol=1e-9)
-    assert_allclose(capped.member_std_, on_sample.member_std_, rtol=1e-9)
+    assert_allclose(capped.scorer_.member_mean, on_sample.scorer_.member_mean, rtol=1e-9)
+    assert_allclose(capped.scorer_.member_std, on_sample.scorer_.member_std, rtol=1e-9)
 
 
 def test_capped_fit_is_deterministic(X, capped):
@@ -85,7 +85,7 @@ def test_cap_of_at_least_n_is_no_cap(X, cap):
     plain = ODIM(**FAST).fit(X)
     big = ODIM(**dict(FAST, max_fit_rows=cap)).fit(X)
     assert_array_equal(big.decision_scores_, plain.decision_scores_)
-    assert_array_equal(big.member_std_, plain.member_std_)
+    assert_array_equal(big.scorer_.member_std, plain.scorer_.member_std)
 
 
 def test_capped_semi_supervised_fit(X):
@@ -118,7 +118,7 @@ def _count_chunks(monkeypatch):
         dict(combination="standardized"),
         dict(max_fit_rows=300),
         dict(max_fit_rows=300, combination="standardized"),
-        dict(compile="eager"),
+        dict(engine="eager"),
     ],
     ids=["mean", "standardized", "capped", "capped-standardized", "eager"],
 )
@@ -131,8 +131,8 @@ def test_chunked_scoring_matches_one_chunk(X, params, monkeypatch):
     tiny = ODIM(**dict(params, working_memory=0.001)).fit(X)
     assert len(calls) >= N // MIN_CHUNK_ROWS and max(calls) <= MIN_CHUNK_ROWS
     assert_allclose(tiny.decision_scores_, one.decision_scores_, rtol=1e-6)
-    assert_allclose(tiny.member_mean_, one.member_mean_, rtol=1e-9)
-    assert_allclose(tiny.member_std_, one.member_std_, rtol=1e-9)
+    assert_allclose(tiny.scorer_.member_mean, one.scorer_.member_mean, rtol=1e-9)
+    assert_allclose(tiny.scorer_.member_std, one.scorer_.member_std, rtol=1e-9)
     del calls[:]
     scores = tiny.decision_function(X)
     assert len(calls) == -(-N // MIN_CHUNK_ROWS)
@@ -197,7 +197,7 @@ def test_training_tensor_filled_in_chunks(X):
     # same values as scaling them all at once.
     one = ODIM(**FAST).fit(X)
     tiny = ODIM(**dict(FAST, working_memory=0.001)).fit(X)
-    assert_array_equal(tiny.network_state_["enc_w"][0], one.network_state_["enc_w"][0])
+    assert_array_equal(tiny.scorer_.params["enc_w"][0], one.scorer_.params["enc_w"][0])
     assert_allclose(tiny.decision_scores_, one.decision_scores_, rtol=1e-6)
 
 

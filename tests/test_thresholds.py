@@ -224,7 +224,6 @@ def test_score_cut_reproduces_the_training_labels(thresholder_fit, data):
     lo = clf.decision_scores_[labels == 0].max()
     hi = clf.decision_scores_[labels == 1].min()
     assert cut == pytest.approx((lo + hi) / 2, rel=1e-12)
-    assert clf.scorer_.threshold == cut
     # PyOD's threshold_ is left as PyOD sets it: on the thresholder's scale.
     assert clf.threshold_ == clf.contamination.thresh_
     assert 0 <= clf.threshold_ <= 1 and not lo <= clf.threshold_ <= hi
@@ -236,7 +235,7 @@ def test_score_cut_reproduces_the_training_labels(thresholder_fit, data):
 
 def test_numeric_contamination_cut_is_threshold(data):
     clf = ODIM(contamination=0.1, **SMALL).fit(data[0])
-    assert clf.score_threshold_ == clf.threshold_ == clf.scorer_.threshold
+    assert clf.score_threshold_ == clf.threshold_
 
 
 class _Scrambled(_Protocol):

@@ -6,8 +6,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from pyod_odim import ODIM
-from pyod_odim.detector import (NARROW_DEFAULTS, WIDE_DEFAULTS, WIDE_FEATURES,
-                                defaults_for_width)
+from pyod_odim.defaults import (NARROW_DEFAULTS, WIDE_DEFAULTS, WIDE_FEATURES,
+                                defaults_for_width, training_config)
 
 from fit_helpers import record_configs
 
@@ -30,9 +30,14 @@ def test_the_rule_switches_above_wide_features():
     assert WIDE_DEFAULTS.min_updates > NARROW_DEFAULTS.min_updates
 
 
+def _settled(clf, n_features, n_rows=40):
+    X = np.random.RandomState(0).rand(n_rows, n_features)
+    return training_config(clf.get_params(), X, n_rows, 1)[1]
+
+
 @pytest.mark.parametrize("n_features", [WIDE_FEATURES, WIDE_FEATURES + 1])
 def test_auto_parameters_resolve_by_width(n_features):
-    config = ODIM()._check_parameters(n_features)[1]
+    config = _settled(ODIM(), n_features)
     width = defaults_for_width(n_features)
     assert config.n_members == width.n_estimators
     assert config.n_samples_train == width.n_samples_train
@@ -40,7 +45,7 @@ def test_auto_parameters_resolve_by_width(n_features):
     assert config.selection_size == width.selection_size
     assert config.min_updates == width.min_updates
     # Explicit values win, and None keeps meaning "every row".
-    config = ODIM(patience=7, selection_size=None, min_updates=0)._check_parameters(n_features)[1]
+    config = _settled(ODIM(patience=7, selection_size=None, min_updates=0), n_features)
     assert (config.patience, config.selection_size, config.min_updates) == (7, None, 0)
 
 
@@ -85,9 +90,9 @@ def test_wide_fit_ranks_planted_outliers_first():
 
 @pytest.mark.parametrize("likelihood, lr", [("gaussian", 1e-3), ("rectified", 2e-3)])
 def test_auto_learning_rate_follows_the_likelihood(monkeypatch, likelihood, lr):
-    import pyod_odim.detector as detector
+    from pyod_odim import defaults
 
-    assert detector.LEARNING_RATES[likelihood] == lr
+    assert defaults.LEARNING_RATES[likelihood] == lr
     configs = record_configs(monkeypatch)
     rng = np.random.RandomState(0)
     # Sparse non-negative rows: "auto" takes the rectified decoder on them.
@@ -96,5 +101,5 @@ def test_auto_learning_rate_follows_the_likelihood(monkeypatch, likelihood, lr):
     ODIM(lr=5e-4, likelihood=likelihood, **QUICK).fit(X)
     assert [config.lr for config in configs] == [lr, 5e-4]
     assert ODIM(**QUICK).fit(X).likelihood_ == "rectified"
-    assert configs[-1].lr == detector.LEARNING_RATES["rectified"]
+    assert configs[-1].lr == defaults.LEARNING_RATES["rectified"]
     assert np.isfinite(clf.decision_scores_).all()

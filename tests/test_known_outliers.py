@@ -9,7 +9,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from pyod_odim import ODIM
 from pyod_odim.datasets import load_demo
-from pyod_odim.labels import check_labels, labeled_rank
+from pyod_odim.known_outliers import check_labels, labeled_rank
 from pyod_odim.neighbors import NeighborScorer
 
 FAST = dict(n_estimators=2, n_samples_iwae=8, patience=4, max_updates=300, random_state=0)
@@ -165,10 +165,10 @@ def test_neighbor_scores_reproduce_and_blend(data):
     assert_array_equal(clf.best_update_, plain.best_update_)
     neighbors = clf.label_neighbors_
     likelihood = plain.decision_scores_
-    expected = neighbors.score(clf._scale(X), likelihood)
+    expected = neighbors.score(clf.scorer_.scale(X), likelihood)
     assert_array_equal(scores, expected)
     # Only the ODIM part: the ranks of the likelihood scores.
-    only_odim = NeighborScorer(0.0, 5, 0.7).fit(clf._scale(X), likelihood, known == 1)
+    only_odim = NeighborScorer(0.0, 5, 0.7).fit(clf.scorer_.scale(X), likelihood, known == 1)
     assert_array_equal(np.argsort(only_odim, kind="stable"),
                        np.argsort(rankdata(likelihood), kind="stable"))
 
