@@ -126,3 +126,19 @@ def write_results(name, text, page=RESULTS_PAGE):
     with open(page, "w") as handle:
         handle.write(content)
     print(f"wrote section {name!r} of {os.path.normpath(page)}")
+
+
+class ResultsText:
+    """What a benchmark prints as its result, kept for :func:`write_results`."""
+
+    def __init__(self):
+        self.parts = []
+
+    def add(self, text=""):
+        """Print ``text`` and keep it."""
+        print(text, flush=True)
+        self.parts.append(text)
+
+    def text(self):
+        """Everything kept, one part per line."""
+        return "\n".join(self.parts)

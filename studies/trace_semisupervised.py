@@ -8,7 +8,7 @@ running statistics) and, with batch normalization, how far the first
 layer's running mean lags behind the mean of the current pre-activations
 of the unlabeled rows (root mean square over units, in standard deviations).
 This is the trace that located the running-statistics bug (see
-docs/semisupervised.md); run it at commit 1d18e65 to see the bug.
+docs/decisions.md); run it at commit 1d18e65 to see the bug.
 
     python studies/trace_semisupervised.py cardio [--fraction 0.3]
         [--seed 0] [--members 4] [--param batch_norm=False]
