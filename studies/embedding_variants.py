@@ -28,7 +28,7 @@ TODAY = dict(n_samples_train=10, n_samples_check=None, patience=10, n_estimators
 P5_SEL2K = dict(patience=5, selection_size=2048, **EARLIER)
 # k5_m5 is the first wide-data rule (5 members, 5 training samples); the
 # variants after it are the alternatives measured beside it (docs/decisions.md,
-# "Embedding sets").
+# "Wide data").
 VARIANTS = {
     "defaults": {},
     "today": TODAY,
