@@ -423,7 +423,7 @@ def verdicts(summary, stability, cost):
         lines.append([f"explaining costs <= {TARGETS['cost_ratio']:g}x scoring",
                       ", ".join(f"{r['ratio']:.2f} ({r['dataset']})" for r in cost["rows"]),
                       verdict(cost["max"] <= TARGETS["cost_ratio"])])
-    return markdown_table(["target (issue 16)", "measured", ""], lines) if lines else ""
+    return markdown_table(["target", "measured", ""], lines) if lines else ""
 
 
 def describe(args):

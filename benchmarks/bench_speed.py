@@ -398,7 +398,8 @@ def main():
     # with PyTorch's default pool, as a user would get them.
     default = ODIM()
     setup = (f"pyod-odim {pyod_odim.__version__}, torch {torch.__version__}, "
-             f"{os.cpu_count()} CPUs, kernels {kernels.ISA}; {time.strftime('%Y-%m-%d')}")
+             f"numpy {np.__version__}, {os.cpu_count()} CPUs, kernels {kernels.ISA}; "
+             f"{time.strftime('%Y-%m-%d')}")
     print(f"pyod-odim {pyod_odim.__version__}, torch {torch.__version__}, "
           f"{os.cpu_count()} CPUs, kernels {kernels.ISA}; ODIM defaults: "
           f"n_estimators={default.n_estimators!r} (10 members, 5 above 256 features), "
