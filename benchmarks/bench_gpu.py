@@ -73,7 +73,7 @@ def update_timings(d, device, repeats, n_samples_train=10):
     for compiled in (False, True):
         gen = torch.Generator(device=device).manual_seed(0)
         live = LiveMembers(network.init_parameters(arch, 10, gen, device, False, True), 1e-3)
-        engine = TorchEngine(False, compiled=compiled)
+        engine = TorchEngine("gaussian", compiled=compiled)
         x = torch.rand((10, 128, d), generator=gen, device=device)
         eps = torch.randn((10, n_samples_train, 128, latent), generator=gen, device=device)
         batch = Batch(x, eps)

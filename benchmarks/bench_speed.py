@@ -263,9 +263,9 @@ def section_updates():
             x = torch.rand((10, 128, d), generator=gen)
             eps = torch.randn((10, k, 128, latent), generator=gen)
             cells = [d, k]
-            engines = [TorchEngine(False), TorchEngine(False, compiled=True)]
+            engines = [TorchEngine("gaussian"), TorchEngine("gaussian", compiled=True)]
             if kernels.AVAILABLE:
-                engines.insert(0, KernelEngine())
+                engines.insert(0, KernelEngine("gaussian"))
             for engine in engines:
                 live = LiveMembers(network.init_parameters(arch, 10, gen, cpu, False, True), 1e-3)
                 t0 = time.perf_counter()
