@@ -1,6 +1,7 @@
-"""Shared pieces of the benchmark scripts: datasets and the paper's figures."""
+"""Shared pieces of the benchmark scripts: datasets, the paper's figures, the results page."""
 
 import os
+import re
 import statistics
 import sys
 import time
@@ -82,3 +83,62 @@ def markdown_table(header, rows):
 def mean_std(values):
     values = np.asarray(values, dtype=float)
     return f"{values.mean():.3f} ± {values.std():.3f}"
+
+
+# docs/results.md: each table sits between two markers that name it,
+# <!-- results:NAME --> and <!-- /results:NAME -->, and the benchmark that
+# measures it rewrites what lies between them.
+RESULTS_PAGE = os.path.join(os.path.dirname(__file__), "..", "docs", "results.md")
+
+
+def add_results_argument(parser):
+    """The ``--write-results`` switch: also write the tables into docs/results.md."""
+    parser.add_argument("--write-results", action="store_true",
+                        help="also replace this benchmark's tables in docs/results.md")
+
+
+def write_results(name, text, page=RESULTS_PAGE):
+    """Replace the text between the markers of section ``name`` in ``page``.
+
+    Parameters
+    ----------
+    name : str
+        The section's name, as in ``<!-- results:NAME -->``.
+    text : str
+        Markdown that goes between the two markers (the measurement's
+        version and parameters, then its tables).
+    page : str, optional
+        The results page (default: docs/results.md).
+
+    Raises
+    ------
+    ValueError
+        If the page does not hold both markers of ``name``, once each.
+    """
+    with open(page) as handle:
+        content = handle.read()
+    start, end = f"<!-- results:{name} -->", f"<!-- /results:{name} -->"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
+    if content.count(start) != 1 or content.count(end) != 1 or not pattern.search(content):
+        raise ValueError(f"{page} has no single pair of markers {start} ... {end}")
+    replacement = f"{start}\n\n{text.strip()}\n\n{end}"
+    content = pattern.sub(lambda _: replacement, content)
+    with open(page, "w") as handle:
+        handle.write(content)
+    print(f"wrote section {name!r} of {os.path.normpath(page)}")
+
+
+class ResultsText:
+    """What a benchmark prints as its result, kept for :func:`write_results`."""
+
+    def __init__(self):
+        self.parts = []
+
+    def add(self, text=""):
+        """Print ``text`` and keep it."""
+        print(text, flush=True)
+        self.parts.append(text)
+
+    def text(self):
+        """Everything kept, one part per line."""
+        return "\n".join(self.parts)

@@ -15,7 +15,10 @@ import argparse
 
 import numpy as np
 
-from _common import COMPARABLE, PAPER_IFOREST_AUC, PAPER_ODIM_AUC, markdown_table, require_datasets
+from _common import (
+    COMPARABLE, PAPER_IFOREST_AUC, PAPER_ODIM_AUC, ResultsText, add_results_argument,
+    markdown_table, require_datasets, write_results,
+)
 from _grid import (
     ALL_SETS, PEERS, add_grid_arguments, average_ranks, mean_by, odim_tasks, peer_tasks, run_grid,
 )
@@ -37,6 +40,7 @@ def main():
     parser.add_argument("--datasets", default=",".join(ALL_SETS))
     add_grid_arguments(parser)
     parser.add_argument("--no-peers", action="store_true")
+    add_results_argument(parser)
     args = parser.parse_args()
     require_datasets()
     names = args.datasets.split(",")
@@ -90,19 +94,22 @@ def main():
         rows.append([f"**average AP rank, {len(used)} sets**", f"**{ap_ranks['ODIM']:.2f}**", "",
                      "", "", "", ""] + [f"{ap_ranks[p]:.2f}" for p in peers] + [""])
     print()
+    out = ResultsText()
     default = pyod_odim.ODIM()
-    print(f"pyod-odim {pyod_odim.__version__}, ODIM defaults (n_estimators={default.n_estimators}, "
-          f"n_samples_train={default.n_samples_train}, n_samples_iwae={default.n_samples_iwae}, "
-          f"smoothing={default.smoothing}, min_updates={default.min_updates}); seeds "
-          f"0..{args.seeds - 1}; training AUC/AP on all rows, mean over seeds; peers at PyOD "
-          "defaults on min-max scaled features, one thread per fit; paper: the ODIM authors' "
-          "published per-set results (5 seeds)")
-    print(markdown_table(
+    out.add(f"pyod-odim {pyod_odim.__version__}, ODIM defaults (n_estimators={default.n_estimators}, "
+            f"n_samples_train={default.n_samples_train}, n_samples_iwae={default.n_samples_iwae}, "
+            f"smoothing={default.smoothing}, min_updates={default.min_updates}); seeds "
+            f"0..{args.seeds - 1}; training AUC/AP on all rows, mean over seeds; peers at PyOD "
+            "defaults on min-max scaled features, one thread per fit; paper: the ODIM authors' "
+            "published per-set results (5 seeds)")
+    out.add(markdown_table(
         ["data set", "ODIM AUC", "previous rule AUC", "paper ODIM", "Δ paper", "ODIM AP",
          "previous rule AP"] + [f"{p} AUC" for p in peers] + ["ODIM fit s"], rows))
     if "IForest" in peers and comparable:
-        print(f"\nIForest, mean of the comparable sets: {mean_of(auc, 'IForest', comparable):.3f} "
-              f"here, {np.mean([PAPER_IFOREST_AUC[n] for n in comparable]):.3f} in the paper.")
+        out.add(f"\nIForest, mean of the comparable sets: {mean_of(auc, 'IForest', comparable):.3f} "
+                f"here, {np.mean([PAPER_IFOREST_AUC[n] for n in comparable]):.3f} in the paper.")
+    if args.write_results:
+        write_results("accuracy", out.text())
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_explain.py [--sections synthetic,stability,cost]
         [--dims 10,30,100] [--rows 4000] [--share 0.03] [--sets cardio,...]
-        [--records runs.jsonl] [--doc docs/explain.md] [--table-only runs.jsonl]
+        [--records runs.jsonl] [--table-only runs.jsonl] [--write-results]
 
 One thread throughout (``torch.set_num_threads(1)``, ``n_jobs=1``). Sections:
 
@@ -60,7 +60,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import pyod  # noqa: E402
 import pyod_odim  # noqa: E402
-from _common import load, markdown_table, median_seconds, require_datasets  # noqa: E402
+from _common import (  # noqa: E402
+    add_results_argument, load, markdown_table, median_seconds, require_datasets, write_results,
+)
 from pyod_odim import ODIM  # noqa: E402
 
 SECTIONS = ("synthetic", "stability", "cost")
@@ -421,7 +423,7 @@ def verdicts(summary, stability, cost):
         lines.append([f"explaining costs <= {TARGETS['cost_ratio']:g}x scoring",
                       ", ".join(f"{r['ratio']:.2f} ({r['dataset']})" for r in cost["rows"]),
                       verdict(cost["max"] <= TARGETS["cost_ratio"])])
-    return markdown_table(["target (issue 16)", "measured", ""], lines) if lines else ""
+    return markdown_table(["target", "measured", ""], lines) if lines else ""
 
 
 def describe(args):
@@ -452,62 +454,6 @@ def tables(records, header):
     if cost_md:
         parts += ["### Cost: explaining against scoring, all rows, one thread", cost_md]
     return "\n\n".join(parts), summary
-
-
-PAGE_HEAD = """# Why is a row an outlier?
-
-{class}`pyod_odim.ODIM` splits each row's score into one share per feature:
-
-```python
-c = clf.feature_contributions(X)          # (n_samples, n_features); higher: more abnormal
-clf.explain_outlier(7, X=X)               # one row against the training rows' bands
-```
-
-and on the command line `odim score data.csv -o out.csv --explain 3` adds
-each row's three largest contributions (feature, value, contribution) to the
-output; `--plot` adds a chart of the highest-scored rows' contributions.
-
-## Definition
-
-ODIM's decoder factorizes over features, so each member's loss (the negative
-IWAE bound) splits exactly. With the normalized importance weights
-`w~_k` of the fixed draws that score the row, feature `j` of member `m` gets
-its expected negative log-likelihood
-
-```text
-c_mj(x) = sum_k w~_k * (-log p(x_j | z_k))
-```
-
-plus, for a value beyond the scaling bounds, its overshoot cost. Members
-combine as the score combines them (their mean; after dividing by each
-member's loss deviation with `combination="standardized"`). The contribution
-is that minus `reference_j`, what feature `j` costs a typical fitting row
-(the median over a sample of 512 fitting rows, kept by `fit`), so a feature
-that is hard for every row does not dominate. Exactly,
-
-```text
-likelihood_score(x) = sum_j contribution_j(x) + sum_j reference_j + rest(x)
-```
-
-where `rest` is the latent part of the bound (the weighted
-`log q(z|x) - log p(z)`, the weights' entropy and `log K`). The cut-off
-bands of `explain_outlier` are percentiles of the same sample's
-contributions. In semi-supervised mode (`use_labels=True`) the contributions
-explain ODIM's likelihood part (`likelihood_scores_` for the training rows),
-not the blend with the known outliers' neighbour ratio, which is a rank
-transform with no per-feature split. ODIM does not keep its training rows, so
-`explain_outlier` takes the rows as `X=` and `ind` indexes them.
-
-## Measurements
-
-Regenerate this page (one process on one thread; the run's length is in its
-first line below):
-
-```bash
-python benchmarks/bench_explain.py --records explain.jsonl
-python benchmarks/bench_explain.py --table-only explain.jsonl   # the page again, no runs
-```
-"""
 
 
 def _sweep_trend(records):
@@ -597,11 +543,6 @@ which is a question for ODIM's selection rule, not for the explanation.""")
     return "\n".join(text) + "\n"
 
 
-def write_page(path, body, summary, records):
-    with open(path, "w") as handle:
-        handle.write(PAGE_HEAD + "\n" + body + "\n\n" + findings(summary, records))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sections", default=",".join(SECTIONS))
@@ -618,11 +559,9 @@ def main():
     parser.add_argument("--cost-sets", default=",".join(COST_SETS))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--records", help="append one JSON line per result to this file")
-    parser.add_argument("--doc", default=os.path.join(os.path.dirname(__file__), "..", "docs",
-                                                      "explain.md"),
-                        help="write the page here ('' for none)")
     parser.add_argument("--table-only", metavar="RECORDS",
-                        help="print the tables (and write --doc) from a records file")
+                        help="print the tables from a records file, running nothing")
+    add_results_argument(parser)
     args = parser.parse_args()
     args.dims = [int(d) for d in args.dims.split(",")]
     torch.set_num_threads(1)
@@ -666,9 +605,8 @@ def main():
     print()
     print(body)
     print(findings(summary, records))
-    if args.doc:
-        write_page(args.doc, body, summary, records)
-        print(f"written to {os.path.normpath(args.doc)}")
+    if args.write_results:
+        write_results("explain", body + "\n\n" + findings(summary, records))
 
 
 if __name__ == "__main__":

@@ -42,7 +42,13 @@ import joblib
 import numpy as np
 import torch
 
-from _common import load, markdown_table, median_seconds, require_datasets
+from _common import (
+    ResultsText, add_results_argument, load, markdown_table, median_seconds, require_datasets,
+    write_results,
+)
+
+# The tables of this run (docs/results.md, section "export").
+REPORT = ResultsText()
 from _grid import SHARED_SETS
 import pyod_odim
 from pyod_odim import ODIM
@@ -129,13 +135,13 @@ def throughput(args):
         ])
         size_rows.append([name, f"{sizes['odim'] / 1024:.0f}", f"{len(pickled) / 1024:.0f}",
                           f"{sizes['pt'] / 1024:.0f}", f"{sizes['onnx'] / 1024:.0f}"])
-    print("\n### Scoring throughput, one thread (rows per second; ratio against the kernels)\n")
-    print(markdown_table(
+    REPORT.add("\n### Scoring throughput, one thread (rows per second; ratio against the kernels)\n")
+    REPORT.add(markdown_table(
         ["data", "fit s", "decision_function (kernels)", "TorchScript", "TorchScript float32",
          "ONNX Runtime", "max rel. diff TorchScript / float32 / ONNX"], rows))
-    print("\n### File sizes (KiB)\n")
-    print(markdown_table(["data", "model file (.odim)", "pickle", "TorchScript", "ONNX"],
-                         size_rows))
+    REPORT.add("\n### File sizes (KiB)\n")
+    REPORT.add(markdown_table(["data", "model file (.odim)", "pickle", "TorchScript", "ONNX"],
+                              size_rows))
 
 
 def interleaved_medians(loaders, repeats):
@@ -194,9 +200,9 @@ def load_times(args):
                                                    f" ({loads[k] / base:.2f}x)") for k in loads])
         header = ["data (model file)"] + list(loads)
         print(f"  {name}: done", file=sys.stderr, flush=True)
-    print(f"\n### Load times (median ms of {args.load_repeats} interleaved loads; "
-          "ratio against pyod_odim.load)\n")
-    print(markdown_table(header, rows))
+    REPORT.add(f"\n### Load times (median ms of {args.load_repeats} interleaved loads; "
+               "ratio against pyod_odim.load)\n")
+    REPORT.add(markdown_table(header, rows))
 
 
 def parity(args):
@@ -215,9 +221,9 @@ def parity(args):
         worst = max(worst, *errors)
         rows.append([name, f"{X.shape[0]} x {X.shape[1]}", f"{errors[0]:.1e}", f"{errors[1]:.1e}"])
         print(f"  {name}: {errors[0]:.1e} {errors[1]:.1e}", file=sys.stderr, flush=True)
-    print("\n### Export parity with decision_function (max |a - b| / max(|b|, 1), all rows)\n")
-    print(markdown_table(["data", "n x d", "TorchScript", "ONNX Runtime"], rows))
-    print(f"\nlargest difference over {len(rows)} sets: {worst:.1e}")
+    REPORT.add("\n### Export parity with decision_function (max |a - b| / max(|b|, 1), all rows)\n")
+    REPORT.add(markdown_table(["data", "n x d", "TorchScript", "ONNX Runtime"], rows))
+    REPORT.add(f"\nlargest difference over {len(rows)} sets: {worst:.1e}")
 
 
 def main():
@@ -229,6 +235,7 @@ def main():
     parser.add_argument("--onnx-batch", type=int, default=0,
                         help="rows per ONNX Runtime call (0: the TorchScript module's chunk)")
     parser.add_argument("--max-updates", type=int, default=100)
+    add_results_argument(parser)
     args = parser.parse_args()
     require_datasets()
     torch.set_num_threads(1)
@@ -241,6 +248,8 @@ def main():
     for section in args.sections.split(","):
         {"throughput": throughput, "load": load_times, "parity": parity}[section](args)
     print(f"\n(bench_export ran {time.perf_counter() - t0:.0f} s)")
+    if args.write_results:
+        write_results("export", versions + "\n" + REPORT.text())
 
 
 if __name__ == "__main__":

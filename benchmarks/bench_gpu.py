@@ -24,7 +24,9 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from _common import load, markdown_table, require_datasets
+from _common import (
+    ResultsText, add_results_argument, load, markdown_table, require_datasets, write_results,
+)
 from pyod_odim import ODIM, network
 from pyod_odim.engines import Batch, TorchEngine
 from pyod_odim.training import LiveMembers
@@ -71,7 +73,7 @@ def update_timings(d, device, repeats, n_samples_train=10):
     for compiled in (False, True):
         gen = torch.Generator(device=device).manual_seed(0)
         live = LiveMembers(network.init_parameters(arch, 10, gen, device, "gaussian", True), 1e-3)
-        engine = TorchEngine(False, compiled=compiled)
+        engine = TorchEngine("gaussian", compiled=compiled)
         x = torch.rand((10, 128, d), generator=gen, device=device)
         eps = torch.randn((10, n_samples_train, 128, latent), generator=gen, device=device)
         batch = Batch(x, eps)
@@ -101,11 +103,13 @@ def main():
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--datasets", default=DEFAULT_SETS)
     parser.add_argument("--quick", action="store_true", help="updates and scoring only")
+    add_results_argument(parser)
     args = parser.parse_args()
     require_datasets()
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    print(f"{time.strftime('%Y-%m-%d')}, device {name}, torch {torch.__version__}", flush=True)
+    out = ResultsText()
+    out.add(f"{time.strftime('%Y-%m-%d')}, device {name}, torch {torch.__version__}")
 
     rows = []
     if device.type == "cuda":
@@ -114,16 +118,18 @@ def main():
     for d in (21, 512):
         for engine, (seconds, first) in update_timings(d, device, repeats=20).items():
             rows.append([f"update, {engine}", d, f"{seconds * 1e3:.2f}", f"{first:.1f}"])
-    print(markdown_table(["what", "d", "ms per update (median)", "first call s"], rows))
+    out.add(markdown_table(["what", "d", "ms per update (median)", "first call s"], rows))
 
     X, _ = load("shuttle")
     rows = []
     for mode in ("eager", "inductor"):
         rate, seconds = scoring_throughput(X, device, mode)
         rows.append([mode, X.shape[0], f"{seconds:.2f}", f"{rate / 1e6:.1f}"])
-    print()
-    print(markdown_table(["scoring", "rows", "s", "M member-rows x K / s"], rows))
+    out.add()
+    out.add(markdown_table(["scoring", "rows", "s", "M member-rows x K / s"], rows))
     if args.quick:
+        if args.write_results:
+            write_results("gpu", out.text())
         return
 
     rows = []
@@ -136,11 +142,13 @@ def main():
             rows.append([name_, f"{X.shape[0]}x{X.shape[1]}", mode, f"{seconds:.1f}",
                          clf.n_updates_, f"{roc_auc_score(y, clf.decision_scores_):.3f}"])
             print(" ".join(map(str, rows[-1])), flush=True)
-    print()
-    print(markdown_table(["dataset", "n x d", "engine", "fit s", "updates", "AUC"], rows))
-    print(f"\nODIM defaults (10 members, n_samples_iwae={ODIM().n_samples_iwae}, "
-          f"n_samples_train={ODIM().n_samples_train}), seed 0; "
-          f"training AUC on all rows; {np.__name__} {np.__version__}")
+    out.add()
+    out.add(markdown_table(["dataset", "n x d", "engine", "fit s", "updates", "AUC"], rows))
+    out.add(f"\nODIM defaults (10 members, n_samples_iwae={ODIM().n_samples_iwae}, "
+            f"n_samples_train={ODIM().n_samples_train}), seed 0; "
+            f"training AUC on all rows; {np.__name__} {np.__version__}")
+    if args.write_results:
+        write_results("gpu", out.text())
 
 
 if __name__ == "__main__":

@@ -20,7 +20,10 @@ import numpy as np
 from pyod.models.iforest import IForest
 from sklearn.metrics import roc_auc_score
 
-from _common import COMPARABLE, DIFFERENT, load, markdown_table, require_datasets
+from _common import (
+    COMPARABLE, DIFFERENT, ResultsText, add_results_argument, load, markdown_table,
+    require_datasets, write_results,
+)
 import pyod_odim
 from pyod_odim import ODIM
 
@@ -48,12 +51,14 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--rows", type=float, default=0.01)
     parser.add_argument("--value", type=float, default=1e12)
+    add_results_argument(parser)
     args = parser.parse_args()
     require_datasets()
-    print(f"bench_robustness: pyod-odim {pyod_odim.__version__}, ODIM defaults "
-          f"(scaling_fence={ODIM().scaling_fence:g}), n_jobs=1; {args.rows:.0%} extra rows "
-          f"with one feature at {args.value:g}; seeds 0..{args.seeds - 1}; AUC over the "
-          "original rows")
+    out = ResultsText()
+    out.add(f"bench_robustness: pyod-odim {pyod_odim.__version__}, ODIM defaults "
+            f"(scaling_fence={ODIM().scaling_fence:g}), n_jobs=1; {args.rows:.0%} extra rows "
+            f"with one feature at {args.value:g}; seeds 0..{args.seeds - 1}; AUC over the "
+            "original rows")
     t0 = time.perf_counter()
     rows, worst = [], 0.0
     for name in args.sets:
@@ -75,12 +80,14 @@ def main():
                      f"{mean['odim_bad']:.3f}", f"{-drop:+.3f}", f"{mean['minmax_bad']:.3f}",
                      f"{mean['if']:.3f}", f"{mean['if_bad']:.3f}"])
         print(f"  {name}: {rows[-1][2:]}", flush=True)
-    print()
-    print(markdown_table(
+    out.add()
+    out.add(markdown_table(
         ["data", "n x d", "ODIM clean", "ODIM corrupted", "change", "ODIM corrupted, min-max (seed 0)",
          "IForest clean", "IForest corrupted"], rows))
-    print(f"\nlargest ODIM drop (clean - corrupted, mean over seeds): {worst:.3f} "
-          f"over {len(rows)} sets; ran {time.perf_counter() - t0:.0f} s")
+    out.add(f"\nlargest ODIM drop (clean - corrupted, mean over seeds): {worst:.3f} "
+            f"over {len(rows)} sets; ran {time.perf_counter() - t0:.0f} s")
+    if args.write_results:
+        write_results("robustness", out.text())
 
 
 if __name__ == "__main__":

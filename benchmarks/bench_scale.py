@@ -41,6 +41,11 @@ import time
 
 import numpy as np
 
+from _common import ResultsText, add_results_argument, markdown_table, write_results
+
+# The tables of this run (docs/results.md, section "scale").
+REPORT = ResultsText()
+
 SYNTH_FEATURES = 20
 SYNTH_BLOCK = 100_000
 SYNTH_LATENT = 5
@@ -234,12 +239,6 @@ def run_child(kind, **kwargs):
     return result
 
 
-def markdown(header, rows):
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def cap_name(cap):
     return "none" if cap is None else f"{cap // 1000}k"
 
@@ -252,7 +251,7 @@ def section_sample(args, cache):
     for cap in args.synth_caps:
         rows.append((f"synth{args.n_max}", cap, 0, cache("fit", data=f"synth{args.n_max}",
                                                          cap=cap, seed=0)))
-    print("\n### max_fit_rows: training AUC and fit time\n")
+    REPORT.add("\n### max_fit_rows: training AUC and fit time\n")
     table = []
     for data in dict.fromkeys(r[0] for r in rows):
         for cap in dict.fromkeys(r[1] for r in rows if r[0] == data):
@@ -266,8 +265,9 @@ def section_sample(args, cache):
                 f"{np.mean([r['final_s'] for r in res]):.1f}",
                 f"{max(r['peak_mb'] for r in res):.0f}",
             ])
-    print(markdown(["data", "max_fit_rows", "seeds", "mean AUC", "AUC per seed", "fit s",
-                    "train + checks s", "final scoring s", "peak RSS MB"], table))
+    REPORT.add(markdown_table(["data", "max_fit_rows", "seeds", "mean AUC", "AUC per seed",
+                               "fit s", "train + checks s", "final scoring s", "peak RSS MB"],
+                              table))
 
 
 def section_growth(args, cache):
@@ -285,23 +285,23 @@ def section_growth(args, cache):
         table.append(["cover 286,048 x 10", fit["dtype"], f"{fit['fit_s']:.1f}",
                       f"{fit['train_s']:.1f}", f"{fit['final_s']:.1f}", f"{fit['data_mb']:.0f}",
                       f"{fit['peak_mb']:.0f}", f"{fit['auc']:.4f}", "-", "-"])
-    print(f"\n### Fit cost as n grows (max_fit_rows={args.cap}, seed 0)\n")
-    print(markdown(["data", "dtype", "fit s", "train + checks s", "final scoring s",
-                    "RSS after loading MB", "peak RSS MB", "AUC", "fit_on_sample s",
-                    "fit_on_sample peak RSS MB"], table))
+    REPORT.add(f"\n### Fit cost as n grows (max_fit_rows={args.cap}, seed 0)\n")
+    REPORT.add(markdown_table(["data", "dtype", "fit s", "train + checks s", "final scoring s",
+                               "RSS after loading MB", "peak RSS MB", "AUC", "fit_on_sample s",
+                               "fit_on_sample peak RSS MB"], table))
 
 
 def section_throughput(args, cache):
     res = cache("throughput", n_rows=args.score_rows, fit_rows=args.score_fit_rows, seed=0)
     table = [[name, f"{r['seconds']:.1f}", f"{r['rows_per_s']:,.0f}"]
              for name, r in res["rows"].items()]
-    print(f"\n### Scoring throughput ({args.score_rows:,} rows x {SYNTH_FEATURES}, models "
-          f"fitted on {args.score_fit_rows:,} rows, default parameters)\n")
-    print(markdown(["scorer", "seconds", "rows/s"], table))
-    print(f"\nLocalCluster start {res['cluster_start_s']:.1f} s and the workers' first imports "
-          f"{res['warm_up_s']:.1f} s, not in the rates. "
-          f"Cluster scores identical to in-process: ODIM {res['odim_identical']}, "
-          f"IForest {res['iforest_identical']}.")
+    REPORT.add(f"\n### Scoring throughput ({args.score_rows:,} rows x {SYNTH_FEATURES}, models "
+               f"fitted on {args.score_fit_rows:,} rows, default parameters)\n")
+    REPORT.add(markdown_table(["scorer", "seconds", "rows/s"], table))
+    REPORT.add(f"\nLocalCluster start {res['cluster_start_s']:.1f} s and the workers' first "
+               f"imports {res['warm_up_s']:.1f} s, not in the rates. "
+               f"Cluster scores identical to in-process: ODIM {res['odim_identical']}, "
+               f"IForest {res['iforest_identical']}.")
 
 
 def main():
@@ -318,6 +318,7 @@ def main():
                         help="e.g. 20000,none (default 20k, 50k, 100k, none)")
     parser.add_argument("--synth-caps", dest="synth_list",
                         help="e.g. 50000,none; empty: skip the synthetic set")
+    add_results_argument(parser)
     args = parser.parse_args()
     if args.job:
         spec = json.loads(args.job)
@@ -347,11 +348,11 @@ def main():
     import pyod_odim
     import torch
 
-    print(f"pyod-odim {pyod_odim.__version__} ({os.path.dirname(pyod_odim.__file__)}), "
-          f"torch {torch.__version__}, numpy {np.__version__}, python {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
-          f"{datetime.date.today().isoformat()}; every job in its own process, 1 thread",
-          flush=True)
+    setup = (f"pyod-odim {pyod_odim.__version__}, torch {torch.__version__}, "
+             f"numpy {np.__version__}, python {platform.python_version()}, "
+             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
+             f"{datetime.date.today().isoformat()}; every job in its own process, 1 thread")
+    print(f"{setup} ({os.path.dirname(pyod_odim.__file__)})", flush=True)
     results = {}
 
     def cache(kind, **kwargs):
@@ -368,6 +369,8 @@ def main():
     loads = [r["load_1min"] for r in results.values()]
     print(f"\n(bench_scale ran {time.perf_counter() - t0:.0f} s; 1-minute load average after "
           f"each job {min(loads)} to {max(loads)} on {os.cpu_count()} CPUs)")
+    if args.write_results:
+        write_results("scale", setup + "\n" + REPORT.text())
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import pyod_odim  # noqa: E402
-from _common import load, markdown_table, require_datasets  # noqa: E402
+from _common import (  # noqa: E402
+    add_results_argument, load, markdown_table, require_datasets, write_results,
+)
 from pyod_odim import ODIM  # noqa: E402
 
 TABULAR = ["cardio", "satellite", "satimage-2", "shuttle", "thyroid"]
@@ -304,10 +306,15 @@ def main():
     parser.add_argument("--records", help="append one JSON line per fit to this file")
     parser.add_argument("--table-only", metavar="RECORDS",
                         help="print the tables of a records file and exit")
+    add_results_argument(parser)
     args = parser.parse_args()
     if args.table_only:
         with open(args.table_only) as f:
-            print(tables([json.loads(line) for line in f if line.strip()]))
+            records = [json.loads(line) for line in f if line.strip()]
+        text = tables(records)
+        print(text)
+        if args.write_results:
+            write_results("semisupervised", text)
         return
     require_datasets()
     if args.check_xgbod:
@@ -317,7 +324,8 @@ def main():
     unknown = set(methods) - set(METHODS)
     if unknown:
         parser.error(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
-    print(describe(params, "xgbod" in methods), flush=True)
+    setup = describe(params, "xgbod" in methods)
+    print(setup, flush=True)
     records = []
 
     def emit(record):
@@ -331,8 +339,11 @@ def main():
     fractions = [float(f) for f in args.fractions.split(",")]
     for name in args.datasets.split(","):
         run_dataset(name, range(args.seeds), fractions, params, methods, args.cache, emit)
+    text = tables(records)
     print()
-    print(tables(records))
+    print(text)
+    if args.write_results:
+        write_results("semisupervised", setup + "\n\n" + text)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """ODIM's cost against PyOD's peers and against its own earlier path, in one run.
 
-    python benchmarks/bench_speed.py [--sections fits,threads,embeddings,embedding_speed,wide,scoring,updates,concurrent]
+    python benchmarks/bench_speed.py [--sections fits,threads,embeddings,embedding_speed,wide,scoring,updates,concurrent,gmm]
+        [--write-results]
 
 Every figure is measured in this run on this machine; ratios compare
 commands run back to back. Sections:
@@ -32,6 +33,14 @@ commands run back to back. Sections:
   the one-off compile time of ``torch.compile``.
 * ``concurrent``: two single-thread fits (``n_jobs=1``) in two processes at
   once, against one alone.
+* ``gmm``: the GMM-2 selector that every check runs, on loss-like rows (a
+  lognormal bulk plus a 2 % far tail, fixed seed): scikit-learn's
+  ``GaussianMixture(n_components=2)`` fit + ``predict_proba`` per min-max
+  normalized row (what a user would write), the package's NumPy fallback,
+  and its C++ kernel with OpenMP's default threads and on one thread;
+  median milliseconds (``--gmm-quick``: smaller sizes, fewer repeats).
+
+``--write-results`` also writes each section's table into docs/results.md.
 """
 
 import argparse
@@ -40,20 +49,29 @@ import os
 import statistics
 import sys
 import time
+import warnings
 
+import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
+from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import MinMaxScaler
 
-from _common import load, markdown_table, require_datasets, timed
+from _common import (
+    add_results_argument, load, markdown_table, median_seconds, require_datasets, timed,
+    write_results,
+)
 import pyod_odim
-from pyod_odim import ODIM, kernels, network
+from pyod_odim import ODIM, gmm, kernels, network
 from pyod_odim._threads import torch_threads
 from pyod_odim.engines import Batch, KernelEngine, TorchEngine
 from pyod_odim.training import LiveMembers
 
 SECTIONS = ("fits", "threads", "embeddings", "embedding_speed", "wide", "scoring", "updates",
-            "concurrent")
+            "concurrent", "gmm")
+# The sections with a table on docs/results.md (written by --write-results).
+RESULTS_SECTIONS = ("fits", "threads", "embedding_speed", "scoring", "updates", "concurrent", "gmm")
 # The ODIM authors' network above 500 features, against the default (128, 64).
 WIDE = dict(hidden_sizes=(512, 256), latent_dim=128)
 FIT_SETS = "wbc,cardio,thyroid,mammography,shuttle"
@@ -245,9 +263,9 @@ def section_updates():
             x = torch.rand((10, 128, d), generator=gen)
             eps = torch.randn((10, k, 128, latent), generator=gen)
             cells = [d, k]
-            engines = [TorchEngine(False), TorchEngine(False, compiled=True)]
+            engines = [TorchEngine("gaussian"), TorchEngine("gaussian", compiled=True)]
             if kernels.AVAILABLE:
-                engines.insert(0, KernelEngine())
+                engines.insert(0, KernelEngine("gaussian"))
             for engine in engines:
                 live = LiveMembers(network.init_parameters(arch, 10, gen, cpu, "gaussian", True), 1e-3)
                 t0 = time.perf_counter()
@@ -291,6 +309,76 @@ def section_concurrent():
     return markdown_table(["cardio, n_jobs=1", "s", "/ alone"], rows)
 
 
+# GMM-2 sizes (rows n, members M) of the gmm section.
+GMM_SIZES = [(2000, 1), (2000, 10), (50000, 1), (50000, 10), (300000, 1), (300000, 10)]
+GMM_QUICK_SIZES = GMM_SIZES[:4]
+
+
+def loss_like_rows(m, n, seed=0):
+    """(m, n) losses: lognormal bulk plus a 2 % tail far above it."""
+    rng = np.random.default_rng(seed)
+    n_tail = max(1, n // 50)
+    bulk = rng.lognormal(0.0, 0.5, size=(m, n - n_tail))
+    tail = rng.normal(8.0, 1.0, size=(m, n_tail))
+    return np.concatenate([bulk, tail], axis=1)
+
+
+def sklearn_gmm_rows(losses):
+    """Per-row scikit-learn fit + predict_proba on min-max normalized rows."""
+    for row in losses:
+        x = ((row - row.min()) / (row.max() - row.min()))[:, None]
+        GaussianMixture(n_components=2).fit(x).predict_proba(x)
+
+
+def gmm_repeats(n, m, slow, quick):
+    """Fewer repeats for big inputs, fewest for the slow (scikit-learn, NumPy) runs."""
+    work = n * m
+    if slow:
+        base = 1 if work >= 1_000_000 else 3 if work >= 100_000 else 5
+    else:
+        base = 3 if work >= 1_000_000 else 7 if work >= 100_000 else 15
+    return max(1, base // 2) if quick else base
+
+
+def median_ms(fn, repeats):
+    """Median milliseconds of ``fn()`` over ``repeats`` calls, after one warm-up call."""
+    fn()
+    return 1e3 * median_seconds(fn, repeats)
+
+
+def section_gmm(quick=False):
+    """The GMM-2 selector: scikit-learn against the NumPy fallback and the C++ kernel."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        rows = []
+        for n, m in GMM_QUICK_SIZES if quick else GMM_SIZES:
+            losses = loss_like_rows(m, n)
+            slow = gmm_repeats(n, m, True, quick)
+            sk = median_ms(lambda: sklearn_gmm_rows(losses), slow)
+            npy = median_ms(lambda: gmm.fit_gmm2(losses, backend="numpy"), slow)
+            row = [n, m, f"{sk:.2f}", f"{npy:.2f}"]
+            if gmm.BACKEND == "cpp":
+                from pyod_odim import _gmm
+
+                fast = gmm_repeats(n, m, False, quick)
+                cpp = median_ms(lambda: gmm.fit_gmm2(losses, backend="cpp"), fast)
+                cpp1 = median_ms(lambda: _gmm.fit(losses, 1e-3, 100, 1e-6, "sigma", 1), fast)
+                row += [f"{cpp:.2f}", f"{cpp1:.2f}", f"{sk / cpp:.1f}x", f"{npy / cpp:.1f}x"]
+            else:
+                row += ["-"] * 4
+            rows.append(row)
+            print(" ".join(map(str, row)), flush=True)
+    header = f"backend {gmm.BACKEND}"
+    if gmm.BACKEND == "cpp":
+        from pyod_odim import _gmm
+
+        header += (f", OpenMP {_gmm.openmp} ({_gmm.default_threads()} threads), "
+                   f"E-step {_gmm.pack_kind()}")
+    return header + "; median ms\n\n" + markdown_table(
+        ["n", "M", "sklearn ms", "NumPy ms", "C++ ms", "C++ 1 thread ms", "sklearn / C++",
+         "NumPy / C++"], rows)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sections", default=",".join(SECTIONS))
@@ -301,11 +389,17 @@ def main():
     parser.add_argument("--small", default="wbc,cardio", help="data sets of the threads section")
     parser.add_argument("--repeats", type=int, default=1,
                         help="embedding_speed: ODIM / before pairs per set (medians reported)")
+    parser.add_argument("--gmm-quick", action="store_true",
+                        help="gmm: smaller sizes, fewer repeats")
+    add_results_argument(parser)
     args = parser.parse_args()
     require_datasets()
     # ODIM bounds its own threads (n_jobs=1 by default); the PyOD peers run
     # with PyTorch's default pool, as a user would get them.
     default = ODIM()
+    setup = (f"pyod-odim {pyod_odim.__version__}, torch {torch.__version__}, "
+             f"numpy {np.__version__}, {os.cpu_count()} CPUs, kernels {kernels.ISA}; "
+             f"{time.strftime('%Y-%m-%d')}")
     print(f"pyod-odim {pyod_odim.__version__}, torch {torch.__version__}, "
           f"{os.cpu_count()} CPUs, kernels {kernels.ISA}; ODIM defaults: "
           f"n_estimators={default.n_estimators!r} (10 members, 5 above 256 features), "
@@ -315,26 +409,34 @@ def main():
     sections = args.sections.split(",")
     out = []
     if "fits" in sections:
-        out.append(("Tabular fits", section_fits(args.datasets.split(","))))
+        out.append(("fits", "Tabular fits", section_fits(args.datasets.split(","))))
     if "threads" in sections:
-        out.append(("Threads", section_threads(args.small.split(","))))
+        out.append(("threads", "Threads", section_threads(args.small.split(","))))
     if "embeddings" in sections:
-        out.append(("Embedding sets", section_embeddings(args.embeddings.split(","))))
+        out.append(("embeddings", "Embedding sets",
+                    section_embeddings(args.embeddings.split(","))))
     if "embedding_speed" in sections:
-        out.append(("Embedding sets, one thread, beside PyOD's VAE",
+        out.append(("embedding_speed", "Embedding sets, one thread, beside PyOD's VAE",
                     section_embedding_speed(args.embedding_sets.split(","), args.repeats)))
     if "wide" in sections:
-        out.append(("Network width on the embedding sets", section_wide(args.embeddings.split(","))))
+        out.append(("wide", "Network width on the embedding sets",
+                    section_wide(args.embeddings.split(","))))
     if "scoring" in sections:
-        out.append(("Scoring throughput (shuttle)", section_scoring()))
+        out.append(("scoring", "Scoring throughput (shuttle)", section_scoring()))
     if "updates" in sections:
         with torch_threads(1):
-            out.append(("One training update, 10 members, batch 128, one thread",
+            out.append(("updates", "One training update, 10 members, batch 128, one thread",
                         section_updates()))
     if "concurrent" in sections:
-        out.append(("Concurrent fits", section_concurrent()))
-    for title, table in out:
+        out.append(("concurrent", "Concurrent fits", section_concurrent()))
+    if "gmm" in sections:
+        out.append(("gmm", "GMM-2 selector", section_gmm(args.gmm_quick)))
+    for _, title, table in out:
         print(f"\n{title}\n\n{table}")
+    if args.write_results:
+        for section, _, table in out:
+            if section in RESULTS_SECTIONS:
+                write_results(f"speed-{section}", f"{setup}\n\n{table}")
 
 
 if __name__ == "__main__":

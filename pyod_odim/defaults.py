@@ -6,8 +6,8 @@ rows are known, into the :class:`~pyod_odim.network.Architecture` and the
 number of features (:data:`NARROW_DEFAULTS`, :data:`WIDE_DEFAULTS`), some on
 the decoder's likelihood (:data:`LEARNING_RATES`,
 :data:`CHECKPOINT_FOR_LIKELIHOOD`), which ``likelihood="auto"`` chooses from
-the rows (:func:`likelihood_for_data`). docs/accuracy.md and docs/speed.md
-hold the measurements behind each value.
+the rows (:func:`likelihood_for_data`). docs/decisions.md holds the
+measurements behind each value.
 """
 
 from typing import NamedTuple

@@ -63,7 +63,8 @@ def _objective(x: torch.Tensor, eps: torch.Tensor, params: network.Parameters, l
     pre-activations). Normalized by the running statistics instead, the
     known outliers' CUBO gradient drove the weights along exactly those
     directions, the running statistics that scoring uses lagged behind the
-    drift, and the scores of every row degraded (docs/semisupervised.md).
+    drift, and the scores of every row degraded (docs/decisions.md, "Known
+    outliers").
     """
     if x_lab is None:
         log_w = network.log_importance_weights(x, eps, params, True, likelihood)

@@ -66,7 +66,7 @@ def default_architecture(n_features):
     benchmarks it fits several times faster, one set scoring slightly
     higher and the other slightly lower than with the wider network
     (measured by ``python benchmarks/bench_speed.py --sections wide``;
-    docs/speed.md has the default network's fits on the embedding sets).
+    docs/results.md has the default network's fits on the embedding sets).
 
     Parameters
     ----------

@@ -112,7 +112,7 @@ def network_box(likelihood):
 
     Held-out rows a little outside the training range keep the network's own
     (sigmoid-mean, clamped-variance) account of them, which measured better
-    on unseen rows than clipping at [0, 1] (``benchmarks/bench_heldout_scaling.py``);
+    on unseen rows than clipping at [0, 1] (``studies/bench_heldout_scaling.py``);
     ten bound-widths keep every activation far from float32's range. A
     Bernoulli likelihood is defined on [0, 1] only, the rectified Gaussian
     from its floor 0 up: a value below a feature's training minimum is seen

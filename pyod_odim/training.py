@@ -300,7 +300,8 @@ class EnsembleFit:
 
         A single GMM-2 fit is a noisy reading of how well a checkpoint
         separates outliers; averaging a few consecutive checks keeps a lucky
-        reading from ending a member's search (docs/accuracy.md, selection study).
+        reading from ending a member's search (docs/decisions.md, "Checkpoint
+        selection").
         """
         ids = self.live.ids
         self.recent[ids] = np.roll(self.recent[ids], -1, axis=1)

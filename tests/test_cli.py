@@ -80,15 +80,6 @@ def read_scores_csv(path):
     return np.array(rows[1:], dtype=float)
 
 
-@pytest.fixture()
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 # ----------------------------------------------------------------------
 # Through a subprocess. The runs are independent, so they start together
 # (each pays the torch import) and every test waits for its own.

@@ -13,7 +13,6 @@ import warnings
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
-from pyod.utils.data import generate_data
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -40,9 +39,8 @@ def client():
 
 
 @pytest.fixture(scope="module")
-def X():
-    X, _ = generate_data(n_train=N, train_only=True, n_features=5, random_state=1)
-    return X
+def X(pyod_rows):
+    return pyod_rows(N, seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 from pyod_odim import ODIM, cli, explain, load  # noqa: E402
 
@@ -32,12 +31,6 @@ def data():
 @pytest.fixture(scope="module")
 def fitted(data):
     return ODIM(**SMALL).fit(data)
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
 
 
 # ----------------------------------------------------------------------
@@ -170,15 +163,6 @@ def _run(args, capsys):
     status = cli.main([str(a) for a in args])
     out, err = capsys.readouterr()
     return status, out, err
-
-
-@pytest.fixture()
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

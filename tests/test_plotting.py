@@ -33,12 +33,6 @@ def fitted():
     return clf, X, y
 
 
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
-
-
 def test_plot_selection_draws_a_line_and_a_marker_per_member(fitted):
     clf, _, _ = fitted
     fig = plotting.plot_selection(clf)

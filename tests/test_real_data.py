@@ -28,7 +28,7 @@ def load(name):
 
 @pytest.mark.parametrize("name, floor", [("breastw", 0.97), ("cardio", 0.88)])
 def test_training_auc_on_real_data(name, floor):
-    # Floors sit below the measured 3-seed means (docs/accuracy.md) to allow seed noise.
+    # Floors sit below the measured 3-seed means (docs/results.md) to allow seed noise.
     X, y = load(name)
     clf = ODIM(n_estimators=5, random_state=0).fit(X)
     assert roc_auc_score(y, clf.decision_scores_) > floor

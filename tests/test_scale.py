@@ -5,7 +5,6 @@ import tracemalloc
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from pyod.utils.data import generate_data
 
 from pyod_odim import ODIM
 from pyod_odim._validation import FLOAT_DTYPES, check_samples
@@ -18,9 +17,8 @@ N = 1200
 
 
 @pytest.fixture(scope="module")
-def X():
-    X, _ = generate_data(n_train=N, train_only=True, n_features=5, random_state=7)
-    return X
+def X(pyod_rows):
+    return pyod_rows(N, seed=7)
 
 
 @pytest.fixture(scope="module")

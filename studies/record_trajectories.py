@@ -1,6 +1,6 @@
 """Record every check of long ODIM fits, to study selection rules offline.
 
-    python benchmarks/record_trajectories.py OUT_DIR [--datasets ...] [--seeds 3]
+    python studies/record_trajectories.py OUT_DIR [--datasets ...] [--seeds 3]
         [--updates 800] [--jobs 2]
 
 Each fit runs ``--updates`` updates with no early stopping (patience larger
@@ -11,18 +11,22 @@ set and its GMM-2 distance, with the labels of those rows, to
 * ``updates`` (C,), ``distance`` (C, M), ``losses`` (C, M, m) float32,
 * ``y`` (m,) labels of the selection rows, ``rows`` (m,) their indices.
 
-``benchmarks/study_selection.py`` replays checkpoint selection, stopping and
+``studies/study_selection.py`` replays checkpoint selection, stopping and
 member combination rules on these files without refitting.
 """
 
 import argparse
 import multiprocessing as mp
 import os
+import sys
 
 import numpy as np
 
-from _common import load
-from _grid import ALL_SETS
+# The benchmarks' shared helpers (_common, _grid) live in ../benchmarks.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
+
+from _common import load  # noqa: E402
+from _grid import ALL_SETS  # noqa: E402
 
 
 def record(task):

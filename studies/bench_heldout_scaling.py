@@ -1,6 +1,6 @@
 """Held-out rows beyond the training range: clipped with an overshoot cost, or extrapolated.
 
-    python benchmarks/bench_heldout_scaling.py [--sets ...] [--seeds 3]
+    python studies/bench_heldout_scaling.py [--sets ...] [--seeds 3]
 
 PyOD's benchmark protocol (``notebooks/benchmark.py`` in PyOD's
 repository): for iteration ``i``, a 60/40 split with
@@ -22,6 +22,8 @@ with a value outside the training bounds, and with one beyond the box.
 """
 
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
@@ -30,10 +32,13 @@ from pyod.utils.utility import precision_n_scores, standardizer
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from _common import load, markdown_table, require_datasets
-from _grid import SHARED_SETS
-import pyod_odim
-from pyod_odim import ODIM
+# The benchmarks' shared helpers (_common, _grid) live in ../benchmarks.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
+
+from _common import load, markdown_table, require_datasets  # noqa: E402
+from _grid import SHARED_SETS  # noqa: E402
+import pyod_odim  # noqa: E402
+from pyod_odim import ODIM  # noqa: E402
 
 ALL_SETS = SHARED_SETS
 

@@ -8,9 +8,9 @@ running statistics) and, with batch normalization, how far the first
 layer's running mean lags behind the mean of the current pre-activations
 of the unlabeled rows (root mean square over units, in standard deviations).
 This is the trace that located the running-statistics bug (see
-docs/semisupervised.md); run it at commit 1d18e65 to see the bug.
+docs/decisions.md); run it at commit 1d18e65 to see the bug.
 
-    python benchmarks/trace_semisupervised.py cardio [--fraction 0.3]
+    python studies/trace_semisupervised.py cardio [--fraction 0.3]
         [--seed 0] [--members 4] [--param batch_norm=False]
 """
 
@@ -23,7 +23,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import MinMaxScaler
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+# The benchmarks' shared helpers live in ../benchmarks, the package in ..
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.join(HERE, "..", "benchmarks"), os.path.join(HERE, "..")]
 
 from _common import load, require_datasets  # noqa: E402
 from bench_semisupervised import known_outliers, parse_param  # noqa: E402

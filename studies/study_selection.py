@@ -1,6 +1,6 @@
 """Replay checkpoint-selection, stopping and combination rules on recorded fits.
 
-    python benchmarks/study_selection.py TRAJ_DIR [--rules all]
+    python studies/study_selection.py TRAJ_DIR [--rules all]
 
 Reads the files of ``record_trajectories.py`` and, for every rule, picks
 each member's checkpoint from the recorded checks, combines the members'
@@ -16,13 +16,17 @@ real fits, side by side with the defaults, by ``bench_accuracy.py``.
 import argparse
 import glob
 import os
+import sys
 from collections import defaultdict
 
 import numpy as np
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
-from _common import COMPARABLE, markdown_table
+# The benchmarks' shared helpers (_common, _grid) live in ../benchmarks.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
+
+from _common import COMPARABLE, markdown_table  # noqa: E402
 
 
 # ------------------------------------------------------------ stopping rules

@@ -4,17 +4,22 @@ Each variant changes one parameter of the defaults; training ROC-AUC and AP
 (fit on all rows, score the same rows) are averaged over datasets and seeds,
 with the mean fit time.
 
-    python benchmarks/bench_ablation.py [--seeds 2] [--datasets ...] [--variants 0 5]
+    python studies/bench_ablation.py [--seeds 2] [--datasets ...] [--variants 0 5]
         [--jobs 2] [--cache FILE]
 """
 
 import argparse
+import os
+import sys
 
 import numpy as np
 
-from _common import markdown_table, require_datasets
-from _grid import add_grid_arguments, mean_by, odim_tasks, run_grid
-import pyod_odim
+# The benchmarks' shared helpers (_common, _grid) live in ../benchmarks.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
+
+from _common import markdown_table, require_datasets  # noqa: E402
+from _grid import add_grid_arguments, mean_by, odim_tasks, run_grid  # noqa: E402
+import pyod_odim  # noqa: E402
 
 DEFAULT_SETS = "cardio,thyroid,pendigits,mammography,shuttle,vowels"
 VARIANTS = {

@@ -1,6 +1,6 @@
 """How many importance samples training and checks need (scores keep K = 50).
 
-    python benchmarks/bench_samples.py [--seeds 3] [--jobs 2] [--cache FILE]
+    python studies/bench_samples.py [--seeds 3] [--jobs 2] [--cache FILE]
 
 Each variant sets ``n_samples_train`` (the K of every training update) and
 ``n_samples_check`` (the K of the checks that choose the checkpoints);
@@ -11,12 +11,17 @@ The paper's setting trains, checks and scores with K = 50.
 """
 
 import argparse
+import os
+import sys
 
 import numpy as np
 
-from _common import COMPARABLE, markdown_table, require_datasets
-from _grid import ALL_SETS, add_grid_arguments, mean_by, odim_tasks, run_grid
-import pyod_odim
+# The benchmarks' shared helpers (_common, _grid) live in ../benchmarks.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
+
+from _common import COMPARABLE, markdown_table, require_datasets  # noqa: E402
+from _grid import ALL_SETS, add_grid_arguments, mean_by, odim_tasks, run_grid  # noqa: E402
+import pyod_odim  # noqa: E402
 
 VARIANTS = {
     "train 50, checks 50 (paper)": {"n_samples_train": 50, "n_samples_check": 50},
