@@ -27,6 +27,7 @@ import torch
 from . import network
 from .engines import Batch
 from .gmm import fit_gmm2
+from .training_rows import DenseTrainingRows
 
 
 class TrainingConfig(NamedTuple):
@@ -164,8 +165,9 @@ class EnsembleFit:
 
     Parameters
     ----------
-    X : Tensor of shape (n, d)
-        Scaled training rows on the training device.
+    X : training rows (:mod:`pyod_odim.training_rows`) or Tensor of shape (n, d)
+        Scaled training rows on the training device; a tensor is used as it
+        is (no clamping).
     arch : network.Architecture
     config : TrainingConfig
     generator : torch.Generator
@@ -182,12 +184,14 @@ class EnsembleFit:
 
     def __init__(self, X, arch, config, generator, engine, labeled_index=None,
                  selection_criterion=None):
+        if isinstance(X, torch.Tensor):
+            X = DenseTrainingRows(X, detached=False)
         self.X = X
         self.config = config
         self.generator = generator
         self.engine = engine
         self.device = X.device
-        n_rows = X.shape[0]
+        n_rows = X.n_rows
         M = config.n_members
         self.latent = arch.latent_dim
         self.k_train = config.n_samples_train or config.n_samples
@@ -220,7 +224,7 @@ class EnsembleFit:
         if config.selection_size is not None and n_rows > config.selection_size:
             perm = torch.randperm(n_rows, generator=generator, device=self.device)
             index = torch.sort(perm[: config.selection_size]).values
-            self.X_select = X[index]
+            self.X_select = X.subset(index)
             self.selection_index = index.cpu().numpy()
 
         if selection_criterion is None:
@@ -253,7 +257,7 @@ class EnsembleFit:
                              device=self.device)
         eps = torch.randn((n_live, self.k_train, size, self.latent), generator=self.generator,
                           device=self.device)
-        return self.X[pool[pick]], eps
+        return self.X.take(pool[pick]), eps
 
     def draw_batch(self):
         """Minibatch rows (M, B, d) and noise (M, K_train, B, L) of the live members."""
@@ -283,8 +287,8 @@ class EnsembleFit:
         """Selection-set losses (M_live, m) and criterion (M_live,) of the live members."""
         t0 = time.perf_counter()
         ids = self.live.ids
-        losses = self.engine.score(
-            self.live.detached(), self.X_select, self.score_eps[ids, : self.k_check]
+        losses = self.X_select.losses(
+            self.engine, self.live.detached(), self.score_eps[ids, : self.k_check]
         )
         t1 = time.perf_counter()
         self.timings["score"] += t1 - t0
