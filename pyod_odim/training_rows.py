@@ -58,18 +58,8 @@ class DenseTrainingRows:
         # Training and the checks see values detached by the fence at the
         # bounds (the scoring box would let them dominate every loss).
         self.values = scaled.clamp(0.0, 1.0) if detached else scaled
-
-    @property
-    def n_rows(self):
-        return int(self.scaled.shape[0])
-
-    @property
-    def n_features(self):
-        return int(self.scaled.shape[1])
-
-    @property
-    def device(self):
-        return self.scaled.device
+        self.n_rows, self.n_features = (int(n) for n in scaled.shape)
+        self.device = scaled.device
 
     def take(self, index):
         """The training values of rows ``index`` (any shape): Tensor of shape ``index.shape + (d,)``."""
@@ -108,12 +98,9 @@ class SparseTrainingRows:
     """
 
     def __init__(self, values, background, costs, detached, device, chunk_rows):
-        self.matrix = values
-        self.background = background
-        self.costs = costs
-        self.detached = detached
-        self.device = device
-        self.chunk_rows = chunk_rows
+        self.matrix, self.background, self.costs = values, background, costs
+        self.detached, self.device, self.chunk_rows = detached, device, chunk_rows
+        self.n_rows, self.n_features = (int(n) for n in values.shape)
 
     @classmethod
     def from_matrix(cls, X, scorer, device, chunk_rows):
@@ -132,14 +119,6 @@ class SparseTrainingRows:
                     or _outside_unit(background[has_zeros]))
         values = type(X)((stored, X.indices, X.indptr), shape=X.shape)
         return cls(values, background, costs, detached, device, chunk_rows)
-
-    @property
-    def n_rows(self):
-        return int(self.matrix.shape[0])
-
-    @property
-    def n_features(self):
-        return int(self.matrix.shape[1])
 
     def _dense(self, rows, clamp):
         """Rows ``rows`` (index array or slice) as a dense float32 tensor on the device."""
