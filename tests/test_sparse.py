@@ -41,6 +41,7 @@ def test_sparse_equals_dense(fmt, dtype):
     X = _sparse(dtype=dtype, shift=dtype == np.float64).asformat(fmt)
     sparse, dense = _same_fit(X)
     np.testing.assert_array_equal(sparse.predict(X), dense.predict(X.toarray()))
+    np.testing.assert_array_equal(sparse.predict_proba(X), dense.predict_proba(X.toarray()))
     np.testing.assert_array_equal(sparse.scorer_.scaling.data_min_,
                                   dense.scorer_.scaling.data_min_)
 
