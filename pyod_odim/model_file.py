@@ -6,7 +6,8 @@ not compressed) of
 * ``meta.json``: the format name and version, the package, torch and NumPy
   versions that wrote it, the detector's parameters, the fitted scalars
   (threshold, contamination, architecture, feature names, diagnostics) and
-  the name, dtype and shape of every array;
+  the name, dtype and shape of every array, and (from format version 3 on)
+  ``digest``, the SHA-256 of the rest of the metadata (:func:`meta_digest`);
 * ``arrays.bin``: every array's bytes, one after another, each starting at
   a multiple of 64 bytes; ``meta.json`` gives each one's dtype (numeric
   only), shape and offset. Format version 1 stored one ``arrays/<name>.npy``
@@ -18,13 +19,22 @@ blob's size before its bytes are read, and the bytes become arrays with
 ``numpy.frombuffer`` (no pickle, no object arrays), in the spirit of the
 safetensors format. Every inconsistency, from a truncated archive to
 tampered shapes or non-finite parameters, raises a ``ValueError`` that
-names the file and the problem. ``load(path, verify=True)`` also checks
-the zip CRC-32 of the arrays, which catches flipped bits in values that
-are still finite; it is off by default because it costs more than the
-rest of the load, and neither pickle nor safetensors checks one. A file
-written by a newer format version is refused with a message naming both
-versions; files of this version and older keep loading in later versions
-(``tests/data/`` holds fixtures written by format versions 1 and 2).
+names the file and the problem. A damaged file never scores:
+
+* the zip CRC-32 of the arrays is checked (``load(path, verify=False)``
+  skips it), which catches flipped bits in values that are still finite;
+  zip itself checks the CRC-32 of ``meta.json``;
+* the metadata's ``digest`` is checked, so an edit of ``meta.json``
+  repacked with a valid zip CRC is refused too (a file of format version
+  3 without one is refused; versions 1 and 2 had none);
+* every parameter lies in the range training can produce
+  (:func:`check_parameter_range`), so a file whose parameters were scaled
+  on purpose and its checksums recomputed is refused as well.
+
+A file written by a newer format version is refused with a message naming
+both versions; files of this version and older keep loading in later
+versions (``tests/data/`` holds fixtures written by format versions 1, 2
+and 3).
 
 A file holds numbers, never code, so a detector fitted with a thresholder
 object as ``contamination`` (:mod:`pyod_odim.thresholds`) is saved by what
@@ -46,6 +56,7 @@ PyOD refuses such a ``contamination``.
 """
 
 import functools
+import hashlib
 import inspect
 import itertools
 import json
@@ -62,12 +73,15 @@ import numpy as np
 from . import __version__
 
 FORMAT_NAME = "pyod-odim-model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """int: the format version this code writes; it reads this one and older ones."""
+DIGEST_SINCE = 3
+"""int: the first format version whose ``meta.json`` carries its ``digest``."""
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _META = "meta.json"
 _BLOB = "arrays.bin"
+_DIGEST = "digest"
 _ALIGN = 64
 _PIECE = 256 << 10  # bytes read and checked at a time: a multiple of _ALIGN that fits in L2
 # A zip local file header: signature, then fixed fields up to the name and
@@ -104,6 +118,7 @@ def save(estimator, path):
     arrays, meta = _to_state(estimator)
     blob, meta["arrays"] = _pack(arrays)
     meta["arrays_bytes"] = len(blob)
+    meta[_DIGEST] = meta_digest(meta)
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".odim-", suffix=".tmp", dir=folder)
@@ -275,15 +290,17 @@ def _json_params(params):
 
 
 # ====================================================================== load
-def load(path, verify=False):
+def load(path, verify=True):
     """Read a model written by ``ODIM.save``; no code from the file runs.
 
     Parameters
     ----------
     path : str or os.PathLike
-    verify : bool, default=False
-        Also check the CRC-32 checksum of the arrays (module docstring).
-        Format version 1 files are always checked.
+    verify : bool, default=True
+        Check the CRC-32 checksum of the arrays (module docstring); False
+        skips that one pass over the file's bytes (format version 1 files
+        are always checked). The metadata's digest, every shape and every
+        value's range are checked either way.
 
     Returns
     -------
@@ -358,7 +375,45 @@ def _read_meta(archive):
             f"pyod-odim {__version__} reads format versions up to {FORMAT_VERSION}; "
             "upgrade pyod-odim to load it"
         )
+    _check_digest(meta)
     return meta
+
+
+def meta_digest(meta):
+    """The digest of a model file's metadata: SHA-256 of its canonical JSON.
+
+    The canonical JSON is ``meta`` without its ``digest`` entry, keys
+    sorted, no whitespace, ASCII only; parsing the file's ``meta.json`` and
+    writing it again that way gives the same text, so the digest does not
+    depend on how the file was indented.
+
+    Parameters
+    ----------
+    meta : dict
+        The metadata as :func:`json.loads` gives it.
+
+    Returns
+    -------
+    str
+        ``"sha256:"`` and 64 hexadecimal digits.
+    """
+    body = {key: value for key, value in meta.items() if key != _DIGEST}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _check_digest(meta):
+    """Refuse metadata whose digest is missing (format version 3 on) or wrong."""
+    stored = meta.get(_DIGEST)
+    if stored is None:
+        if meta["format_version"] >= DIGEST_SINCE:
+            raise ModelFileError(f"{_META} has no {_DIGEST!r}, which format version "
+                                 f"{meta['format_version']} files carry: it was edited")
+        return
+    # A digest is checked whatever the version, so editing the version cannot skip it.
+    if stored != meta_digest(meta):
+        raise ModelFileError(f"{_META} does not match its {_DIGEST!r}: the metadata was "
+                             "edited or corrupted")
 
 
 def _is_count(n):
@@ -557,6 +612,7 @@ def _from_state(meta, arrays):
     moments = [finite(n, need(n)) for n in ("member_mean", "member_std")]
     if any(m.shape != (n_members,) for m in moments) or (moments[1] < 0).any():
         raise ModelFileError("member moments do not match the members")
+    check_parameter_range(meta, arch, likelihood, params, eps, moments)
     reference = finite("feature_reference", need("feature_reference"))
     quantiles = finite("contribution_quantiles", need("contribution_quantiles"))
     if reference.shape != (arch.n_features,) or quantiles.shape != (101, arch.n_features):
@@ -641,6 +697,152 @@ def _from_state(meta, arrays):
     estimator.likelihood_ = estimator.scorer_.likelihood
     estimator.timings_ = dict(fitted.get("timings", {}))
     return estimator
+
+
+# ------------------------------------------------------------ value ranges
+ADAM_STEP = (1 - 0.9) / math.sqrt((1 - 0.999) * (1 - 0.9 ** 2 / 0.999))
+"""float: the most one Adam update moves a parameter, in units of the learning rate.
+
+With PyTorch's default betas (0.9, 0.999), the bias-corrected first moment
+over the square root of the second is at most
+``(1 - b1) / sqrt((1 - b2) * (1 - b1 ** 2 / b2))`` = 7.27 (Cauchy-Schwarz
+over the gradients' exponential weights), whatever the gradients.
+"""
+MAX_PARAMETER = 1e4
+"""float: the largest weight or bias a model file may hold, whatever its metadata claims.
+
+Training moves a weight from its initial range by at most
+``ADAM_STEP * lr`` per update; reaching 1e4 takes ``lr * n_updates`` over
+1,300, a fit that has long diverged. The fits of the test suite and of
+the shared sets stay below 1 % of their derived bound.
+"""
+MAX_DRAW = 10.0
+"""float: the largest magnitude of a fixed standard normal draw (``score_eps``).
+
+A standard normal exceeds it with probability 1.5e-23 per draw.
+"""
+_MAX_STAT_ROWS = 1 << 31  # rows of one batch's normalization statistics, whatever the metadata says
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_parameter_range(meta, arch, likelihood, params, score_eps, member_moments):
+    """Refuse values that training cannot produce, naming the array.
+
+    Bounds, for a file fitted with learning rate ``lr`` over ``n``
+    updates (from its metadata, each capped so that a tampered claim
+    cannot lift them):
+
+    * a weight or bias of a layer with ``fan_in`` inputs starts within
+      ``1 / sqrt(fan_in)`` (:func:`pyod_odim.network.init_parameters`) and
+      moves at most ``ADAM_STEP * lr`` per update: its bound is
+      ``1 / sqrt(fan_in) + n * ADAM_STEP * lr``, and at most
+      :data:`MAX_PARAMETER`;
+    * batch normalization's running mean of a layer is an average of its
+      batches' means: within ``fan_in * a * w + b``, where ``w`` and ``b``
+      are the layer's bounds and ``a`` bounds its inputs in training (1 for
+      the scaled rows; ``sqrt(rows)`` for a normalized layer over ``rows``
+      rows, the largest standardized value of that many; ``|mu| + e * 10``
+      for the latent draws); its running variance lies in
+      ``(0, max(1, 2 * (fan_in * a * w + b) ** 2)]``;
+    * the fixed draws ``score_eps`` within :data:`MAX_DRAW`;
+    * the member loss moments within float32's range (they summarize
+      float32 losses), the deviations non-negative.
+
+    The scaling bounds may be any finite, ordered values (any finite data
+    gives them); they are checked with the shapes.
+
+    Parameters
+    ----------
+    meta : dict
+        The file's metadata (``params``, ``fitted``).
+    arch : pyod_odim.network.Architecture
+    likelihood : str
+    params : dict of str to list of ndarray
+        Shapes already checked against ``arch``.
+    score_eps : ndarray of shape (M, K, 1, L)
+    member_moments : sequence of two ndarray of shape (M,)
+        ``member_mean`` and ``member_std``.
+
+    Raises
+    ------
+    ModelFileError
+        A value beyond its bound (re-raised by :func:`load` as ValueError
+        naming the file).
+    """
+    lr, n_updates, stat_rows = _training_extent(meta, likelihood)
+    bounds = {}
+    for key in ("enc", "dec"):
+        for i, w in enumerate(params[key + "_w"]):
+            fan_in = w.shape[1]
+            bound = min(1.0 / math.sqrt(fan_in) + n_updates * ADAM_STEP * lr, MAX_PARAMETER)
+            bounds[key, i] = bound
+            for part in ("_w", "_b"):
+                _check_range(f"params/{key}{part}", i, params[key + part][i], -bound, bound)
+    _check_range("score_eps", None, score_eps, -MAX_DRAW, MAX_DRAW)
+    _check_range("member_mean", None, member_moments[0], -_FLOAT32_MAX, _FLOAT32_MAX)
+    _check_range("member_std", None, member_moments[1], 0.0, _FLOAT32_MAX)
+    if not params["bn_mean"]:
+        return
+    # The inputs of every normalized layer in training, and the stats' bounds.
+    enc_rows, dec_rows = stat_rows
+    n_enc = len(params["enc_w"]) - 1  # hidden encoder layers; the head is not normalized
+    layers = [("enc", i, 1.0 if i == 0 else math.sqrt(enc_rows)) for i in range(n_enc)]
+    head_w = params["enc_w"][-1]
+    mu_bound = head_w.shape[1] * math.sqrt(enc_rows) * bounds["enc", n_enc] + bounds["enc", n_enc]
+    layers += [("dec", i, mu_bound + math.e * MAX_DRAW if i == 0 else math.sqrt(dec_rows))
+               for i in range(len(params["dec_w"]) - 1)]
+    for j, (key, i, inputs) in enumerate(layers):
+        w = bounds[key, i]
+        reach = params[key + "_w"][i].shape[1] * inputs * w + w
+        _check_range("params/bn_mean", j, params["bn_mean"][j], -reach, reach)
+        _check_range("params/bn_var", j, params["bn_var"][j], 0.0, max(1.0, 2.0 * reach * reach))
+
+
+def _training_extent(meta, likelihood):
+    """The learning rate, the number of updates and the normalization rows a file claims.
+
+    Returns
+    -------
+    lr : float
+        ``lr`` of the parameters, or the rate ``"auto"`` takes for the likelihood.
+    n_updates : int
+        Updates done (``fitted.n_updates``; ``max_updates`` if missing).
+    stat_rows : tuple of int
+        Rows of one batch's statistics in the encoder (``batch_size``) and
+        the decoder (times the training draws), each at most 2**31.
+    """
+    from .detector import LEARNING_RATES, NARROW_DEFAULTS, WIDE_DEFAULTS
+
+    given = meta.get("params") if isinstance(meta.get("params"), dict) else {}
+    fitted = meta.get("fitted") if isinstance(meta.get("fitted"), dict) else {}
+    lr = given.get("lr")
+    lr = float(lr) if _is_number(lr) and 0 < lr < math.inf else LEARNING_RATES[likelihood]
+    n_updates = fitted.get("n_updates", given.get("max_updates"))
+    if not _is_count(n_updates):
+        raise ModelFileError(f"{_META}: the number of updates is missing or malformed")
+
+    def count(name, default):
+        value = given.get(name)
+        return value if _is_count(value) and value > 0 else default
+
+    batch = min(count("batch_size", _MAX_STAT_ROWS), _MAX_STAT_ROWS)
+    # n_samples_train="auto" (or None) takes a width default or n_samples_iwae.
+    draws = max(count("n_samples_iwae", 1), count("n_samples_train", 1),
+                NARROW_DEFAULTS.n_samples_train, WIDE_DEFAULTS.n_samples_train)
+    return lr, n_updates, (batch, min(batch * draws, _MAX_STAT_ROWS))
+
+
+def _check_range(name, layer, values, low, high):
+    """Raise unless every value lies in ``[low, high]`` (NaN never does)."""
+    if values.size == 0:
+        return
+    lowest, highest = float(values.min()), float(values.max())
+    if not (lowest >= low and highest <= high):
+        where = f"array {name!r}" + ("" if layer is None else f" (layer {layer})")
+        raise ModelFileError(
+            f"{where} holds values in [{lowest:.4g}, {highest:.4g}], outside the "
+            f"[{low:.4g}, {high:.4g}] that training can produce: the file was damaged or edited"
+        )
 
 
 @functools.lru_cache(maxsize=None)
