@@ -72,6 +72,11 @@ import numpy as np
 
 from . import __version__
 
+try:  # the compiled CRC-32 (PCLMULQDQ) is several times faster than zlib's
+    from ._crc32 import crc32 as _crc32
+except ImportError:  # the optional extension was not built: same value
+    _crc32 = zlib.crc32
+
 FORMAT_NAME = "pyod-odim-model"
 FORMAT_VERSION = 3
 """int: the format version this code writes; it reads this one and older ones."""
@@ -333,15 +338,17 @@ def load(path, verify=True):
             if meta["format_version"] == 1:
                 arrays = {name: _read_npy(archive, name, spec)
                           for name, spec in _array_specs(meta, with_offsets=False).items()}
+                extremes = {}
             else:
-                arrays = _read_blob(f, archive, meta, verify)  # finiteness checked on the way
+                # Finiteness checked, and each float array's extremes found, on the way.
+                arrays, extremes = _read_blob(f, archive, meta, verify)
     except ModelFileError as exc:
         raise ValueError(f"{path}: {exc}") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError) as exc:
         raise ValueError(f"{path}: truncated or corrupted model file ({type(exc).__name__}: "
                          f"{exc})") from None
     try:
-        return _from_state(meta, arrays)
+        return _from_state(meta, arrays, extremes)
     except ModelFileError as exc:
         raise ValueError(f"{path}: {exc}") from None
 
@@ -449,7 +456,14 @@ def _array_specs(meta, with_offsets=True):
 
 
 def _read_blob(f, archive, meta, verify):
-    """Format 2: every array as a view of one buffer read straight from the file."""
+    """Format 2 on: every array as a view of one buffer read straight from the file.
+
+    Returns
+    -------
+    arrays : dict of str to ndarray
+    extremes : dict of str to list of float
+        ``[min, max]`` of every float array that must be finite.
+    """
     specs = _array_specs(meta)
     size = meta.get("arrays_bytes")
     try:
@@ -478,11 +492,11 @@ def _read_blob(f, archive, meta, verify):
     for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
         if start < end:
             raise ModelFileError(f"arrays {first!r} and {second!r} overlap in {_BLOB}")
-    blob = _read_checked(f, size, [(a, b, specs[n][0], n) for a, b, n in spans
-                                   if specs[n][0].kind == "f" and _must_be_finite(n)],
-                         info.CRC if verify else None)
+    blob, extremes = _read_checked(f, size, [(a, b, specs[n][0], n) for a, b, n in spans
+                                             if specs[n][0].kind == "f" and _must_be_finite(n)],
+                                   info.CRC if verify else None)
     return {name: blob[start:end].view(specs[name][0]).reshape(specs[name][1])
-            for start, end, name in spans}
+            for start, end, name in spans}, extremes
 
 
 def _must_be_finite(name):
@@ -491,33 +505,49 @@ def _must_be_finite(name):
 
 
 def _read_checked(f, size, float_spans, crc):
-    """Read ``size`` bytes, checking finiteness (and the CRC) one cache-sized piece at a time.
+    """Read ``size`` bytes, checking the CRC and the floats one cache-sized piece at a time.
 
     Checking each piece right after it is read finds it still in cache:
     checking a large model's parameters after the whole read goes to
-    memory again and costs about as much as the read itself.
+    memory again and costs about as much as the read itself. Each float
+    span's minimum and maximum are gathered on the way: they are finite
+    exactly when every value is (NaN propagates through both), and they
+    are what the range checks need (:func:`check_parameter_range`).
+
+    Returns
+    -------
+    blob : ndarray of uint8
+    extremes : dict of str to list of float
+        ``[min, max]`` of each span.
     """
     blob = np.empty(size, np.uint8)  # not zero-filled: every byte is read over
     view = memoryview(blob)
     running, first = 0, 0
+    extremes = {}
     for lo in range(0, size, _PIECE):
         hi = min(lo + _PIECE, size)
         if f.readinto(view[lo:hi]) != hi - lo:
             raise ModelFileError(f"{_BLOB} is cut short")
         if crc is not None:
-            running = zlib.crc32(view[lo:hi], running)
+            running = _crc32(view[lo:hi], running)
         while first < len(float_spans) and float_spans[first][1] <= lo:
             first += 1  # spans wholly before this piece were checked
         for start, end, dtype, name in float_spans[first:]:
             if start >= hi:
                 break
             a, b = max(start, lo), min(end, hi)
+            if a == b:
+                continue
             # Pieces are multiples of 64 bytes, so each part starts at a whole value.
-            if not np.isfinite(blob[a:b].view(dtype)).all():
+            part = blob[a:b].view(dtype)
+            low, high = float(part.min()), float(part.max())
+            if not (math.isfinite(low) and math.isfinite(high)):
                 raise ModelFileError(f"array {name!r} holds non-finite values")
+            seen = extremes.setdefault(name, [low, high])
+            seen[0], seen[1] = min(seen[0], low), max(seen[1], high)
     if crc is not None and running != crc:
         raise ModelFileError(f"{_BLOB} fails its CRC-32 check: the file is corrupted")
-    return blob
+    return blob, extremes
 
 
 def _read_npy(archive, name, spec):
@@ -547,8 +577,12 @@ def _read_npy(archive, name, spec):
     return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
 
 
-def _from_state(meta, arrays):
-    """Rebuild the estimator, checking every shape and value it relies on."""
+def _from_state(meta, arrays, extremes=None):
+    """Rebuild the estimator, checking every shape and value it relies on.
+
+    ``extremes`` holds ``[min, max]`` of float arrays the read already
+    scanned (:func:`_read_checked`), which spares the range checks a pass.
+    """
     from .detector import ODIM
     from .network import Architecture, LIKELIHOODS, expected_parameter_shapes
     from .neighbors import NeighborScorer
@@ -612,7 +646,7 @@ def _from_state(meta, arrays):
     moments = [finite(n, need(n)) for n in ("member_mean", "member_std")]
     if any(m.shape != (n_members,) for m in moments) or (moments[1] < 0).any():
         raise ModelFileError("member moments do not match the members")
-    check_parameter_range(meta, arch, likelihood, params, eps, moments)
+    check_parameter_range(meta, arch, likelihood, params, eps, moments, extremes)
     reference = finite("feature_reference", need("feature_reference"))
     quantiles = finite("contribution_quantiles", need("contribution_quantiles"))
     if reference.shape != (arch.n_features,) or quantiles.shape != (101, arch.n_features):
@@ -725,7 +759,8 @@ _MAX_STAT_ROWS = 1 << 31  # rows of one batch's normalization statistics, whatev
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def check_parameter_range(meta, arch, likelihood, params, score_eps, member_moments):
+def check_parameter_range(meta, arch, likelihood, params, score_eps, member_moments,
+                          extremes=None):
     """Refuse values that training cannot produce, naming the array.
 
     Bounds, for a file fitted with learning rate ``lr`` over ``n``
@@ -738,12 +773,12 @@ def check_parameter_range(meta, arch, likelihood, params, score_eps, member_mome
       ``1 / sqrt(fan_in) + n * ADAM_STEP * lr``, and at most
       :data:`MAX_PARAMETER`;
     * batch normalization's running mean of a layer is an average of its
-      batches' means: within ``fan_in * a * w + b``, where ``w`` and ``b``
-      are the layer's bounds and ``a`` bounds its inputs in training (1 for
-      the scaled rows; ``sqrt(rows)`` for a normalized layer over ``rows``
+      batches' means: within ``fan_in * a * w + w``, where ``w`` is the
+      layer's bound and ``a`` bounds its inputs in training (1 for the
+      scaled rows; ``sqrt(rows)`` after a normalized layer over ``rows``
       rows, the largest standardized value of that many; ``|mu| + e * 10``
       for the latent draws); its running variance lies in
-      ``(0, max(1, 2 * (fan_in * a * w + b) ** 2)]``;
+      ``[0, max(1, 2 * (fan_in * a * w + w) ** 2)]``;
     * the fixed draws ``score_eps`` within :data:`MAX_DRAW`;
     * the member loss moments within float32's range (they summarize
       float32 losses), the deviations non-negative.
@@ -762,6 +797,10 @@ def check_parameter_range(meta, arch, likelihood, params, score_eps, member_mome
     score_eps : ndarray of shape (M, K, 1, L)
     member_moments : sequence of two ndarray of shape (M,)
         ``member_mean`` and ``member_std``.
+    extremes : dict of str to list of float, optional
+        ``[min, max]`` of arrays already scanned, by file name
+        (``"params/enc_w"``: every layer's weights): where they lie within
+        every layer's range, the layers are not scanned again.
 
     Raises
     ------
@@ -769,33 +808,51 @@ def check_parameter_range(meta, arch, likelihood, params, score_eps, member_mome
         A value beyond its bound (re-raised by :func:`load` as ValueError
         naming the file).
     """
-    lr, n_updates, stat_rows = _training_extent(meta, likelihood)
+    extremes = {} if extremes is None else extremes
+    lr, n_updates, (enc_rows, dec_rows) = _training_extent(meta, likelihood)
     bounds = {}
     for key in ("enc", "dec"):
-        for i, w in enumerate(params[key + "_w"]):
-            fan_in = w.shape[1]
-            bound = min(1.0 / math.sqrt(fan_in) + n_updates * ADAM_STEP * lr, MAX_PARAMETER)
-            bounds[key, i] = bound
-            for part in ("_w", "_b"):
-                _check_range(f"params/{key}{part}", i, params[key + part][i], -bound, bound)
-    _check_range("score_eps", None, score_eps, -MAX_DRAW, MAX_DRAW)
-    _check_range("member_mean", None, member_moments[0], -_FLOAT32_MAX, _FLOAT32_MAX)
-    _check_range("member_std", None, member_moments[1], 0.0, _FLOAT32_MAX)
+        bounds[key] = [min(1.0 / math.sqrt(w.shape[1]) + n_updates * ADAM_STEP * lr,
+                           MAX_PARAMETER) for w in params[key + "_w"]]
+        for part in ("_w", "_b"):
+            _check_layers(f"params/{key}{part}", params[key + part],
+                          [(-b, b) for b in bounds[key]], extremes)
+    _check_layers("score_eps", [score_eps], [(-MAX_DRAW, MAX_DRAW)], extremes)
+    _check_layers("member_mean", [member_moments[0]], [(-_FLOAT32_MAX, _FLOAT32_MAX)], extremes)
+    _check_layers("member_std", [member_moments[1]], [(0.0, _FLOAT32_MAX)], extremes)
     if not params["bn_mean"]:
         return
-    # The inputs of every normalized layer in training, and the stats' bounds.
-    enc_rows, dec_rows = stat_rows
+    # Each normalized layer: its fan-in, weight bound and inputs' bound in training.
     n_enc = len(params["enc_w"]) - 1  # hidden encoder layers; the head is not normalized
-    layers = [("enc", i, 1.0 if i == 0 else math.sqrt(enc_rows)) for i in range(n_enc)]
-    head_w = params["enc_w"][-1]
-    mu_bound = head_w.shape[1] * math.sqrt(enc_rows) * bounds["enc", n_enc] + bounds["enc", n_enc]
-    layers += [("dec", i, mu_bound + math.e * MAX_DRAW if i == 0 else math.sqrt(dec_rows))
+    layers = [(params["enc_w"][i].shape[1], bounds["enc"][i],
+               1.0 if i == 0 else math.sqrt(enc_rows)) for i in range(n_enc)]
+    head = params["enc_w"][-1].shape[1], bounds["enc"][-1]
+    mu = head[0] * math.sqrt(enc_rows) * head[1] + head[1]
+    layers += [(params["dec_w"][i].shape[1], bounds["dec"][i],
+                mu + math.e * MAX_DRAW if i == 0 else math.sqrt(dec_rows))
                for i in range(len(params["dec_w"]) - 1)]
-    for j, (key, i, inputs) in enumerate(layers):
-        w = bounds[key, i]
-        reach = params[key + "_w"][i].shape[1] * inputs * w + w
-        _check_range("params/bn_mean", j, params["bn_mean"][j], -reach, reach)
-        _check_range("params/bn_var", j, params["bn_var"][j], 0.0, max(1.0, 2.0 * reach * reach))
+    reach = [fan_in * inputs * w + w for fan_in, w, inputs in layers]
+    _check_layers("params/bn_mean", params["bn_mean"], [(-r, r) for r in reach], extremes)
+    _check_layers("params/bn_var", params["bn_var"], [(0.0, max(1.0, 2.0 * r * r)) for r in reach],
+                  extremes)
+
+
+def _check_layers(name, layers, intervals, extremes):
+    """Raise unless each layer's values lie in its ``(low, high)`` interval (NaN never does)."""
+    known = extremes.get(name)
+    if known is not None and all(low <= known[0] and known[1] <= high for low, high in intervals):
+        return
+    for i, (values, (low, high)) in enumerate(zip(layers, intervals)):
+        if values.size == 0:
+            continue
+        lowest, highest = float(values.min()), float(values.max())
+        if not (lowest >= low and highest <= high):
+            where = f"array {name!r}" + (f" (layer {i})" if len(layers) > 1 else "")
+            raise ModelFileError(
+                f"{where} holds values in [{lowest:.4g}, {highest:.4g}], outside the "
+                f"[{low:.4g}, {high:.4g}] that training can produce: the file was damaged "
+                "or edited"
+            )
 
 
 def _training_extent(meta, likelihood):
@@ -830,19 +887,6 @@ def _training_extent(meta, likelihood):
     draws = max(count("n_samples_iwae", 1), count("n_samples_train", 1),
                 NARROW_DEFAULTS.n_samples_train, WIDE_DEFAULTS.n_samples_train)
     return lr, n_updates, (batch, min(batch * draws, _MAX_STAT_ROWS))
-
-
-def _check_range(name, layer, values, low, high):
-    """Raise unless every value lies in ``[low, high]`` (NaN never does)."""
-    if values.size == 0:
-        return
-    lowest, highest = float(values.min()), float(values.max())
-    if not (lowest >= low and highest <= high):
-        where = f"array {name!r}" + ("" if layer is None else f" (layer {layer})")
-        raise ModelFileError(
-            f"{where} holds values in [{lowest:.4g}, {highest:.4g}], outside the "
-            f"[{low:.4g}, {high:.4g}] that training can produce: the file was damaged or edited"
-        )
 
 
 @functools.lru_cache(maxsize=None)
