@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from pyod.models.base import BaseDetector
+from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils.validation import check_is_fitted
 
 from . import gmm, network, thresholds
@@ -867,6 +868,47 @@ class ODIM(BaseDetector):
         check_is_fitted(self, ["scorer_", "decision_scores_"])
         X = check_samples(X, n_features=self.n_features_in_, dtype=FLOAT_DTYPES)
         return self._score_samples(X)
+
+    def predict_proba(self, X, method="linear", return_confidence=False):
+        """Predict the probability of a sample being outlier (PyOD's method).
+
+        As :meth:`pyod.models.base.BaseDetector.predict_proba`, except that
+        a row scored ``+inf`` (a row a damaged model cannot score,
+        :meth:`pyod_odim.scorer.FittedScorer.combine`) has outlier
+        probability 1 with ``method="linear"`` too, where scikit-learn's
+        ``MinMaxScaler`` would refuse the infinite score.
+
+        Parameters
+        ----------
+        X : numpy array of shape (n_samples, n_features)
+            The input samples.
+
+        method : str, optional (default='linear')
+            'linear' (min-max scaling by the training scores) or 'unify'.
+
+        return_confidence : boolean, optional(default=False)
+            If True, also return the confidence of prediction.
+
+        Returns
+        -------
+        outlier_probability : numpy array of shape (n_samples, n_classes)
+            [probability of normal, probability of outlier] per row.
+        """
+        if method != "linear":
+            return super().predict_proba(X, method=method, return_confidence=return_confidence)
+        check_is_fitted(self, ["decision_scores_", "threshold_", "labels_"])
+        scores = self.decision_function(X)
+        finite = np.isfinite(scores)
+        outlier = np.ones(scores.shape[0])
+        if finite.any():
+            scaler = MinMaxScaler().fit(self.decision_scores_.reshape(-1, 1))
+            outlier[finite] = scaler.transform(scores[finite].reshape(-1, 1)).ravel().clip(0, 1)
+        probs = np.zeros((scores.shape[0], int(self._classes)))
+        probs[:, 1] = outlier
+        probs[:, 0] = 1 - outlier
+        if return_confidence:
+            return probs, self.predict_confidence(X)
+        return probs
 
     def feature_contributions(self, X):
         """Each feature's share of each row's outlier score.

@@ -761,30 +761,7 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 def check_parameter_range(meta, arch, likelihood, params, score_eps, member_moments,
                           extremes=None):
-    """Refuse values that training cannot produce, naming the array.
-
-    Bounds, for a file fitted with learning rate ``lr`` over ``n``
-    updates (from its metadata, each capped so that a tampered claim
-    cannot lift them):
-
-    * a weight or bias of a layer with ``fan_in`` inputs starts within
-      ``1 / sqrt(fan_in)`` (:func:`pyod_odim.network.init_parameters`) and
-      moves at most ``ADAM_STEP * lr`` per update: its bound is
-      ``1 / sqrt(fan_in) + n * ADAM_STEP * lr``, and at most
-      :data:`MAX_PARAMETER`;
-    * batch normalization's running mean of a layer is an average of its
-      batches' means: within ``fan_in * a * w + w``, where ``w`` is the
-      layer's bound and ``a`` bounds its inputs in training (1 for the
-      scaled rows; ``sqrt(rows)`` after a normalized layer over ``rows``
-      rows, the largest standardized value of that many; ``|mu| + e * 10``
-      for the latent draws); its running variance lies in
-      ``[0, max(1, 2 * (fan_in * a * w + w) ** 2)]``;
-    * the fixed draws ``score_eps`` within :data:`MAX_DRAW`;
-    * the member loss moments within float32's range (they summarize
-      float32 losses), the deviations non-negative.
-
-    The scaling bounds may be any finite, ordered values (any finite data
-    gives them); they are checked with the shapes.
+    """Refuse values that training cannot produce (:func:`parameter_bounds`), naming the array.
 
     Parameters
     ----------
@@ -808,33 +785,78 @@ def check_parameter_range(meta, arch, likelihood, params, score_eps, member_mome
         A value beyond its bound (re-raised by :func:`load` as ValueError
         naming the file).
     """
-    extremes = {} if extremes is None else extremes
+    arrays = {f"params/{key}": params[key] for key in _PARAM_KEYS}
+    arrays.update({"score_eps": [score_eps], "member_mean": [member_moments[0]],
+                   "member_std": [member_moments[1]]})
+    for name, intervals in parameter_bounds(meta, arch, likelihood, params).items():
+        _check_layers(name, arrays[name], intervals, {} if extremes is None else extremes)
+
+
+def parameter_bounds(meta, arch, likelihood, params):
+    """The range of every array that training can produce, layer by layer.
+
+    For a file fitted with learning rate ``lr`` over ``n`` updates (from
+    its metadata, each claim capped so that a tampered one cannot lift the
+    bounds far):
+
+    * a weight or bias of a layer with ``fan_in`` inputs starts within
+      ``1 / sqrt(fan_in)`` (:func:`pyod_odim.network.init_parameters`) and
+      moves at most ``ADAM_STEP * lr`` per update: its bound is
+      ``1 / sqrt(fan_in) + n * ADAM_STEP * lr``, and at most
+      :data:`MAX_PARAMETER`;
+    * batch normalization's running mean of a layer is an average of its
+      batches' means: within ``fan_in * a * w + w``, where ``w`` is the
+      layer's bound and ``a`` bounds its inputs in training (1 for the
+      scaled rows; ``sqrt(rows)`` after a normalized layer over ``rows``
+      rows, the largest standardized value of that many; ``|mu| + e * 10``
+      for the latent draws); its running variance lies in
+      ``[0, max(1, 2 * (fan_in * a * w + w) ** 2)]``;
+    * the fixed draws ``score_eps`` within :data:`MAX_DRAW`;
+    * the member loss moments within float32's range (they summarize
+      float32 losses), the deviations non-negative.
+
+    The scaling bounds may be any finite, ordered values (any finite data
+    gives them); they are checked with the shapes.
+
+    Parameters
+    ----------
+    meta : dict
+    arch : pyod_odim.network.Architecture
+    likelihood : str
+    params : dict of str to list of ndarray
+        Shapes already checked against ``arch``.
+
+    Returns
+    -------
+    bounds : dict of str to list of tuple of float
+        ``(low, high)`` of each layer, by array name (``"params/enc_w"``,
+        ..., ``"score_eps"``, ``"member_mean"``, ``"member_std"``).
+    """
     lr, n_updates, (enc_rows, dec_rows) = _training_extent(meta, likelihood)
-    bounds = {}
+    out, weights = {}, {}
     for key in ("enc", "dec"):
-        bounds[key] = [min(1.0 / math.sqrt(w.shape[1]) + n_updates * ADAM_STEP * lr,
-                           MAX_PARAMETER) for w in params[key + "_w"]]
-        for part in ("_w", "_b"):
-            _check_layers(f"params/{key}{part}", params[key + part],
-                          [(-b, b) for b in bounds[key]], extremes)
-    _check_layers("score_eps", [score_eps], [(-MAX_DRAW, MAX_DRAW)], extremes)
-    _check_layers("member_mean", [member_moments[0]], [(-_FLOAT32_MAX, _FLOAT32_MAX)], extremes)
-    _check_layers("member_std", [member_moments[1]], [(0.0, _FLOAT32_MAX)], extremes)
-    if not params["bn_mean"]:
-        return
-    # Each normalized layer: its fan-in, weight bound and inputs' bound in training.
-    n_enc = len(params["enc_w"]) - 1  # hidden encoder layers; the head is not normalized
-    layers = [(params["enc_w"][i].shape[1], bounds["enc"][i],
-               1.0 if i == 0 else math.sqrt(enc_rows)) for i in range(n_enc)]
-    head = params["enc_w"][-1].shape[1], bounds["enc"][-1]
-    mu = head[0] * math.sqrt(enc_rows) * head[1] + head[1]
-    layers += [(params["dec_w"][i].shape[1], bounds["dec"][i],
-                mu + math.e * MAX_DRAW if i == 0 else math.sqrt(dec_rows))
-               for i in range(len(params["dec_w"]) - 1)]
-    reach = [fan_in * inputs * w + w for fan_in, w, inputs in layers]
-    _check_layers("params/bn_mean", params["bn_mean"], [(-r, r) for r in reach], extremes)
-    _check_layers("params/bn_var", params["bn_var"], [(0.0, max(1.0, 2.0 * r * r)) for r in reach],
-                  extremes)
+        # The initial bound in float32 may round up by an ulp: a relative 1e-6 covers it.
+        weights[key] = [min((1.0 + 1e-6) / math.sqrt(w.shape[1]) + n_updates * ADAM_STEP * lr,
+                            MAX_PARAMETER) for w in params[key + "_w"]]
+        out[f"params/{key}_w"] = out[f"params/{key}_b"] = [(-b, b) for b in weights[key]]
+    out["score_eps"] = [(-MAX_DRAW, MAX_DRAW)]
+    out["member_mean"] = [(-_FLOAT32_MAX, _FLOAT32_MAX)]
+    out["member_std"] = [(0.0, _FLOAT32_MAX)]
+    reach = []
+    if params["bn_mean"]:
+        # Each normalized layer: its fan-in, weight bound and inputs' bound in training.
+        n_enc = len(params["enc_w"]) - 1  # hidden encoder layers; the head is not normalized
+        layers = [(params["enc_w"][i].shape[1], weights["enc"][i],
+                   1.0 if i == 0 else math.sqrt(enc_rows)) for i in range(n_enc)]
+        head_in, head_w = params["enc_w"][-1].shape[1], weights["enc"][-1]
+        mu = head_in * math.sqrt(enc_rows) * head_w + head_w
+        layers += [(params["dec_w"][i].shape[1], weights["dec"][i],
+                    mu + math.e * MAX_DRAW if i == 0 else math.sqrt(dec_rows))
+                   for i in range(len(params["dec_w"]) - 1)]
+        reach = [fan_in * inputs * w + w for fan_in, w, inputs in layers]
+    out["params/bn_mean"] = [(-r, r) for r in reach]
+    out["params/bn_var"] = [(0.0, max(1.0, 2.0 * r * r)) for r in reach]
+    return out
 
 
 def _check_layers(name, layers, intervals, extremes):
