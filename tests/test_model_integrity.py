@@ -69,6 +69,11 @@ def test_random_corruptions_are_refused_or_score_as_the_original(fitted, saved, 
     # Every kind of damage was met, and most of it refused.
     assert all(sum(c.values()) == 15 for c in by_kind.values())
     assert counts["refused"] >= 40, by_kind
+    # The damage reaches the values: without the CRC check some flips load with other scores.
+    unchecked, _ = corruption_counts(saved, fitted, data[1], 60, seed=0,
+                                     load=lambda p: pyod_odim.load(p, verify=False),
+                                     folder=tmp_path)
+    assert unchecked["other scores"] > 0 and unchecked["NaN"] == 0
 
 
 @pytest.mark.parametrize("name", ["params/enc_w", "params/dec_w", "params/dec_b",
