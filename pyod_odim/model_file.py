@@ -747,8 +747,9 @@ MAX_PARAMETER = 1e4
 
 Training moves a weight from its initial range by at most
 ``ADAM_STEP * lr`` per update; reaching 1e4 takes ``lr * n_updates`` over
-1,300, a fit that has long diverged. The fits of the test suite and of
-the shared sets stay below 1 % of their derived bound.
+1,300, a fit that has long diverged. It bounds a file whose metadata
+claims a learning rate or a number of updates large enough to allow any
+value (docs/deploy.md, "Integrity checks", has the margins of real fits).
 """
 MAX_DRAW = 10.0
 """float: the largest magnitude of a fixed standard normal draw (``score_eps``).
