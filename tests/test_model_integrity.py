@@ -176,3 +176,18 @@ def test_the_onnx_export_of_a_damaged_model_scores_inf(data, tmp_path):
     session = ort.InferenceSession(str(tmp_path / "bad.onnx"), providers=["CPUExecutionProvider"])
     scores = session.run(None, {"x": data[1]})[0]
     assert (scores == np.inf).all()
+
+
+def test_the_compiled_crc32_equals_zlibs():
+    import zlib
+
+    crc32 = pytest.importorskip("pyod_odim._crc32").crc32
+    rng = np.random.RandomState(0)
+    data = rng.randint(0, 256, size=5000).astype(np.uint8)
+    view = memoryview(data)
+    # Every length around the 16- and 64-byte folding steps, at odd offsets, chained.
+    for start in (0, 1, 7):
+        for length in list(range(0, 200)) + [1000, 4093]:
+            piece = view[start:start + length]
+            for value in (0, 1, 0xFFFFFFFF):
+                assert crc32(piece, value) == zlib.crc32(piece, value)
