@@ -17,6 +17,7 @@ from .defaults import check_parameters, training_config
 from .engines import make_engine
 from .known_outliers import check_labels, label_aware_criterion
 from .neighbors import NeighborScorer
+from .parameter_bounds import check_parameter_range
 from .progress import make_progress
 from .sampling import fitting_rows, reference_rows
 from .scaling import FeatureScaling
@@ -417,6 +418,25 @@ class ODIM(BaseDetector):
         X = check_samples(X, n_features=self.n_features_in_, dtype=FLOAT_DTYPES)
         return self._score_samples(X)
 
+    def predict_proba(self, X, method="linear", return_confidence=False):
+        """PyOD's ``predict_proba``, with outlier probability 1 for a ``+inf`` score.
+
+        A row a damaged model cannot score gets ``+inf``
+        (:meth:`pyod_odim.scorer.FittedScorer.combine`), which the
+        ``MinMaxScaler`` behind PyOD's ``method="linear"`` refuses.
+
+        Parameters
+        ----------
+        X, method, return_confidence
+            As for :meth:`pyod.models.base.BaseDetector.predict_proba`.
+        """
+        if method != "linear":
+            return super().predict_proba(X, method=method, return_confidence=return_confidence)
+        check_is_fitted(self, ["decision_scores_", "threshold_", "labels_"])
+        probs = thresholds.linear_outlier_probability(
+            self.decision_scores_, self.decision_function(X), int(self._classes))
+        return (probs, self.predict_confidence(X)) if return_confidence else probs
+
     def feature_contributions(self, X):
         """Each feature's share of each row's outlier score.
 
@@ -555,12 +575,15 @@ class ODIM(BaseDetector):
         return arrays, fields
 
     @classmethod
-    def _from_fitted_state(cls, fields, arrays):
+    def _from_fitted_state(cls, fields, arrays, extremes=None):
         """A fitted ODIM from :meth:`_get_fitted_state`'s output; ValueError if inconsistent.
 
-        The model file checked the arrays' finiteness; the rest is checked here.
+        The model file checked the arrays' finiteness; ``extremes`` (their
+        ``[min, max]`` by name, from the file's read) spares the range checks
+        of :func:`~pyod_odim.parameter_bounds.check_parameter_range` a pass.
         """
         scorer = FittedScorer.from_arrays(fields, arrays)
+        check_parameter_range(fields, scorer, extremes)
         state = thresholds.stored_labels_and_cut(fields, arrays)
         params = {("engine" if k == "compile" else k): (tuple(v) if isinstance(v, list) else v)
                   for k, v in stored_field(fields, "params", dict).items()}
