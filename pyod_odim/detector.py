@@ -15,14 +15,13 @@ from ._threads import resolve_n_jobs, torch_threads
 from ._validation import FLOAT_DTYPES, check_samples, column_names, seed_from, stored_field
 from .defaults import check_parameters, training_config
 from .engines import make_engine
-from .known_outliers import check_labels, label_aware_criterion
+from .known_outliers import check_labels
 from .neighbors import NeighborScorer
 from .parameter_bounds import check_parameter_range
-from .progress import make_progress
 from .sampling import fitting_rows, reference_rows
 from .scaling import FeatureScaling
 from .scorer import FittedScorer
-from .training import train_ensemble
+from .training import train_members
 
 
 class ODIM(BaseDetector):
@@ -315,8 +314,8 @@ class ODIM(BaseDetector):
         engine = make_engine(self.engine, device, arch, config.likelihood, config.cubo_weight,
                              config.cubo_order, config.n_threads)
         with torch_threads(config.n_threads), cpu_fast_math(device):
-            result, detached = self._train(X_scaled, fit_costs, labeled, arch, config, engine,
-                                           seed)
+            result, detached = train_members(X_scaled, fit_costs, labeled, arch, config, engine,
+                                             seed, self.label_selection, self.verbose)
             started = time.perf_counter()
             scores = self._score_training_rows(scorer, result, X, X_scaled, fit_costs, fit_rows,
                                                detached, engine, X_reference, config.n_threads)
@@ -345,28 +344,6 @@ class ODIM(BaseDetector):
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         return X, labeled
-
-    def _train(self, X_scaled, fit_costs, labeled, arch, config, engine, seed):
-        """Train the ensemble; also whether the rows were clamped for it."""
-        generator = torch.Generator(device=X_scaled.device)
-        generator.manual_seed(seed)
-        labeled_index = criterion = None
-        if labeled is not None and labeled.any():
-            labeled_index = torch.as_tensor(np.flatnonzero(labeled), device=X_scaled.device)
-            if self.label_selection == "rank":
-                criterion = label_aware_criterion(labeled, config.distance, config.n_threads)
-        # Training and the checks see values detached by the fence at the
-        # bounds (the scoring box would let them dominate every loss).
-        detached = bool(fit_costs.any()) or bool(
-            ((X_scaled < 0.0) | (X_scaled > 1.0)).any().item())
-        progress = make_progress(self.verbose, config.max_updates)
-        try:
-            result = train_ensemble(X_scaled.clamp(0.0, 1.0) if detached else X_scaled, arch,
-                                    config, generator, engine, labeled_index=labeled_index,
-                                    selection_criterion=criterion, on_check=progress.update)
-        finally:
-            progress.close()
-        return result, detached
 
     def _score_training_rows(self, scorer, result, X, X_scaled, fit_costs, fit_rows, detached,
                              engine, X_reference, n_threads):
