@@ -27,6 +27,8 @@ import torch
 from . import network
 from .engines import Batch
 from .gmm import fit_gmm2
+from .known_outliers import label_aware_criterion
+from .progress import make_progress
 from .training_rows import DenseTrainingRows
 
 
@@ -445,3 +447,46 @@ def train_ensemble(
         if on_check is not None:
             on_check(fit.n_updates, int(fit.live.ids.size))
     return fit.result()
+
+
+def train_members(fitting, labeled, arch, config, engine, seed, label_selection="rank",
+                  verbose=0):
+    """Train the ensemble on a fit's scaled rows, as ``ODIM.fit`` does.
+
+    Parameters
+    ----------
+    fitting : training rows (:mod:`pyod_odim.training_rows`)
+        The scaled fitting rows, on the fit's device. When some lay beyond
+        the scaling bounds (``fitting.detached``), training and the checks
+        see them clamped to [0, 1] (the scoring box would let them dominate
+        every loss).
+    labeled : ndarray of bool of shape (n,) or None
+        Known outliers (semi-supervised mode).
+    arch, config, engine
+        See :class:`EnsembleFit`.
+    seed : int
+        Seeds the generator of every draw.
+    label_selection : {"rank", "gmm"}, optional (default="rank")
+        With known outliers, ``"rank"`` chooses checkpoints by how high they
+        rank (:func:`pyod_odim.known_outliers.label_aware_criterion`).
+    verbose : int, optional (default=0)
+        A progress bar above 0.
+
+    Returns
+    -------
+    result : TrainingResult
+    """
+    generator = torch.Generator(device=fitting.device)
+    generator.manual_seed(seed)
+    labeled_index = criterion = None
+    if labeled is not None and labeled.any():
+        labeled_index = torch.as_tensor(np.flatnonzero(labeled), device=fitting.device)
+        if label_selection == "rank":
+            criterion = label_aware_criterion(labeled, config.distance, config.n_threads)
+    progress = make_progress(verbose, config.max_updates)
+    try:
+        return train_ensemble(fitting, arch, config, generator, engine,
+                              labeled_index=labeled_index, selection_criterion=criterion,
+                              on_check=progress.update)
+    finally:
+        progress.close()
