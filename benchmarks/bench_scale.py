@@ -1,9 +1,9 @@
 """ODIM at scale: fit on a sample, memory, and scoring in-process and on Dask.
 
-    python benchmarks/bench_scale.py [--sections sample,growth,throughput]
+    python benchmarks/bench_scale.py [--sections sample,growth,throughput,sparse]
                                      [--cap 200000] [--quick]
                                      [--seeds 0,1] [--cover-caps 20000,none]
-                                     [--synth-caps 50000,none]
+                                     [--synth-caps 50000,none] [--sparse-updates N]
 
 Every measurement runs in a fresh child process, one at a time, single
 threaded (``n_jobs=1``, one torch thread), so its peak RSS
@@ -18,6 +18,10 @@ threaded (``n_jobs=1``, one torch thread), so its peak RSS
   every row into ``decision_scores_``) split into training and the final
   scoring pass, and :func:`pyod_odim.dask.fit_on_sample` on a dask array
   (synchronous scheduler), which only gathers the sample.
+* ``sparse``: a default fit on a synthetic sparse TF-IDF matrix of the
+  paper's Reuters shape (1,800 x 26,147, :func:`synthetic_text`): fit time,
+  its parts, peak RSS and the NumPy peak (``tracemalloc``), AUC
+  (``--sparse-updates N`` caps the fit for a quicker reading).
 * ``throughput``: rows per second of scoring 200k synthetic rows with a
   fitted model, in-process and on a ``distributed.LocalCluster`` of 2
   worker processes x 1 thread (data generated and held on the workers
@@ -43,8 +47,9 @@ import numpy as np
 
 from _common import ResultsText, add_results_argument, markdown_table, write_results
 
-# The tables of this run (docs/results.md, section "scale").
+# The tables of this run (docs/results.md, sections "scale" and "scale-sparse").
 REPORT = ResultsText()
+SPARSE_REPORT = ResultsText()
 
 SYNTH_FEATURES = 20
 SYNTH_BLOCK = 100_000
@@ -80,6 +85,52 @@ def synthetic(n_rows, seed=0):
         X_b, y_b = synthetic_block(index, n_rows, seed)
         X[lo:lo + len(X_b)], y[lo:lo + len(y_b)] = X_b, y_b
     return X, y
+
+
+TEXT_ROWS, TEXT_FEATURES = 1800, 26147  # the paper's Reuters shape
+TEXT_TOPICS, TEXT_OUTLIER_TOPICS = 8, 2
+TEXT_TOPIC_WORDS = 400  # words each topic makes 25 times likelier
+TEXT_TOKENS = 260  # mean tokens per document
+TEXT_CONTAMINATION = 0.03
+
+
+def synthetic_text(n_rows=TEXT_ROWS, n_features=TEXT_FEATURES, seed=0,
+                   contamination=TEXT_CONTAMINATION):
+    """A synthetic TF-IDF matrix of the paper's Reuters shape: (X CSR float64, y int8).
+
+    A Zipf vocabulary (word ``r`` of rank ``r`` has weight ``1 / (r + 2.7)``)
+    reweighted by topics: each topic makes its own ``TEXT_TOPIC_WORDS``
+    random words 25 times likelier. An inlier document draws its words from
+    one of the first ``TEXT_TOPICS - TEXT_OUTLIER_TOPICS`` topics, an
+    outlier document (``contamination`` of the rows) from one of the other
+    topics. Document lengths are Poisson(``TEXT_TOKENS``); the counts become
+    scikit-learn's TF-IDF (smooth idf, sublinear tf, L2-normalized rows).
+    """
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7E47]))
+    base = 1.0 / (np.arange(1, n_features + 1) + 2.7)
+    cdfs = []
+    for _ in range(TEXT_TOPICS):
+        weights = base.copy()
+        weights[rng.choice(n_features, TEXT_TOPIC_WORDS, replace=False)] *= 25.0
+        cdfs.append(np.cumsum(weights) / weights.sum())
+    outlier = rng.random(n_rows) < contamination
+    n_inlier_topics = TEXT_TOPICS - TEXT_OUTLIER_TOPICS
+    topic = np.where(outlier, n_inlier_topics + rng.integers(0, TEXT_OUTLIER_TOPICS, n_rows),
+                     rng.integers(0, n_inlier_topics, n_rows))
+    rows, cols = [], []
+    for i in range(n_rows):
+        words = np.searchsorted(cdfs[topic[i]], rng.random(max(1, rng.poisson(TEXT_TOKENS))))
+        rows.append(np.full(words.size, i))
+        cols.append(np.minimum(words, n_features - 1))
+    counts = sp.csr_matrix((np.ones(sum(r.size for r in rows)),
+                            (np.concatenate(rows), np.concatenate(cols))),
+                           shape=(n_rows, n_features))
+    counts.sum_duplicates()
+    X = TfidfTransformer(sublinear_tf=True).fit_transform(counts).tocsr()
+    return X, outlier.astype(np.int8)
 
 
 def load_data(name):
@@ -220,7 +271,41 @@ def distributed_wait(collection):
     wait(collection)
 
 
-JOBS = {"fit": job_fit, "sample_fit": job_sample_fit, "throughput": job_throughput}
+def job_sparse_fit(seed, **params):
+    """A default fit on the synthetic TF-IDF matrix: seconds, parts, AUC, memory."""
+    import tracemalloc
+
+    import torch
+    from sklearn.metrics import roc_auc_score
+
+    from pyod_odim import ODIM
+
+    torch.set_num_threads(1)
+    X, y = synthetic_text(seed=seed)
+    clf = ODIM(random_state=seed, n_jobs=1, **params)
+    data_mb = peak_rss_mb()
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    clf.fit(X)
+    seconds = time.perf_counter() - t0
+    numpy_peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    t = clf.timings_
+    dense_mb = X.shape[0] * X.shape[1] * X.dtype.itemsize / 2**20
+    return dict(
+        fit_s=seconds, train_s=t["train"], checks_s=t["score"] + t["gmm"],
+        final_s=t["final_score"], updates=int(clf.n_updates_),
+        members=int(clf.best_update_.size), likelihood=clf.likelihood_,
+        auc=float(roc_auc_score(y, clf.decision_scores_)),
+        nnz_per_row=float(X.nnz / X.shape[0]), sparse_mb=float(
+            (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 2**20),
+        dense_mb=dense_mb, data_mb=data_mb, peak_mb=peak_rss_mb(),
+        numpy_peak_mb=numpy_peak_mb, outliers=int(y.sum()),
+    )
+
+
+JOBS = {"fit": job_fit, "sample_fit": job_sample_fit, "throughput": job_throughput,
+        "sparse_fit": job_sparse_fit}
 
 
 # ------------------------------------------------------------- orchestration
@@ -304,10 +389,53 @@ def section_throughput(args, cache):
                f"IForest {res['iforest_identical']}.")
 
 
+def section_sparse(args, cache):
+    """The paper's Reuters shape as synthetic sparse TF-IDF (docs/results.md, "scale-sparse")."""
+    params = {} if args.sparse_updates is None else dict(max_updates=args.sparse_updates)
+    res = cache("sparse_fit", seed=0, **params)
+    n_checks = max(1, res["updates"] // 10)
+    how = ("the default fit" if args.sparse_updates is None else
+           f"capped at max_updates={args.sparse_updates}, NOT the default fit")
+    SPARSE_REPORT.add(
+        f"\n### Sparse TF-IDF input, the paper's Reuters shape ({TEXT_ROWS:,} x "
+        f"{TEXT_FEATURES:,}, synthetic; {how})\n")
+    SPARSE_REPORT.add(
+        f"Synthetic data (`synthetic_text` in benchmarks/bench_scale.py): a Zipf vocabulary "
+        f"reweighted by {TEXT_TOPICS} topics, {res['outliers']} outlier documents "
+        f"({TEXT_CONTAMINATION:.0%}) from {TEXT_OUTLIER_TOPICS} topics of their own, "
+        f"scikit-learn's TF-IDF (L2 rows), {res['nnz_per_row']:.0f} non-zeros per row "
+        f"({res['nnz_per_row'] / TEXT_FEATURES:.2%}); CSR float64, "
+        f"{res['sparse_mb']:.1f} MB (its dense copy: {res['dense_mb']:.0f} MB). ODIM's "
+        f"defaults, seed 0, one thread, float32 kernels; likelihood "
+        f"{res['likelihood']!r}, {res['members']} members.\n")
+    SPARSE_REPORT.add(markdown_table(
+        ["updates", "fit s", "updates s", "s per update", "checks s", "final scoring s",
+         "RSS after loading MB", "peak RSS MB", "NumPy peak (tracemalloc) MB", "AUC"],
+        [[res["updates"], f"{res['fit_s']:.0f}", f"{res['train_s']:.0f}",
+          f"{res['train_s'] / max(1, res['updates']):.1f}", f"{res['checks_s']:.0f}",
+          f"{res['final_s']:.0f}", f"{res['data_mb']:.0f}", f"{res['peak_mb']:.0f}",
+          f"{res['numpy_peak_mb']:.0f}", f"{res['auc']:.3f}"]]))
+    if args.sparse_updates is not None:
+        # A default fit runs at least the warm-up and `patience` checks after it.
+        from pyod_odim.defaults import WIDE_DEFAULTS
+
+        least = WIDE_DEFAULTS.min_updates + 10 * WIDE_DEFAULTS.patience
+        projected = (res["final_s"] + least * res["train_s"] / max(1, res["updates"])
+                     + (least // 10) * res["checks_s"] / n_checks)
+        SPARSE_REPORT.add(
+            f"\nA default fit runs at least {least} updates (warm-up "
+            f"{WIDE_DEFAULTS.min_updates}, then {WIDE_DEFAULTS.patience} checks of patience "
+            f"every 10): at these rates at least {projected / 60:.0f} minutes (a projection "
+            f"from the rates above, not a measurement).")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--job", help=argparse.SUPPRESS)
-    parser.add_argument("--sections", default="sample,growth,throughput")
+    parser.add_argument("--sections", default="sample,growth,throughput,sparse")
+    parser.add_argument("--sparse-updates", type=int, default=None, metavar="N",
+                        help="cap the sparse section's fit at N updates (default: none, "
+                             "the default fit)")
     parser.add_argument("--cap", type=int, default=200_000,
                         help="max_fit_rows of the growth section")
     parser.add_argument("--quick", action="store_true",
@@ -362,15 +490,17 @@ def main():
         return results[key]
 
     sections = {"sample": section_sample, "growth": section_growth,
-                "throughput": section_throughput}
+                "throughput": section_throughput, "sparse": section_sparse}
     t0 = time.perf_counter()
     for name in args.sections.split(","):
         sections[name](args, cache)
     loads = [r["load_1min"] for r in results.values()]
     print(f"\n(bench_scale ran {time.perf_counter() - t0:.0f} s; 1-minute load average after "
           f"each job {min(loads)} to {max(loads)} on {os.cpu_count()} CPUs)")
-    if args.write_results:
+    if args.write_results and REPORT.parts:
         write_results("scale", setup + "\n" + REPORT.text())
+    if args.write_results and SPARSE_REPORT.parts:
+        write_results("scale-sparse", setup + "\n" + SPARSE_REPORT.text())
 
 
 if __name__ == "__main__":

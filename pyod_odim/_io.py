@@ -28,7 +28,7 @@ class Table(NamedTuple):
     (they differ from the feature index after a label column).
     """
 
-    X: np.ndarray
+    X: object  # ndarray, or scipy.sparse.csr_matrix for a sparse .npz
     y: Optional[np.ndarray]
     columns: Optional[list]
     label_name: Optional[str]
@@ -61,8 +61,9 @@ def read_table(path, label_column=None):
     Returns
     -------
     Table
-        ``X`` float64 of shape (n, d) without NaN or infinite values; ``y``
-        int64 of shape (n,) or None.
+        ``X`` float64 of shape (n, d) without NaN or infinite values (a
+        scipy.sparse CSR matrix for a sparse ``.npz``, see
+        :func:`_read_sparse_npz`); ``y`` int64 of shape (n,) or None.
 
     Raises
     ------
@@ -89,8 +90,9 @@ def read_table(path, label_column=None):
                 "their labels are read from the array 'y'"
             )
         X, y = _read_npz(path)
-        return Table(_check_values(X, path, None), y, None,
-                     "array 'y'" if y is not None else None)
+        if not hasattr(X, "tocsr"):
+            X = _check_values(X, path, None)
+        return Table(X, y, None, "array 'y'" if y is not None else None)
     if suffix in (".csv", ".tsv"):
         matrix, columns, lines = _read_csv(path, "\t" if suffix == ".tsv" else ",")
     elif suffix == ".npy":
@@ -204,11 +206,13 @@ def _read_npz(path):
     if not hasattr(archive, "files"):
         raise InputError(f"{path}: not an .npz archive (it holds a single array)")
     with archive:
-        if "X" not in archive.files:
+        sparse = "X" not in archive.files and "format" in archive.files
+        if "X" not in archive.files and not sparse:
             found = ", ".join(archive.files) or "nothing"
             raise InputError(f"{path}: no array named 'X' (found: {found})")
         try:
-            X = _as_matrix(archive["X"], path, "array 'X'")
+            X = (_read_sparse_npz(archive, path) if sparse
+                 else _as_matrix(archive["X"], path, "array 'X'"))
             y = archive["y"] if "y" in archive.files else None
         except ValueError as exc:
             if isinstance(exc, InputError):
@@ -224,6 +228,66 @@ def _read_npz(path):
             )
         y = _check_labels(y, path, "array 'y'")
     return X, y
+
+
+SPARSE_NPZ_FORMATS = ("csr", "csc")
+"""tuple of str: the formats of ``scipy.sparse.save_npz`` files that are read."""
+
+MAX_SPARSE_FEATURES = 1 << 24
+"""int: the most columns a sparse file may declare.
+
+A file's shape is not bounded by its size; at this width one member's first
+layer alone holds 2**31 float32 weights (8 GiB) with 128 hidden units.
+"""
+
+
+def _read_sparse_npz(archive, path):
+    """The CSR matrix of a ``scipy.sparse.save_npz`` archive (CSR or CSC), checked.
+
+    ``scipy.sparse.load_npz`` never unpickles, but it calls whichever
+    ``scipy.sparse`` class the file's "format" names; here the format must
+    be CSR or CSC and the matrix is built from plain arrays only: "data"
+    (real numbers), "indices", "indptr" (integers) and "shape", checked for
+    consistency (index ranges, ordering) before use.
+    """
+    import scipy.sparse as sp
+
+    from .sparse import check_sparse
+
+    try:
+        fmt = archive["format"]
+        fmt = fmt.item().decode("ascii") if fmt.dtype.kind == "S" else str(fmt.item())
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        raise InputError(f"{path}: malformed sparse 'format' entry") from None
+    if fmt not in SPARSE_NPZ_FORMATS:
+        raise InputError(f"{path}: a sparse matrix in {fmt.upper()!r} format; save it as CSR, "
+                         "e.g. scipy.sparse.save_npz(path, X.tocsr())")
+    missing = [k for k in ("data", "indices", "indptr", "shape") if k not in archive.files]
+    if missing:
+        raise InputError(f"{path}: sparse archive without {', '.join(missing)}")
+    data, indices, indptr, shape = (archive[k] for k in ("data", "indices", "indptr", "shape"))
+    if shape.shape != (2,) or shape.dtype.kind not in "iu" or (shape < 0).any():
+        raise InputError(f"{path}: malformed sparse 'shape' {shape.tolist()}")
+    if shape[0] == 0 or shape[1] == 0:
+        raise InputError(f"{path}: the sparse matrix is empty (shape {tuple(shape.tolist())})")
+    if shape[1] > MAX_SPARSE_FEATURES or shape[0] > np.iinfo(np.int64).max // 2:
+        raise InputError(f"{path}: sparse shape {tuple(shape.tolist())} is too large")
+    for name, arr, kinds in (("data", data, "biuf"), ("indices", indices, "iu"),
+                             ("indptr", indptr, "iu")):
+        if arr.ndim != 1 or arr.dtype.kind not in kinds:
+            raise InputError(f"{path}: sparse '{name}' is not a 1-D "
+                             f"{'numeric' if kinds == 'biuf' else 'integer'} array "
+                             f"(dtype {arr.dtype}, shape {arr.shape})")
+    major = shape[0] if fmt == "csr" else shape[1]
+    if indptr.size != major + 1 or indices.size != data.size:
+        raise InputError(f"{path}: sparse arrays do not match the shape {tuple(shape.tolist())}")
+    cls = sp.csr_matrix if fmt == "csr" else sp.csc_matrix
+    try:
+        matrix = cls((data, indices, indptr), shape=tuple(int(n) for n in shape))
+        return check_sparse(matrix, name=f"{path}: the sparse matrix")
+    except (TypeError, ValueError) as exc:
+        raise InputError(str(exc) if str(exc).startswith(path)
+                         else f"{path}: malformed sparse matrix ({exc})") from None
 
 
 def _read_parquet(path):

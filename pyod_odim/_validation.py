@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 
+from .sparse import check_sparse, is_sparse
 
 FLOAT_DTYPES = (np.float64, np.float32)
 """Input dtypes used as they are; anything else becomes float64."""
@@ -13,13 +14,15 @@ FLOAT_DTYPES = (np.float64, np.float32)
 _FINITE_BLOCK_VALUES = 1 << 18
 
 
-def check_samples(X, *, name="X", n_features=None, min_samples=1, dtype=np.float64):
+def check_samples(X, *, name="X", n_features=None, min_samples=1, dtype=np.float64,
+                  accept_sparse=False):
     """Validate a 2-D numeric sample matrix.
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
-        A NumPy array, a nested sequence or a pandas DataFrame.
+        A NumPy array, a nested sequence or a pandas DataFrame; with
+        ``accept_sparse``, also a scipy.sparse CSR or CSC matrix.
     name : str
         Used in error messages.
     n_features : int or None
@@ -30,10 +33,13 @@ def check_samples(X, *, name="X", n_features=None, min_samples=1, dtype=np.float
         needed). A tuple (e.g. :data:`FLOAT_DTYPES`): an input already of
         one of them is returned as it is, without a copy, whatever its
         memory layout; any other input becomes the first of them.
+    accept_sparse : bool, optional (default=False)
+        Accept scipy.sparse input (:func:`pyod_odim.sparse.check_sparse`).
 
     Returns
     -------
-    X : ndarray of shape (n_samples, n_features)
+    X : ndarray or scipy.sparse.csr_matrix of shape (n_samples, n_features)
+        A sparse input gives a canonical CSR matrix.
 
     Raises
     ------
@@ -44,6 +50,9 @@ def check_samples(X, *, name="X", n_features=None, min_samples=1, dtype=np.float
         Wrong number of dimensions, too few rows, no columns, NaN or
         infinite values, or a feature count other than ``n_features``.
     """
+    if is_sparse(X) and accept_sparse:
+        X = check_sparse(X, name=name, n_features=n_features, min_samples=min_samples)
+        return X if isinstance(dtype, tuple) or X.dtype == dtype else X.astype(dtype)
     if hasattr(X, "toarray") or hasattr(X, "tocsr"):
         raise TypeError(f"{name} is a sparse matrix; pass a dense array")
     if hasattr(X, "dtypes") and hasattr(X, "columns"):

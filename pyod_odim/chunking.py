@@ -57,7 +57,7 @@ def rows_within(budget, row_cost, minimum, maximum=None):
     return rows if maximum is None else min(rows, maximum)
 
 
-def scoring_row_bytes(n_features, n_members, input_itemsize):
+def scoring_row_bytes(n_features, n_members, input_itemsize, sparse=False):
     """Bytes of temporaries per scored row, an upper estimate.
 
     Parameters
@@ -66,6 +66,9 @@ def scoring_row_bytes(n_features, n_members, input_itemsize):
     n_members : int
     input_itemsize : int
         Bytes per value of the input (8 for float64, 4 for float32).
+    sparse : bool, optional (default=False)
+        The input is a sparse matrix: its rows are first made dense, one
+        more copy of the row in the input dtype.
 
     Returns
     -------
@@ -77,7 +80,8 @@ def scoring_row_bytes(n_features, n_members, input_itemsize):
         pieces); the combined score, and slack for the standardized
         combination.
     """
-    return int(n_features * (2 * input_itemsize + 12) + n_members * 32 + 16)
+    copies = 3 if sparse else 2
+    return int(n_features * (copies * input_itemsize + 12) + n_members * 32 + 16)
 
 
 def rows_per_chunk(working_memory, row_bytes):

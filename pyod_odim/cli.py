@@ -148,7 +148,9 @@ def build_parser():
         help="score the rows of a file",
         description="Fit ODIM on INPUT (or load a saved model with --model) and score "
                     "every row. INPUT is .csv/.tsv (header detected: a first row with "
-                    "text is a header), .npy, .npz (arrays X and optional y) or "
+                    "text is a header), .npy, .npz (arrays X and optional y, or a "
+                    "sparse CSR/CSC matrix written by scipy.sparse.save_npz, read "
+                    "without pickle and made dense a chunk of rows at a time) or "
                     ".parquet (needs pyarrow). All feature columns must be numeric and "
                     "complete.",
     )
@@ -414,16 +416,22 @@ def _explanation(model, X, names, k, chunk_bytes=64 << 20):
     """Per row: its k features with the largest contributions, their values, contributions."""
     from .explain import top_features
 
+    from .sparse import dense
+
     top = np.empty((X.shape[0], k), dtype=np.intp)
     shares = np.empty((X.shape[0], k))
-    # Only the top k of each row are kept, so all n x d contributions never coexist.
+    values = np.empty((X.shape[0], k))
+    # Only the top k of each row are kept, so all n x d contributions never coexist
+    # (nor a dense copy of a sparse X).
     chunk = max(1, chunk_bytes // (8 * X.shape[1]))
     for start in range(0, X.shape[0], chunk):
-        part = model.feature_contributions(X[start:start + chunk])
+        rows = slice(start, start + chunk)
+        part = model.feature_contributions(X[rows])
         index = top_features(part, k)
-        top[start:start + chunk] = index
-        shares[start:start + chunk] = np.take_along_axis(part, index, axis=1)
-    return np.asarray(names, dtype=object)[top], np.take_along_axis(X, top, axis=1), shares
+        top[rows] = index
+        shares[rows] = np.take_along_axis(part, index, axis=1)
+        values[rows] = np.take_along_axis(dense(X[rows]), index, axis=1)
+    return np.asarray(names, dtype=object)[top], values, shares
 
 
 def _feature_names(table, model):

@@ -10,7 +10,8 @@ array and dataframe parts, and distributed)::
     scores, labels = score(clf, X)        # lazy; nothing runs yet
     scores.compute()                      # or labels.to_parquet(...), ...
 
-``X`` is a 2-D dask array or a dask DataFrame of numeric columns. Under a
+``X`` is a 2-D dask array (its blocks NumPy arrays or scipy.sparse CSR or
+CSC matrices) or a dask DataFrame of numeric columns. Under a
 ``distributed.Client`` the work runs on its cluster; otherwise on Dask's
 default local scheduler.
 
@@ -45,6 +46,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from ._threads import resolve_n_jobs
 from ._validation import FLOAT_DTYPES, check_samples, seed_from
 from .sampling import sample_rows
+from .sparse import is_sparse
 from .thresholds import fitted_score_threshold
 
 __all__ = ["PartitionScorer", "fit_on_sample", "score"]
@@ -94,7 +96,8 @@ class PartitionScorer:
         Parameters
         ----------
         block : array-like of shape (n_rows, ``n_features_in_``)
-            A NumPy block or a pandas DataFrame partition; may be empty.
+            A NumPy block, a scipy.sparse CSR or CSC block or a pandas
+            DataFrame partition; may be empty.
         name : str
             Names the block in error messages.
 
@@ -104,7 +107,7 @@ class PartitionScorer:
         """
         X = check_samples(
             block, name=name, n_features=self.n_features_in_, min_samples=0,
-            dtype=FLOAT_DTYPES,
+            dtype=FLOAT_DTYPES, accept_sparse=True,
         )
         return self.scorer.score(
             X, engine=self.engine, device=self.device, n_jobs=self.n_jobs,
@@ -233,8 +236,12 @@ def fit_on_sample(estimator, X):
             local = rows[lo:hi] - starts[i]
         if local.size:
             taken.append(dask.delayed(_take_rows)(part, local, _partition_name(i, starts)))
-    sample = np.concatenate(dask.compute(*taken)) if taken else np.empty((0, 0))
-    return estimator.fit(sample)
+    blocks = dask.compute(*taken)
+    if blocks and is_sparse(blocks[0]):
+        import scipy.sparse as sp
+
+        return estimator.fit(sp.vstack(blocks, format="csr"))
+    return estimator.fit(np.concatenate(blocks) if blocks else np.empty((0, 0)))
 
 
 # ------------------------------------------------------------------ helpers
@@ -256,9 +263,12 @@ def _take_rows(part, local, name):
     """The rows ``local`` of one partition, validated, as an ndarray."""
     if hasattr(part, "iloc"):
         part = part.iloc[local]
+    elif is_sparse(part):
+        part = part.tocsr()[local]
     else:
         part = np.asarray(part)[local]
-    return check_samples(part, name=name, min_samples=0, dtype=FLOAT_DTYPES)
+    return check_samples(part, name=name, min_samples=0, dtype=FLOAT_DTYPES,
+                         accept_sparse=True)
 
 
 def _partition_name(i, starts, start=None, stop=None):

@@ -19,6 +19,7 @@ from ._validation import check_choice, check_float, check_int
 from .engines import ENGINES
 from .known_outliers import LABEL_SELECTIONS
 from .scorer import COMBINATIONS
+from .sparse import count_at_minimum
 from .training import TrainingConfig
 
 WIDE_FEATURES = 256
@@ -97,8 +98,8 @@ def likelihood_for_data(X):
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
-        Finite values.
+    X : ndarray or scipy.sparse matrix of shape (n_samples, n_features)
+        Finite values (a sparse matrix's implicit zeros included).
 
     Returns
     -------
@@ -109,7 +110,7 @@ def likelihood_for_data(X):
     """
     if X.size == 0 or X.shape[1] <= WIDE_FEATURES:
         return "gaussian"
-    at_floor = np.count_nonzero(X == X.min(axis=0))
+    at_floor = count_at_minimum(X)
     return "rectified" if at_floor >= FLOOR_SHARE * X.size else "gaussian"
 
 

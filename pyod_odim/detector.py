@@ -22,6 +22,7 @@ from .sampling import fitting_rows, reference_rows
 from .scaling import FeatureScaling
 from .scorer import FittedScorer
 from .training import train_members
+from .training_rows import training_rows
 
 
 class ODIM(BaseDetector):
@@ -284,8 +285,8 @@ class ODIM(BaseDetector):
 
         Parameters
         ----------
-        X : numpy array of shape (n_samples, n_features)
-            The input samples.
+        X : numpy array or scipy.sparse matrix (CSR, CSC) of shape (n_samples, n_features)
+            The input samples; sparse rows are made dense a chunk at a time.
 
         y : numpy array of shape (n_samples,), optional (default=None)
             Ignored unless ``use_labels=True``; then 1 marks a known outlier
@@ -308,17 +309,16 @@ class ODIM(BaseDetector):
                               combination=self.combination)
         # The fitting rows that set what each feature costs a typical row.
         X_reference = X_fit[reference_rows(X_fit.shape[0], seed)]
-        X_scaled, fit_costs = scorer.scaled_tensor(X_fit, device, config.n_members,
-                                                      self.working_memory)
+        fitting = training_rows(X_fit, scorer, device, config.n_members, self.working_memory)
         del X_fit  # the scaled copy is all training needs
         engine = make_engine(self.engine, device, arch, config.likelihood, config.cubo_weight,
                              config.cubo_order, config.n_threads)
         with torch_threads(config.n_threads), cpu_fast_math(device):
-            result, detached = train_members(X_scaled, fit_costs, labeled, arch, config, engine,
-                                             seed, self.label_selection, self.verbose)
+            result = train_members(fitting, labeled, arch, config, engine, seed,
+                                   self.label_selection, self.verbose)
             started = time.perf_counter()
-            scores = self._score_training_rows(scorer, result, X, X_scaled, fit_costs, fit_rows,
-                                               detached, engine, X_reference, config.n_threads)
+            scores = self._score_training_rows(scorer, result, X, fitting, fit_rows, engine,
+                                               X_reference, config.n_threads)
             final_seconds = time.perf_counter() - started
         self._keep_training_state(scorer, result, config.likelihood, device, engine.name,
                                   final_seconds)
@@ -334,7 +334,7 @@ class ODIM(BaseDetector):
     def _validate(self, X, y):
         """Checked rows and known outliers (None unless ``use_labels``); sets the input's shape."""
         names = column_names(X)
-        X = check_samples(X, min_samples=2, dtype=FLOAT_DTYPES)
+        X = check_samples(X, min_samples=2, dtype=FLOAT_DTYPES, accept_sparse=True)
         check_parameters(self.get_params())
         labeled = check_labels(y, X.shape[0]) if self.use_labels else None
         self._set_n_classes(None if self.use_labels else y)
@@ -345,16 +345,17 @@ class ODIM(BaseDetector):
             del self.feature_names_in_
         return X, labeled
 
-    def _score_training_rows(self, scorer, result, X, X_scaled, fit_costs, fit_rows, detached,
-                             engine, X_reference, n_threads):
+    def _score_training_rows(self, scorer, result, X, fitting, fit_rows, engine, X_reference,
+                             n_threads):
         """Give ``scorer`` the kept networks; score every row of ``X`` with them."""
         scorer.params = network.params_to_numpy(result.params)
         scorer.score_eps = result.score_eps.cpu().numpy()
-        scores = scorer.score_training_rows(X, X_scaled, fit_costs, fit_rows,
-                                            None if detached else result.train_losses, engine,
-                                            self.working_memory)
+        # The checks' losses are those of the clamped training values, if any.
+        scores = scorer.score_training_rows(
+            X, fitting, fit_rows, None if fitting.detached else result.train_losses, engine,
+            self.working_memory)
         scorer.fit_contribution_reference(X_reference, engine=self.engine,
-                                          device=X_scaled.device, n_jobs=n_threads,
+                                          device=fitting.device, n_jobs=n_threads,
                                           working_memory=self.working_memory)
         return scores
 
@@ -383,8 +384,8 @@ class ODIM(BaseDetector):
 
         Parameters
         ----------
-        X : numpy array of shape (n_samples, n_features)
-            The input samples.
+        X : numpy array or scipy.sparse matrix (CSR, CSC) of shape (n_samples, n_features)
+            The input samples; sparse rows are made dense a chunk at a time.
 
         Returns
         -------
@@ -392,7 +393,8 @@ class ODIM(BaseDetector):
             The anomaly score of the input samples (higher is more abnormal).
         """
         check_is_fitted(self, ["scorer_", "decision_scores_"])
-        X = check_samples(X, n_features=self.n_features_in_, dtype=FLOAT_DTYPES)
+        X = check_samples(X, n_features=self.n_features_in_, dtype=FLOAT_DTYPES,
+                          accept_sparse=True)
         return self._score_samples(X)
 
     def predict_proba(self, X, method="linear", return_confidence=False):
@@ -424,7 +426,7 @@ class ODIM(BaseDetector):
 
         Parameters
         ----------
-        X : numpy array of shape (n_samples, n_features)
+        X : numpy array or scipy.sparse matrix (CSR, CSC) of shape (n_samples, n_features)
             Rows to explain: training rows or new ones.
 
         Returns
@@ -433,7 +435,8 @@ class ODIM(BaseDetector):
             Higher is more abnormal.
         """
         check_is_fitted(self, ["scorer_", "decision_scores_"])
-        X = check_samples(X, n_features=self.n_features_in_, dtype=FLOAT_DTYPES)
+        X = check_samples(X, n_features=self.n_features_in_, dtype=FLOAT_DTYPES,
+                          accept_sparse=True)
         return self.scorer_.contributions(
             X, engine=self.engine, device=self.device,
             n_jobs=resolve_n_jobs(self.n_jobs), working_memory=self.working_memory,

@@ -269,7 +269,7 @@ def explain_outlier(detector, ind, X=None, columns=None, cutoffs=None, feature_n
     if X is None:
         raise ValueError(_NO_ROWS.format(ind=ind))
     d = int(detector.n_features_in_)
-    X = check_samples(X, n_features=d, dtype=FLOAT_DTYPES)
+    X = check_samples(X, n_features=d, dtype=FLOAT_DTYPES, accept_sparse=True)
     ind = _check_index(ind, X.shape[0])
     columns = _check_columns(columns, d)
     cutoffs = _check_cutoffs(cutoffs)
@@ -339,7 +339,7 @@ def plot_top_contributions(detector, X, scores=None, n_rows=5, max_features=12,
     """
     check_is_fitted(detector, ["scorer_", "decision_scores_"])
     d = int(detector.n_features_in_)
-    X = check_samples(X, n_features=d, dtype=FLOAT_DTYPES)
+    X = check_samples(X, n_features=d, dtype=FLOAT_DTYPES, accept_sparse=True)
     scores = detector.decision_function(X) if scores is None else np.asarray(scores, float)
     if scores.shape != (X.shape[0],):
         raise ValueError(f"scores has shape {scores.shape}, expected ({X.shape[0]},)")

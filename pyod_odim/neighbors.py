@@ -54,28 +54,36 @@ class NeighborScorer:
         self.inlier_quantile = inlier_quantile
         self.n_jobs = n_jobs
 
-    def fit(self, X, odim_scores, labeled):
+    def fit(self, X, odim_scores, labeled, chunk_rows=None):
         """Choose the reference rows and the training distributions.
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_features)
-            Scaled training rows.
+        X : ndarray of shape (n_samples, n_features), or callable
+            Scaled training rows, or a function giving the scaled rows of an
+            index array or a slice as an ndarray (rows kept elsewhere, e.g.
+            sparse).
         odim_scores : ndarray of shape (n_samples,)
             ODIM's training scores (higher is more abnormal).
         labeled : ndarray of bool, shape (n_samples,)
             Known outliers; at least one, and at least one unlabeled row.
+        chunk_rows : int or None, optional (default=None)
+            Rows whose neighbour ratios are searched at once; None: all.
 
         Returns
         -------
         training_scores : ndarray of shape (n_samples,)
             The blended scores of the training rows.
         """
+        rows = X if callable(X) else X.__getitem__
         unlabeled = ~labeled
         cut = np.quantile(odim_scores[unlabeled], self.inlier_quantile)
         inliers = unlabeled & (odim_scores <= cut)
-        self._set_rows(X[inliers], X[labeled])
-        ratio = self.ratio(X)
+        self._set_rows(rows(np.flatnonzero(inliers)), rows(np.flatnonzero(labeled)))
+        n_rows = odim_scores.shape[0]
+        chunk = n_rows if chunk_rows is None else max(1, int(chunk_rows))
+        ratio = np.concatenate([self.ratio(rows(slice(start, start + chunk)))
+                                for start in range(0, n_rows, chunk)])
         self.odim_sorted_ = np.sort(odim_scores)
         self.ratio_sorted_ = np.sort(ratio)
         return self._blend(odim_scores, ratio)

@@ -32,6 +32,8 @@ float64 arrays that save, load and export as they are.
 
 import numpy as np
 
+from .sparse import column_extremes, sorted_columns
+
 MAX_DETACHED_SHARE = 0.01
 """float: at most this share of a feature's rows may be detached on each side."""
 
@@ -69,8 +71,8 @@ def fenced_bounds(X, fence=DEFAULT_FENCE, max_share=MAX_DETACHED_SHARE):
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, n_features)
-        Finite values.
+    X : ndarray or scipy.sparse matrix of shape (n_samples, n_features)
+        Finite values; a sparse matrix's implicit zeros count as values.
     fence : float or None, optional (default=1000)
         None gives the plain minimum and maximum.
     max_share : float, optional (default=0.01)
@@ -79,14 +81,13 @@ def fenced_bounds(X, fence=DEFAULT_FENCE, max_share=MAX_DETACHED_SHARE):
     -------
     low, high : ndarray of shape (n_features,), float64
     """
-    low = X.min(axis=0).astype(np.float64)
-    high = X.max(axis=0).astype(np.float64)
+    low, high = (bound.astype(np.float64) for bound in column_extremes(X))
     n = X.shape[0]
     if fence is None or n < 3:
         return low, high
     n_tail = max(1, int(np.ceil(max_share * n)))
-    for j in range(X.shape[1]):
-        values = np.sort(X[:, j]).astype(np.float64)
+    for j, column in enumerate(sorted_columns(X)):
+        values = column.astype(np.float64)
         high[j] = _top_kept(values, fence, n_tail)
         low[j] = -_top_kept(-values[::-1], fence, n_tail)
     return low, high
@@ -208,6 +209,31 @@ class FeatureScaling:
             out = np.multiply(X, self.scale_.astype(dtype, copy=False), dtype=dtype)
             out += self.offset_.astype(dtype, copy=False)
         return out
+
+    def transform_values(self, values, columns, box=(0.0, 1.0), floor=False):
+        """Single values scaled and clipped: ``values[i]`` is a value of feature ``columns[i]``.
+
+        Value by value the arithmetic of :meth:`transform_clipped`, so the
+        stored values of a sparse matrix scale exactly as in its dense copy.
+
+        Parameters
+        ----------
+        values : ndarray of shape (m,), float32 or float64
+        columns : ndarray of int, shape (m,)
+        box, floor
+            As for :meth:`transform_clipped`.
+
+        Returns
+        -------
+        clipped : ndarray of shape (m,), in ``values``' float dtype
+        """
+        dtype = values.dtype if values.dtype in (np.float32, np.float64) else np.float64
+        with np.errstate(over="ignore"):
+            out = np.multiply(values, self.scale_.astype(dtype, copy=False)[columns], dtype=dtype)
+            out += self.offset_.astype(dtype, copy=False)[columns]
+        if floor and out.dtype != np.float64:
+            out[values == self.data_min_[columns]] = 0.0
+        return np.clip(out, box[0], box[1], out=out)
 
     def transform_clipped(self, X, box=(0.0, 1.0), per_feature=False, floor=False):
         """Scaled rows clipped to ``box``, and each row's overshoot cost.

@@ -30,6 +30,7 @@ from .chunking import MemberMoments, chunk_slices, rows_per_chunk, scoring_row_b
 from .engines import make_engine
 from .neighbors import NeighborScorer
 from .scaling import FeatureScaling, network_box
+from .sparse import dense, is_sparse
 
 COMBINATIONS = ("mean", "standardized")
 
@@ -262,25 +263,10 @@ class FittedScorer:
         params = network.params_from_numpy(self.params, device)
         return params, torch.as_tensor(self.score_eps, device=device)
 
-    def chunk_rows(self, working_memory, input_itemsize=8):
-        """Rows per scoring chunk under ``working_memory`` MiB."""
-        row_bytes = scoring_row_bytes(self.n_features, self.n_members, input_itemsize)
+    def chunk_rows(self, working_memory, input_itemsize=8, sparse=False):
+        """Rows per scoring chunk under ``working_memory`` MiB (of a sparse input: ``sparse``)."""
+        row_bytes = scoring_row_bytes(self.n_features, self.n_members, input_itemsize, sparse)
         return rows_per_chunk(working_memory, row_bytes)
-
-    def scaled_tensor(self, X, device, n_members, working_memory):
-        """The scaled, clipped rows as one float32 tensor on ``device``, and their overshoot costs.
-
-        Filled chunk by chunk (sized for ``n_members`` members), so a float64
-        input never has a float64 scaled copy of all its rows beside it.
-        """
-        row_bytes = scoring_row_bytes(X.shape[1], n_members, X.dtype.itemsize)
-        chunk = rows_per_chunk(working_memory, row_bytes)
-        out = torch.empty(X.shape, dtype=torch.float32, device=device)
-        costs = np.empty(X.shape[0])
-        for rows in chunk_slices(X.shape[0], chunk):
-            x, costs[rows] = self.scale_with_cost(X[rows])
-            out[rows] = torch.as_tensor(x, dtype=torch.float32, device=device)
-        return out, costs
 
     def combine(self, losses, cost=None):
         """Combined scores from member losses (M, n) and overshoot costs (n,).
@@ -307,22 +293,20 @@ class FittedScorer:
             return 1.0
         return float(np.where(self.member_std > 0, self.member_std, 1.0).mean())
 
-    def member_losses(self, source, engine, chunk, device, costs=None):
+    def member_losses(self, source, engine, chunk, device):
         """Member losses of consecutive row chunks, with their overshoot costs.
 
         Parameters
         ----------
-        source : ndarray or Tensor of shape (n, d)
-            Raw rows (scaled chunk by chunk here), or, with ``costs``, rows
-            already scaled and clipped into a float32 tensor on the engine's
-            device.
+        source : ndarray, scipy.sparse.csr_matrix or training rows
+            Raw rows of shape (n, d), made dense and scaled chunk by chunk
+            here, or the fit's scaled rows
+            (:mod:`pyod_odim.training_rows`) on the engine's device.
         engine : engine of :mod:`pyod_odim.engines`
         chunk : int
             Rows per chunk.
         device : torch.device
             The engine's device.
-        costs : ndarray of shape (n,) or None
-            The overshoot costs of already scaled rows.
 
         Yields
         ------
@@ -334,11 +318,12 @@ class FittedScorer:
         cost : ndarray of shape (rows.stop - rows.start,), float64
         """
         params, eps = self.torch_params(device)
-        for rows in chunk_slices(source.shape[0], chunk):
-            if costs is not None:
-                x, tensor, cost = None, source[rows], costs[rows]
+        scaled = hasattr(source, "scoring_chunk")
+        for rows in chunk_slices(source.n_rows if scaled else source.shape[0], chunk):
+            if scaled:
+                x, (tensor, cost) = None, source.scoring_chunk(rows)
             else:
-                x, cost = self.scale_with_cost(source[rows])
+                x, cost = self.scale_with_cost(dense(source[rows]))
                 tensor = torch.as_tensor(x, dtype=torch.float32, device=device)
             yield rows, x, engine.score(params, tensor, eps), cost
 
@@ -348,9 +333,9 @@ class FittedScorer:
 
         Parameters
         ----------
-        X : ndarray of shape (n, n_features)
+        X : ndarray or scipy.sparse.csr_matrix of shape (n, n_features)
             Validated rows (see :func:`pyod_odim._validation.check_samples`);
-            may have no rows.
+            may have no rows. Sparse rows are made dense chunk by chunk.
         engine : str, optional (default="auto")
             What runs the network (:func:`pyod_odim.engines.make_engine`).
         device : str, torch.device or None
@@ -366,7 +351,7 @@ class FittedScorer:
         """
         device = scoring_device(device)
         engine = self.scoring_engine(engine, device, n_jobs)
-        chunk = self.chunk_rows(working_memory, X.dtype.itemsize)
+        chunk = self.chunk_rows(working_memory, X.dtype.itemsize, is_sparse(X))
         scores = np.empty(X.shape[0])
         with torch_threads(n_jobs), cpu_fast_math(device):
             for rows, x, losses, cost in self.member_losses(X, engine, chunk, device):
@@ -377,8 +362,7 @@ class FittedScorer:
                     scores[rows] = np.where(scores[rows] == np.inf, np.inf, blended)
         return scores
 
-    def score_training_rows(self, X, X_scaled, fit_costs, fit_rows, fit_losses, engine,
-                            working_memory):
+    def score_training_rows(self, X, fitting, fit_rows, fit_losses, engine, working_memory):
         """Scores of every row of ``X`` at the end of a fit; sets the member moments.
 
         Each member's loss moments over the fitting rows
@@ -387,13 +371,11 @@ class FittedScorer:
 
         Parameters
         ----------
-        X : ndarray of shape (n, d)
+        X : ndarray or scipy.sparse.csr_matrix of shape (n, d)
             The validated input, unscaled.
-        X_scaled : Tensor of shape (n_fit, d)
-            The scaled and clipped fitting rows (all of ``X`` when
-            ``fit_rows`` is None) on the engine's device.
-        fit_costs : ndarray of shape (n_fit,)
-            Their overshoot costs.
+        fitting : training rows (:mod:`pyod_odim.training_rows`)
+            The scaled fitting rows (all of ``X`` when ``fit_rows`` is None)
+            on the engine's device, with their overshoot costs.
         fit_rows : ndarray of shape (n_fit,) or None
             Sorted rows of ``X`` the model was fitted on.
         fit_losses : ndarray of shape (M, n_fit) or None
@@ -405,29 +387,30 @@ class FittedScorer:
         -------
         scores : ndarray of shape (n,), before any neighbour blend
         """
-        chunk = self.chunk_rows(working_memory, X.dtype.itemsize)
-        device = X_scaled.device
-        # Fitting rows are scored from the scaled tensor, other rows scaled chunk by chunk.
-        source, costs = (X_scaled, fit_costs) if fit_rows is None else (X, None)
+        chunk = self.chunk_rows(working_memory, X.dtype.itemsize, is_sparse(X))
+        device = fitting.device
+        # Fitting rows are scored from their scaled copy, other rows scaled chunk by chunk.
+        source = fitting if fit_rows is None else X
         if fit_losses is None and fit_rows is None and X.shape[0] <= chunk:
             params, eps = self.torch_params(device)
-            fit_losses = engine.score(params, X_scaled, eps)  # one chunk holds every row
+            # One chunk holds every row.
+            fit_losses = engine.score(params, fitting.scoring_chunk(slice(None))[0], eps)
         if fit_losses is not None:
             self.member_mean = fit_losses.mean(axis=1)
             self.member_std = fit_losses.std(axis=1)
             if fit_rows is None:
-                return self.combine(fit_losses, fit_costs)
+                return self.combine(fit_losses, fitting.costs)
         elif self.combination == "standardized":
             # Two passes: the moments weight every member, so they come first.
             moments = MemberMoments()
-            for _, _, losses, _ in self.member_losses(X_scaled, engine, chunk, device, fit_costs):
+            for _, _, losses, _ in self.member_losses(fitting, engine, chunk, device):
                 moments.add(losses)
             self.member_mean, self.member_std = moments.mean, moments.std
         else:
             # The plain mean needs no moments: gather them in the same pass.
             moments = MemberMoments()
             scores = np.empty(X.shape[0])
-            for rows, _, losses, cost in self.member_losses(source, engine, chunk, device, costs):
+            for rows, _, losses, cost in self.member_losses(source, engine, chunk, device):
                 scores[rows] = self.combine(losses, cost)
                 if fit_rows is not None:
                     lo, hi = np.searchsorted(fit_rows, [rows.start, rows.stop])
@@ -436,7 +419,7 @@ class FittedScorer:
             self.member_mean, self.member_std = moments.mean, moments.std
             return scores
         scores = np.empty(X.shape[0])
-        for rows, _, losses, cost in self.member_losses(source, engine, chunk, device, costs):
+        for rows, _, losses, cost in self.member_losses(source, engine, chunk, device):
             scores[rows] = self.combine(losses, cost)
         return scores
 
@@ -463,8 +446,8 @@ class FittedScorer:
 
         Parameters
         ----------
-        X : ndarray of shape (n, n_features)
-            Validated raw rows.
+        X : ndarray or scipy.sparse.csr_matrix of shape (n, n_features)
+            Validated raw rows; sparse rows are made dense chunk by chunk.
         engine, device, n_jobs, working_memory
             As for :meth:`score`.
         relative : bool, optional (default=True)
@@ -480,14 +463,15 @@ class FittedScorer:
         engine = self.scoring_engine(engine, device, n_jobs)
         params, eps = self.torch_params(device)
         # (M, rows, d) float32 and float64 pieces per row, beside the scaling's.
-        row_bytes = self.n_features * (2 * X.dtype.itemsize + 12 + 12 * self.n_members)
+        copies = 3 if is_sparse(X) else 2  # a sparse chunk's dense copy
+        row_bytes = self.n_features * (copies * X.dtype.itemsize + 12 + 12 * self.n_members)
         chunk = rows_per_chunk(working_memory, row_bytes)
         out = np.empty(X.shape, dtype=np.float64)
         rest = np.empty(X.shape[0])
         with torch_threads(n_jobs), cpu_fast_math(device):
             for rows in chunk_slices(X.shape[0], chunk):
-                x, cost = self.scaling.transform_clipped(X[rows], self.box, per_feature=True,
-                                                         floor=self.floor)
+                x, cost = self.scaling.transform_clipped(dense(X[rows]), self.box,
+                                                         per_feature=True, floor=self.floor)
                 tensor = torch.as_tensor(x, dtype=torch.float32, device=device)
                 c, r = engine.contributions(params, tensor, eps)
                 if self.combination == "standardized":
@@ -505,7 +489,7 @@ class FittedScorer:
 
         Parameters
         ----------
-        X_sample : ndarray of shape (n_ref, n_features)
+        X_sample : ndarray or scipy.sparse.csr_matrix of shape (n_ref, n_features)
             Raw fitting rows (a sample of them).
         **score_options
             ``engine``, ``device``, ``n_jobs``, ``working_memory``.
@@ -526,8 +510,9 @@ class FittedScorer:
         ----------
         neighbors : pyod_odim.neighbors.NeighborScorer
             Unfitted; kept as :attr:`neighbors`.
-        X : ndarray of shape (n, d)
-            The validated input, unscaled.
+        X : ndarray or scipy.sparse.csr_matrix of shape (n, d)
+            The validated input, unscaled; sparse rows are made dense chunk
+            by chunk (the reference rows kept are dense).
         fit_rows : ndarray of shape (n_fit,) or None
         scores : ndarray of shape (n,)
             The combined scores of every row of ``X``.
@@ -539,13 +524,20 @@ class FittedScorer:
         blended : ndarray of shape (n,)
         """
         self.neighbors = neighbors
+        sparse = is_sparse(X)
+        chunk = rows_per_chunk(working_memory,
+                               scoring_row_bytes(X.shape[1], 1, X.dtype.itemsize, sparse))
+        X_fit, fit_scores = (X, scores) if fit_rows is None else (X[fit_rows], scores[fit_rows])
+        if sparse:
+            fitted = neighbors.fit(lambda index: self.scale(dense(X_fit[index])), fit_scores,
+                                   labeled, chunk_rows=chunk)
+        else:
+            fitted = neighbors.fit(self.scale(X_fit), fit_scores, labeled)
         if fit_rows is None:
-            return neighbors.fit(self.scale(X), scores, labeled)
-        neighbors.fit(self.scale(X[fit_rows]), scores[fit_rows], labeled)
-        chunk = rows_per_chunk(working_memory, scoring_row_bytes(X.shape[1], 1, X.dtype.itemsize))
+            return fitted
         blended = np.empty(X.shape[0])
         for rows in chunk_slices(X.shape[0], chunk):
-            blended[rows] = neighbors.score(self.scale(X[rows]), scores[rows])
+            blended[rows] = neighbors.score(self.scale(dense(X[rows])), scores[rows])
         return blended
 
 

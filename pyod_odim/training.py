@@ -29,6 +29,7 @@ from .engines import Batch
 from .gmm import fit_gmm2
 from .known_outliers import label_aware_criterion
 from .progress import make_progress
+from .training_rows import DenseTrainingRows
 
 
 class TrainingConfig(NamedTuple):
@@ -166,8 +167,9 @@ class EnsembleFit:
 
     Parameters
     ----------
-    X : Tensor of shape (n, d)
-        Scaled training rows on the training device.
+    X : training rows (:mod:`pyod_odim.training_rows`) or Tensor of shape (n, d)
+        Scaled training rows on the training device; a tensor is used as it
+        is (no clamping).
     arch : network.Architecture
     config : TrainingConfig
     generator : torch.Generator
@@ -184,12 +186,14 @@ class EnsembleFit:
 
     def __init__(self, X, arch, config, generator, engine, labeled_index=None,
                  selection_criterion=None):
+        if isinstance(X, torch.Tensor):
+            X = DenseTrainingRows(X, detached=False)
         self.X = X
         self.config = config
         self.generator = generator
         self.engine = engine
         self.device = X.device
-        n_rows = X.shape[0]
+        n_rows = X.n_rows
         M = config.n_members
         self.latent = arch.latent_dim
         self.k_train = config.n_samples_train or config.n_samples
@@ -222,7 +226,7 @@ class EnsembleFit:
         if config.selection_size is not None and n_rows > config.selection_size:
             perm = torch.randperm(n_rows, generator=generator, device=self.device)
             index = torch.sort(perm[: config.selection_size]).values
-            self.X_select = X[index]
+            self.X_select = X.subset(index)
             self.selection_index = index.cpu().numpy()
 
         if selection_criterion is None:
@@ -255,7 +259,7 @@ class EnsembleFit:
                              device=self.device)
         eps = torch.randn((n_live, self.k_train, size, self.latent), generator=self.generator,
                           device=self.device)
-        return self.X[pool[pick]], eps
+        return self.X.take(pool[pick]), eps
 
     def draw_batch(self):
         """Minibatch rows (M, B, d) and noise (M, K_train, B, L) of the live members."""
@@ -285,8 +289,8 @@ class EnsembleFit:
         """Selection-set losses (M_live, m) and criterion (M_live,) of the live members."""
         t0 = time.perf_counter()
         ids = self.live.ids
-        losses = self.engine.score(
-            self.live.detached(), self.X_select, self.score_eps[ids, : self.k_check]
+        losses = self.X_select.losses(
+            self.engine, self.live.detached(), self.score_eps[ids, : self.k_check]
         )
         t1 = time.perf_counter()
         self.timings["score"] += t1 - t0
@@ -445,16 +449,17 @@ def train_ensemble(
     return fit.result()
 
 
-def train_members(X_scaled, fit_costs, labeled, arch, config, engine, seed,
-                  label_selection="rank", verbose=0):
+def train_members(fitting, labeled, arch, config, engine, seed, label_selection="rank",
+                  verbose=0):
     """Train the ensemble on a fit's scaled rows, as ``ODIM.fit`` does.
 
     Parameters
     ----------
-    X_scaled : Tensor of shape (n, d)
-        The scaled fitting rows, on the fit's device.
-    fit_costs : ndarray of shape (n,)
-        Each row's overshoot cost (:meth:`pyod_odim.scaling.FeatureScaling.scale_with_cost`).
+    fitting : training rows (:mod:`pyod_odim.training_rows`)
+        The scaled fitting rows, on the fit's device. When some lay beyond
+        the scaling bounds (``fitting.detached``), training and the checks
+        see them clamped to [0, 1] (the scoring box would let them dominate
+        every loss).
     labeled : ndarray of bool of shape (n,) or None
         Known outliers (semi-supervised mode).
     arch, config, engine
@@ -470,24 +475,18 @@ def train_members(X_scaled, fit_costs, labeled, arch, config, engine, seed,
     Returns
     -------
     result : TrainingResult
-    detached : bool
-        Whether some rows lay beyond the scaling bounds: training and the
-        checks then saw them clamped to [0, 1] (the scoring box would let
-        them dominate every loss).
     """
-    generator = torch.Generator(device=X_scaled.device)
+    generator = torch.Generator(device=fitting.device)
     generator.manual_seed(seed)
     labeled_index = criterion = None
     if labeled is not None and labeled.any():
-        labeled_index = torch.as_tensor(np.flatnonzero(labeled), device=X_scaled.device)
+        labeled_index = torch.as_tensor(np.flatnonzero(labeled), device=fitting.device)
         if label_selection == "rank":
             criterion = label_aware_criterion(labeled, config.distance, config.n_threads)
-    detached = bool(fit_costs.any()) or bool(((X_scaled < 0.0) | (X_scaled > 1.0)).any().item())
     progress = make_progress(verbose, config.max_updates)
     try:
-        result = train_ensemble(X_scaled.clamp(0.0, 1.0) if detached else X_scaled, arch,
-                                config, generator, engine, labeled_index=labeled_index,
-                                selection_criterion=criterion, on_check=progress.update)
+        return train_ensemble(fitting, arch, config, generator, engine,
+                              labeled_index=labeled_index, selection_criterion=criterion,
+                              on_check=progress.update)
     finally:
         progress.close()
-    return result, detached
