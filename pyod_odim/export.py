@@ -19,9 +19,12 @@ exports cannot drift from the package's PyTorch engine.
   it batches of a size that suits the memory (``M * K * rows * width``
   float32 activations).
 
-The semi-supervised neighbour blend (nearest-neighbour search over the
-reference rows) is not part of either export: exporting such a model
-raises ``ValueError``. Scores agree with ``decision_function`` to float32
+The neighbour stage (:mod:`pyod_odim.neighbor_stage`) is exported: the
+reference rows are buffers, and the distance to the k-th nearest one is a
+product and a top-k over all of them (rows x reference rows float64 per
+chunk). The semi-supervised neighbour blend (nearest-neighbour search over
+the reference rows, rank transforms) is not part of either export:
+exporting such a model raises ``ValueError``. Scores agree with ``decision_function`` to float32
 rounding (``tests/test_export.py``; ``benchmarks/bench_export.py`` measures
 their speed).
 """
@@ -110,6 +113,15 @@ class ScorerModule(torch.nn.Module):
         self.box_low, self.box_high = (float(b) for b in scorer.box)
         self.likelihood = str(scorer.likelihood)
         self.chunk_rows = int(chunk_rows)
+        # The neighbour stage: the reference rows and the robust moments, float64.
+        stage = scorer.stage
+        reference = (torch.zeros((1, scorer.n_features), dtype=f64) if stage is None
+                     else torch.as_tensor(stage.reference_, dtype=f64).clone())
+        self.register_buffer("reference", reference)
+        self.register_buffer("reference_sq", (reference * reference).sum(dim=1))
+        self.register_buffer("stage_moments", torch.as_tensor(
+            [0.0, 1.0, 0.0, 1.0] if stage is None else stage.moments_, dtype=f64).clone())
+        self.stage_k = 0 if stage is None else min(int(stage.n_neighbors), reference.shape[0])
 
     def _losses(self, x: torch.Tensor) -> torch.Tensor:
         """Member losses (M, n), float64, of scaled float32 rows (n, d)."""
@@ -149,7 +161,30 @@ class ScorerModule(torch.nn.Module):
                 pieces.append(self._losses(inputs[start:start + self.chunk_rows]))
             losses = torch.cat(pieces, dim=1)
         combined = ((losses - self.member_mean) / self.member_std).mean(dim=0)
-        return combined + cost / self.cost_unit
+        scores = combined + cost / self.cost_unit
+        if self.stage_k > 0:
+            scores = self._stage(scaled, scores)
+        return scores
+
+    def _kth_distance(self, scaled: torch.Tensor) -> torch.Tensor:
+        """Distance (n,) of unclipped scaled rows to their ``stage_k``-th nearest reference row."""
+        squared = ((scaled * scaled).sum(dim=1, keepdim=True) + self.reference_sq
+                   - 2.0 * scaled @ self.reference.T).clamp_min(0.0)
+        nearest = torch.topk(squared, self.stage_k, dim=1, largest=False).values
+        return torch.sqrt(nearest[:, self.stage_k - 1])
+
+    def _stage(self, scaled: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """The neighbour stage (:mod:`pyod_odim.neighbor_stage`) over ODIM's ``scores``."""
+        n = scaled.shape[0]
+        if self.chunk_rows <= 0 or n <= self.chunk_rows:
+            distance = self._kth_distance(scaled)
+        else:
+            pieces: List[torch.Tensor] = []
+            for start in range(0, n, self.chunk_rows):
+                pieces.append(self._kth_distance(scaled[start:start + self.chunk_rows]))
+            distance = torch.cat(pieces)
+        m = self.stage_moments
+        return torch.maximum((scores - m[0]) / m[1], (distance - m[2]) / m[3])
 
 
 def check_exportable(scorer):
