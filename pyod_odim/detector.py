@@ -16,7 +16,7 @@ from ._validation import FLOAT_DTYPES, check_samples, column_names, seed_from, s
 from .defaults import check_parameters, score_stage, training_config
 from .engines import make_engine
 from .known_outliers import check_labels, label_aware_criterion
-from .neighbor_stage import CleanedNeighborStage, stage_share
+from .neighbor_stage import CleanedNeighborStage
 from .neighbors import NeighborScorer
 from .progress import make_progress
 from .sampling import fitting_rows, reference_rows
@@ -149,7 +149,7 @@ class ODIM(BaseDetector):
     score_stage : {"auto", "neighbors", "paper"}, optional (default="auto")
         "paper": the ensemble's score, as the paper. "neighbors": the higher
         of that score and the distance to the 5th nearest row ODIM trusts
-        (its lowest ``1 - contamination``), each in robust units
+        (all but its 15 % highest scores), each in robust units
         (:mod:`pyod_odim.neighbor_stage`). "auto": "neighbors" up to 256
         features, "paper" above.
 
@@ -395,7 +395,7 @@ class ODIM(BaseDetector):
         """ODIM's scores through the neighbour stage (``score_stage``), if there is one."""
         if score_stage(self.score_stage, X.shape[1]) == "paper":
             return scores
-        stage = CleanedNeighborStage(stage_share(self.contamination), n_jobs=n_threads)
+        stage = CleanedNeighborStage(n_jobs=n_threads)
         return scorer.fit_stage(stage, X, fit_rows, scores, labeled, seed, self.working_memory)
 
     def _keep_training_state(self, scorer, result, likelihood, device, engine_name,

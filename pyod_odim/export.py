@@ -39,6 +39,7 @@ from typing import List
 import torch
 
 from . import chunking, network
+from .neighbor_stage import STAGE_CLIP
 from .scaling import MAX_EXCESS, MAX_OVERSHOOT_COST, OVERSHOOT_PRECISION
 
 
@@ -121,6 +122,7 @@ class ScorerModule(torch.nn.Module):
         self.register_buffer("reference_sq", (reference * reference).sum(dim=1))
         self.register_buffer("stage_moments", torch.as_tensor(
             [0.0, 1.0, 0.0, 1.0] if stage is None else stage.moments_, dtype=f64).clone())
+        self.stage_clip = float(STAGE_CLIP)  # exact in float32 too
         self.stage_k = 0 if stage is None else min(int(stage.n_neighbors), reference.shape[0])
 
     def _losses(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,7 +165,10 @@ class ScorerModule(torch.nn.Module):
         combined = ((losses - self.member_mean) / self.member_std).mean(dim=0)
         scores = combined + cost / self.cost_unit
         if self.stage_k > 0:
-            scores = self._stage(scaled, scores)
+            # torch.where, not a second clamp of ``scaled``: the ONNX optimizer mangles that.
+            clip = torch.full_like(scaled, self.stage_clip)
+            limited = torch.where(scaled > clip, clip, torch.where(scaled < -clip, -clip, scaled))
+            scores = self._stage(limited, scores)
         return scores
 
     def _kth_distance(self, scaled: torch.Tensor) -> torch.Tensor:

@@ -7,12 +7,14 @@ sees local structure. :class:`CleanedNeighborStage` adds one, trained only
 on the rows ODIM trusts:
 
 1. trusted rows: the fitting rows whose ODIM score lies at or below the
-   ``1 - share`` quantile (``share`` is the detector's ``contamination``);
-   at most ``max_reference`` of them, an evenly seeded random subset, are
-   kept as the reference rows;
+   ``1 - share`` quantile (:data:`DEFAULT_SHARE`: the 15 % highest ODIM
+   scores are left out, whatever ``contamination`` says); at most
+   ``max_reference`` of them, a seeded random subset, are kept as the
+   reference rows;
 2. the neighbour distance of a row: the Euclidean distance to its
    ``n_neighbors``-th nearest reference row, in ODIM's min-max scaling
-   (:meth:`pyod_odim.scaling.FeatureScaling.transform`, not clipped);
+   (:meth:`pyod_odim.scaling.FeatureScaling.transform`, clipped only at
+   :data:`STAGE_CLIP`, far beyond the training range);
 3. each part in robust units of the training rows,
    ``z = (value - median) / (1.4826 * MAD)``;
 4. the score: ``max(z_odim, z_distance)``: a row is as abnormal as the part
@@ -29,11 +31,25 @@ checkpoint").
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
+DEFAULT_SHARE = 0.15
+"""float: share of the fitting rows, the highest ODIM scores, kept out of the reference.
+
+A fixed share did better than the detector's ``contamination`` or a GMM-2
+split of ODIM's scores (docs/decisions.md)."""
+
 MAX_REFERENCE = 10000
 """int: the most reference rows a stage keeps (and a model file stores)."""
 
+STAGE_CLIP = 1e6
+"""float: scaled values are clipped to [-STAGE_CLIP, STAGE_CLIP] before a distance
+(a row far beyond the training range stays finite, and far)."""
+
 STAGE_ARRAYS = ("reference", "moments")
 """tuple of str: the arrays of a fitted :class:`CleanedNeighborStage`."""
+
+
+def _clipped(X_scaled):
+    return np.clip(np.asarray(X_scaled, dtype=np.float64), -STAGE_CLIP, STAGE_CLIP)
 
 
 def robust_moments(values):
@@ -50,7 +66,7 @@ class CleanedNeighborStage:
 
     Parameters
     ----------
-    share : float in (0, 0.5]
+    share : float in (0, 1), optional (default=DEFAULT_SHARE)
         Share of the fitting rows, the highest ODIM scores, left out of the
         reference rows.
     n_neighbors : int, optional (default=5)
@@ -61,7 +77,8 @@ class CleanedNeighborStage:
         Threads of the neighbour searches (scikit-learn's ``n_jobs``).
     """
 
-    def __init__(self, share, n_neighbors=5, max_reference=MAX_REFERENCE, n_jobs=1):
+    def __init__(self, share=DEFAULT_SHARE, n_neighbors=5, max_reference=MAX_REFERENCE,
+                 n_jobs=1):
         self.share = share
         self.n_neighbors = n_neighbors
         self.max_reference = max_reference
@@ -105,14 +122,14 @@ class CleanedNeighborStage:
 
     def _set_reference(self, rows):
         # Stored in float32 (half the file); the search runs on exactly these values.
-        self.reference_ = np.ascontiguousarray(rows, dtype=np.float32)
+        self.reference_ = np.ascontiguousarray(_clipped(rows), dtype=np.float32)
         k = min(self.n_neighbors, self.reference_.shape[0])
         self.search_ = NearestNeighbors(n_neighbors=k, n_jobs=self.n_jobs).fit(
             self.reference_.astype(np.float64))
 
     def neighbors(self, X_scaled):
         """(distance, index) of each row's ``n_neighbors``-th nearest reference row."""
-        dist, index = self.search_.kneighbors(np.asarray(X_scaled, dtype=np.float64))
+        dist, index = self.search_.kneighbors(_clipped(X_scaled))
         return dist[:, -1], index[:, -1]
 
     def distance(self, X_scaled):
@@ -158,8 +175,7 @@ class CleanedNeighborStage:
         distance, index = self.neighbors(X_scaled)
         z_odim, z_dist = self.z_parts(odim_scores, distance)
         c_o, s_o, c_d, s_d = self.moments_
-        gap = (np.asarray(X_scaled, dtype=np.float64)
-               - self.reference_[index].astype(np.float64)) ** 2
+        gap = (_clipped(X_scaled) - self.reference_[index].astype(np.float64)) ** 2
         safe = np.where(distance > 0, distance, 1.0)
         by_distance = gap / (safe * s_d)[:, None]
         use_odim = z_odim >= z_dist
@@ -169,9 +185,6 @@ class CleanedNeighborStage:
 
 
 SCORE_STAGES = ("auto", "neighbors", "paper")
-"""tuple of str: the values of ``ODIM(score_stage=...)``; :func:`pyod_odim.defaults.score_stage` settles "auto"."""
+"""tuple of str: the values of ``ODIM(score_stage=...)``.
 
-
-def stage_share(contamination):
-    """The share of rows left out of the reference: ``contamination``, or 0.1 for a thresholder."""
-    return float(contamination) if isinstance(contamination, (int, float, np.number)) else 0.1
+:func:`pyod_odim.defaults.score_stage` settles "auto"."""

@@ -50,11 +50,13 @@ def odim_run(name, seed, protocol, cache):
     import torch
     from pyod_odim import ODIM
 
+    # Today's ODIM: the ensemble's score alone (code from before score_stage has no such parameter).
+    PAPER = {"score_stage": "paper"} if "score_stage" in ODIM().get_params() else {}
     torch.set_num_threads(1)
     X, y = load(name)
     if protocol == "paper":
         X_train, y_train, X_test, y_test = X, y, X[:0], y[:0]
-        clf = ODIM(random_state=seed, n_jobs=1)
+        clf = ODIM(random_state=seed, n_jobs=1, **PAPER)
     else:
         from pyod.utils.utility import standardizer
         from sklearn.model_selection import train_test_split
@@ -63,7 +65,7 @@ def odim_run(name, seed, protocol, cache):
         X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.4, random_state=rs)
         X_train, X_test = standardizer(X_train, X_test)
         clf = ODIM(contamination=np.count_nonzero(y) / len(y),
-                   random_state=np.random.RandomState(seed), n_jobs=1)
+                   random_state=np.random.RandomState(seed), n_jobs=1, **PAPER)
     t0 = time.perf_counter()
     clf.fit(X_train)
     seconds = time.perf_counter() - t0
@@ -74,15 +76,6 @@ def odim_run(name, seed, protocol, cache):
         else np.zeros(0), y_train=y_train, y_test=y_test, seconds=np.float64(seconds),
         contamination=np.float64(clf.contamination))
     np.savez(path, **out)
-    def product_stage(run):
-        """The shipped rule: pyod_odim.neighbor_stage.CleanedNeighborStage, share = contamination."""
-        from pyod_odim.neighbor_stage import CleanedNeighborStage
-
-        stage = CleanedNeighborStage(float(run["contamination"]))
-        train = stage.fit(run["train"], run["s_train"], 0)
-        return train, stage.score(run["test"], run["s_test"]) if len(run["test"]) else np.zeros(0)
-
-    out["stage"] = product_stage
     return out
 
 
@@ -204,10 +197,10 @@ def candidates():
         out[f"blend.5[{rule}]"] = blend_half
         out[f"blend-sep[{rule}]"] = blend_sep
     def product_stage(run):
-        """The shipped rule: pyod_odim.neighbor_stage.CleanedNeighborStage, share = contamination."""
+        """The shipped rule: pyod_odim.neighbor_stage.CleanedNeighborStage at its defaults."""
         from pyod_odim.neighbor_stage import CleanedNeighborStage
 
-        stage = CleanedNeighborStage(float(run["contamination"]))
+        stage = CleanedNeighborStage()
         train = stage.fit(run["train"], run["s_train"], 0)
         return train, stage.score(run["test"], run["s_test"]) if len(run["test"]) else np.zeros(0)
 
@@ -222,6 +215,79 @@ def metrics(y, s):
     from sklearn.metrics import roc_auc_score
 
     return roc_auc_score(y, s), precision_n_scores(y, s)
+
+
+def peer_aucs(protocol):
+    """{(detector, set): mean AUC} of PyOD's peers, from earlier runs (not refitted here).
+
+    Paper protocol: ../shared/baselines/peers.jsonl (8 peers). PyOD protocol:
+    the test ROC-AUC table of docs/results.md (bench_protocols, same splits and
+    standardization as here; ODIM's column there is left out).
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = {}
+    if protocol == "paper":
+        import json
+
+        runs = {}
+        with open(os.path.join(here, "..", "..", "shared", "baselines", "peers.jsonl")) as f:
+            for line in f:
+                r = json.loads(line)
+                if r.get("status") == "ok":
+                    runs.setdefault((r["detector"], r["dataset"]), []).append(r["auc"])
+        return {k: float(np.mean(v)) for k, v in runs.items()}
+    with open(os.path.join(here, "..", "docs", "results.md")) as f:
+        text = f.read()
+    start = text.index("#### Test ROC-AUC per set (PyOD protocol")
+    lines = []
+    for ln in text[start:].splitlines()[2:]:
+        if not ln.startswith("|"):
+            break
+        lines.append(ln)
+    header = [h.strip() for h in lines[0].strip("|").split("|")]
+    for ln in lines[2:]:
+        cells = [c.strip().strip("*") for c in ln.strip("|").split("|")]
+        name = cells[0].split(" (")[0]
+        for det, cell in zip(header[1:], cells[1:]):
+            if det != "ODIM":
+                try:
+                    out[(det, name)] = float(cell)
+                except ValueError:
+                    pass
+    return out
+
+
+def rank_table(table, labels, sets, protocol, complete_peers=False):
+    """Average AUC rank of each ODIM variant among the peers, on the sets where all ran.
+
+    ``complete_peers``: only the peers with a result on every set instead.
+    """
+    from scipy.stats import rankdata
+
+    peers = peer_aucs(protocol)
+    names = sorted({d for d, _ in peers})
+    if complete_peers:
+        sets = [n for n in sets if any((d, n) in peers for d in names)]
+        names = [d for d in names if all((d, n) in peers for n in sets)]
+    on = [n for n in sets if all((d, n) in peers for d in names)]
+    rows = []
+    for lab in labels:
+        ranks, means = [], []
+        for n in on:
+            mine = np.mean([v[0] for v in table[(lab, n)]])
+            vals = [mine] + [peers[(d, n)] for d in names]
+            ranks.append(rankdata([-v for v in vals])[0])
+            means.append(mine)
+        rows.append((lab, float(np.mean(ranks)), float(np.mean(means))))
+    peer_rows = []
+    for d in names:
+        ranks = []
+        for n in on:
+            vals = [peers[(d, n)]] + [peers[(e, n)] for e in names if e != d] + [
+                np.mean([v[0] for v in table[("ODIM", n)]])]
+            ranks.append(rankdata([-v for v in vals])[0])
+        peer_rows.append((d, float(np.mean(ranks)), float(np.mean([peers[(d, n)] for n in on]))))
+    return on, names, rows, sorted(peer_rows, key=lambda r: r[1])
 
 
 def main():
@@ -280,6 +346,13 @@ def main():
         cost = ["-"] + [f"{np.median([v[2] for n in sets for v in table[(lab, n)]]):.2f}"
                         for lab in chosen]
         print("| extra time / fit (median) | " + " | ".join(cost) + " |")
+        for complete in (False, True):
+            on, names, rows, peer_rows = rank_table(table, labels, sets, protocol, complete)
+            print(f"\nAverage AUC rank beside {len(names)} peers (each variant alone with "
+                  f"them), {len(on)} sets: "
+                  + ", ".join(f"{lab} {r:.2f} (mean {m:.3f})" for lab, r, m in rows))
+            print("Peers beside today's ODIM: " + ", ".join(f"{d} {r:.2f} ({m:.3f})"
+                                                           for d, r, m in peer_rows[:6]))
 
 
 if __name__ == "__main__":
