@@ -34,7 +34,7 @@ import io
 import logging
 import os
 import warnings
-from typing import List
+from typing import List, Tuple
 
 import torch
 
@@ -154,42 +154,41 @@ class ScorerModule(torch.nn.Module):
         excess = torch.minimum(torch.abs(scaled - clipped), self.max_excess)
         cost = torch.minimum((self.half_precision * excess * excess).sum(dim=1), self.max_cost)
         inputs = clipped.to(self.eps.dtype)
-        n = inputs.shape[0]
-        if self.chunk_rows <= 0 or n <= self.chunk_rows:
-            losses = self._losses(inputs)
-        else:
-            pieces: List[torch.Tensor] = []
-            for start in range(0, n, self.chunk_rows):
-                pieces.append(self._losses(inputs[start:start + self.chunk_rows]))
-            losses = torch.cat(pieces, dim=1)
-        combined = ((losses - self.member_mean) / self.member_std).mean(dim=0)
-        scores = combined + cost / self.cost_unit
+        limited = scaled
         if self.stage_k > 0:
             # torch.where, not a second clamp of ``scaled``: the ONNX optimizer mangles that.
             clip = torch.full_like(scaled, self.stage_clip)
             limited = torch.where(scaled > clip, clip, torch.where(scaled < -clip, -clip, scaled))
-            scores = self._stage(limited, scores)
-        return scores
-
-    def _kth_distance(self, scaled: torch.Tensor) -> torch.Tensor:
-        """Distance (n,) of unclipped scaled rows to their ``stage_k``-th nearest reference row."""
-        squared = ((scaled * scaled).sum(dim=1, keepdim=True) + self.reference_sq
-                   - 2.0 * scaled @ self.reference.T).clamp_min(0.0)
-        nearest = torch.topk(squared, self.stage_k, dim=1, largest=False).values
-        return torch.sqrt(nearest[:, self.stage_k - 1])
-
-    def _stage(self, scaled: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        """The neighbour stage (:mod:`pyod_odim.neighbor_stage`) over ODIM's ``scores``."""
-        n = scaled.shape[0]
+        n = inputs.shape[0]
         if self.chunk_rows <= 0 or n <= self.chunk_rows:
-            distance = self._kth_distance(scaled)
+            losses, distance = self._chunk(inputs, limited)
         else:
             pieces: List[torch.Tensor] = []
+            distances: List[torch.Tensor] = []
             for start in range(0, n, self.chunk_rows):
-                pieces.append(self._kth_distance(scaled[start:start + self.chunk_rows]))
-            distance = torch.cat(pieces)
-        m = self.stage_moments
-        return torch.maximum((scores - m[0]) / m[1], (distance - m[2]) / m[3])
+                part, dist = self._chunk(inputs[start:start + self.chunk_rows],
+                                         limited[start:start + self.chunk_rows])
+                pieces.append(part)
+                distances.append(dist)
+            losses, distance = torch.cat(pieces, dim=1), torch.cat(distances)
+        combined = ((losses - self.member_mean) / self.member_std).mean(dim=0)
+        scores = combined + cost / self.cost_unit
+        if self.stage_k > 0:
+            # The neighbour stage (pyod_odim.neighbor_stage): the higher robust z.
+            m = self.stage_moments
+            scores = torch.maximum((scores - m[0]) / m[1], (distance - m[2]) / m[3])
+        return scores
+
+    def _chunk(self, inputs: torch.Tensor,
+               limited: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Member losses (M, n) of network inputs; the stage's distances (n,), or zeros."""
+        losses = self._losses(inputs)
+        if self.stage_k == 0:
+            return losses, torch.zeros_like(losses[0])
+        squared = ((limited * limited).sum(dim=1, keepdim=True) + self.reference_sq
+                   - 2.0 * limited @ self.reference.T).clamp_min(0.0)
+        nearest = torch.topk(squared, self.stage_k, dim=1, largest=False).values
+        return losses, torch.sqrt(nearest[:, self.stage_k - 1])
 
 
 def check_exportable(scorer):

@@ -520,36 +520,21 @@ class FittedScorer:
     def fit_stage(self, stage, X, fit_rows, scores, labeled, seed, working_memory):
         """Fit the neighbour stage on the fitting rows; return every row's stage scores.
 
-        Parameters
-        ----------
-        stage : pyod_odim.neighbor_stage.CleanedNeighborStage
-            Unfitted; kept as :attr:`stage`.
-        X : ndarray of shape (n, d)
-            The validated input, unscaled.
-        fit_rows : ndarray of shape (n_fit,) or None
-        scores : ndarray of shape (n,)
-            ODIM's scores of every row of ``X``.
-        labeled : ndarray of bool, shape (n_fit,) or None
-            Known outliers, never reference rows.
-        seed : int
-        working_memory : float
-
-        Returns
-        -------
-        staged : ndarray of shape (n,)
+        ``stage`` (a :class:`~pyod_odim.neighbor_stage.CleanedNeighborStage`,
+        kept as :attr:`stage`) takes its reference rows from the fitting rows
+        of ``X`` (raw, all rows when ``fit_rows`` is None), leaving out the
+        known outliers ``labeled`` (over the fitting rows, or None); ``scores``
+        are ODIM's scores of every row, ``seed`` seeds the reference subset.
+        Rows outside a ``max_fit_rows`` sample are then scored as new rows,
+        chunk by chunk under ``working_memory``.
         """
         self.stage = stage
         trusted = None if labeled is None else ~labeled
         if fit_rows is None:
-            staged = stage.fit(self.scaling.transform(X), scores, seed, trusted)
-        else:
-            stage.fit(self.scaling.transform(X[fit_rows]), scores[fit_rows], seed, trusted)
-            chunk = rows_per_chunk(working_memory,
-                                   scoring_row_bytes(X.shape[1], 1, X.dtype.itemsize))
-            staged = np.empty(X.shape[0])
-            for rows in chunk_slices(X.shape[0], chunk):
-                staged[rows] = stage.score(self.scaling.transform(X[rows]), scores[rows])
-        return staged
+            return stage.fit(self.scaling.transform(X), scores, seed, trusted)
+        stage.fit(self.scaling.transform(X[fit_rows]), scores[fit_rows], seed, trusted)
+        return _by_chunks(X, working_memory,
+                          lambda rows: stage.score(self.scaling.transform(X[rows]), scores[rows]))
 
     def fit_neighbors(self, neighbors, X, fit_rows, scores, labeled, working_memory):
         """Fit the known outliers' neighbour blend; return the blended training scores.
@@ -577,11 +562,17 @@ class FittedScorer:
         if fit_rows is None:
             return neighbors.fit(self.scale(X), scores, labeled)
         neighbors.fit(self.scale(X[fit_rows]), scores[fit_rows], labeled)
-        chunk = rows_per_chunk(working_memory, scoring_row_bytes(X.shape[1], 1, X.dtype.itemsize))
-        blended = np.empty(X.shape[0])
-        for rows in chunk_slices(X.shape[0], chunk):
-            blended[rows] = neighbors.score(self.scale(X[rows]), scores[rows])
-        return blended
+        return _by_chunks(X, working_memory,
+                          lambda rows: neighbors.score(self.scale(X[rows]), scores[rows]))
+
+
+def _by_chunks(X, working_memory, score_rows):
+    """``score_rows(rows)`` over row slices of ``X`` sized by ``working_memory``, joined."""
+    chunk = rows_per_chunk(working_memory, scoring_row_bytes(X.shape[1], 1, X.dtype.itemsize))
+    out = np.empty(X.shape[0])
+    for rows in chunk_slices(X.shape[0], chunk):
+        out[rows] = score_rows(rows)
+    return out
 
 
 
