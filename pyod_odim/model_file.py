@@ -62,7 +62,7 @@ import numpy as np
 from ._version import __version__
 
 FORMAT_NAME = "pyod-odim-model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """int: the format version this code writes; it reads this one and older ones."""
 
 _ZIP_MAGIC = b"PK\x03\x04"
