@@ -103,26 +103,38 @@ class CleanedNeighborStage:
         -------
         scores : ndarray of shape (n_samples,)
         """
+        self._set_reference(X_scaled[self.reference_rows(odim_scores, seed, trusted)])
+        distance = self.distance(X_scaled)
+        self.fit_moments(odim_scores, distance)
+        return self.combine(odim_scores, distance)
+
+    def reference_rows(self, odim_scores, seed, trusted=None):
+        """Sorted indices of the reference rows among the fitting rows (see :meth:`fit`)."""
         eligible = np.ones(len(odim_scores), bool) if trusted is None else trusted
         cut = np.quantile(odim_scores[eligible], 1.0 - self.share)
         rows = np.flatnonzero(eligible & (odim_scores <= cut))
         if len(rows) > self.max_reference:
             rng = np.random.default_rng(seed)
             rows = np.sort(rng.choice(rows, self.max_reference, replace=False))
-        self._set_reference(X_scaled[rows])
-        distance = self.distance(X_scaled)
-        self.moments_ = np.array(robust_moments(odim_scores) + robust_moments(distance))
-        return self.combine(odim_scores, distance)
+        return rows
 
-    def set_reference(self, reference, moments):
-        """Restore a fitted state from its arrays (as a model file holds them)."""
+    def fit_moments(self, odim_scores, distance):
+        """Set the robust moments from the fitting rows' ODIM scores and distances."""
+        self.moments_ = np.array(robust_moments(odim_scores) + robust_moments(distance))
+
+    def set_reference(self, reference, moments=None):
+        """Set the scaled reference rows, and the moments when given (a model file has both)."""
         self._set_reference(np.asarray(reference))
-        self.moments_ = np.asarray(moments, dtype=np.float64)
+        if moments is not None:
+            self.moments_ = np.asarray(moments, dtype=np.float64)
         return self
 
     def _set_reference(self, rows):
         # Stored in float32 (half the file); the search runs on exactly these values.
-        self.reference_ = np.ascontiguousarray(_clipped(rows), dtype=np.float32)
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        if rows.size and np.abs(rows).max() > STAGE_CLIP:
+            rows = np.clip(rows, -STAGE_CLIP, STAGE_CLIP)
+        self.reference_ = rows
         k = min(self.n_neighbors, self.reference_.shape[0])
         self.search_ = NearestNeighbors(n_neighbors=k, n_jobs=self.n_jobs).fit(
             self.reference_.astype(np.float64))

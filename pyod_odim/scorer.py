@@ -529,12 +529,20 @@ class FittedScorer:
         chunk by chunk under ``working_memory``.
         """
         self.stage = stage
-        trusted = None if labeled is None else ~labeled
-        if fit_rows is None:
-            return stage.fit(self.scaling.transform(X), scores, seed, trusted)
-        stage.fit(self.scaling.transform(X[fit_rows]), scores[fit_rows], seed, trusted)
-        return _by_chunks(X, working_memory,
-                          lambda rows: stage.score(self.scaling.transform(X[rows]), scores[rows]))
+        fit_scores = scores if fit_rows is None else scores[fit_rows]
+        rows = stage.reference_rows(fit_scores, seed, None if labeled is None else ~labeled)
+        source = rows if fit_rows is None else fit_rows[rows]
+        # Scaled chunk by chunk straight into float32: no float64 copy of the rows.
+        reference = np.empty((len(source), X.shape[1]), dtype=np.float32)
+        stage.set_reference(_by_chunks(X, working_memory,
+                                       lambda part: self.scaling.transform(X[source[part]]),
+                                       out=reference))
+        del reference
+        # Distances chunk by chunk: no scaled copy of every row.
+        distance = _by_chunks(X, working_memory,
+                              lambda part: stage.distance(self.scaling.transform(X[part])))
+        stage.fit_moments(fit_scores, distance if fit_rows is None else distance[fit_rows])
+        return stage.combine(scores, distance)
 
     def fit_neighbors(self, neighbors, X, fit_rows, scores, labeled, working_memory):
         """Fit the known outliers' neighbour blend; return the blended training scores.
@@ -566,11 +574,14 @@ class FittedScorer:
                           lambda rows: neighbors.score(self.scale(X[rows]), scores[rows]))
 
 
-def _by_chunks(X, working_memory, score_rows):
-    """``score_rows(rows)`` over row slices of ``X`` sized by ``working_memory``, joined."""
+def _by_chunks(X, working_memory, score_rows, out=None):
+    """``score_rows(rows)`` over row slices sized by ``working_memory`` for ``X``'s width.
+
+    The slices cover ``X``'s rows, or ``out``'s (filled in place) when given.
+    """
     chunk = rows_per_chunk(working_memory, scoring_row_bytes(X.shape[1], 1, X.dtype.itemsize))
-    out = np.empty(X.shape[0])
-    for rows in chunk_slices(X.shape[0], chunk):
+    out = np.empty(X.shape[0]) if out is None else out
+    for rows in chunk_slices(out.shape[0], chunk):
         out[rows] = score_rows(rows)
     return out
 

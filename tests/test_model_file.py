@@ -198,7 +198,7 @@ def _bad_json(path):
 
 
 BAD = {
-    "newer_version": (dict(change_meta=_newer), "format version 3 .* reads format versions up to 2"),
+    "newer_version": (dict(change_meta=_newer), "format version 4 .* reads format versions up to 3"),
     "array_shape_lie": (dict(change_meta=_shape_lie), "params/enc_w"),
     "architecture_lie": (dict(change_meta=_arch_lie), "score_eps|shapes|architecture needs"),
     "nan_parameter": (dict(change_blob=_nan_parameter), "non-finite"),
@@ -312,7 +312,7 @@ def test_unfitted_cannot_be_saved(tmp_path):
         ODIM().save(tmp_path / "m.odim")
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", (1, 2))  # written before the rename
 def test_a_stored_compile_parameter_loads_as_engine(version):
     # Files written before the parameter was renamed store it as "compile".
     with zipfile.ZipFile(model_path(version)) as archive:
