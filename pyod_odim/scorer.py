@@ -41,6 +41,28 @@ NEIGHBOR_ARRAYS = ("inlier_rows", "outlier_rows", "odim_sorted", "ratio_sorted")
 """tuple of str: the arrays of a fitted :class:`~pyod_odim.neighbors.NeighborScorer`."""
 
 
+def unscorable_to_inf(values):
+    """``values`` with every NaN or infinite entry set to ``+inf``, in place.
+
+    A loss that is not finite comes from parameters no fit produces (a
+    damaged model); ``+inf`` labels such a row an outlier, where NaN would
+    compare below every threshold and label it an inlier.
+
+    Parameters
+    ----------
+    values : ndarray of float
+
+    Returns
+    -------
+    values : ndarray
+        The same array.
+    """
+    bad = ~np.isfinite(values)
+    if bad.any():
+        values[bad] = np.inf
+    return values
+
+
 class FittedScorer:
     """Scores rows with a fitted ODIM ensemble.
 
@@ -277,7 +299,10 @@ class FittedScorer:
 
         The overshoot cost of values beyond the scaling bounds is in the
         unit of a loss; the standardized combination divides it by the
-        members' mean loss deviation, as it divides the losses.
+        members' mean loss deviation, as it divides the losses. A row whose
+        combined score is not finite (a member's loss is NaN or infinite:
+        parameters no fit produces) scores ``+inf``, so it is labelled an
+        outlier and never gets a NaN score.
         """
         if self.combination == "standardized":
             std = np.where(self.member_std > 0, self.member_std, 1.0)
@@ -285,7 +310,7 @@ class FittedScorer:
         scores = losses.mean(axis=0)
         if cost is not None:
             scores = scores + cost / self.cost_unit
-        return scores
+        return unscorable_to_inf(scores)
 
     @property
     def cost_unit(self):
@@ -362,7 +387,9 @@ class FittedScorer:
                     scores[rows] = self.stage.score(self.scaling.transform(X[rows]),
                                                     scores[rows])
                 if self.neighbors is not None:
-                    scores[rows] = self.neighbors.score(x, scores[rows])
+                    # A row the network cannot score stays +inf through the blend.
+                    blended = self.neighbors.score(x, scores[rows])
+                    scores[rows] = np.where(scores[rows] == np.inf, np.inf, blended)
         return scores
 
     def score_training_rows(self, X, X_scaled, fit_costs, fit_rows, fit_losses, engine,
@@ -490,8 +517,8 @@ class FittedScorer:
         if relative:
             out -= self.feature_reference
             if self.stage is not None:
-                return self.stage_contributions(X, out, rest + self.feature_reference.sum())
-        return out, rest
+                out, rest = self.stage_contributions(X, out, rest + self.feature_reference.sum())
+        return unscorable_to_inf(out), unscorable_to_inf(rest)
 
     def stage_contributions(self, X, odim_contributions, odim_rest):
         """The stage's split of raw rows ``X``, from ODIM's (relative) split of them."""
