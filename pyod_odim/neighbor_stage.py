@@ -129,6 +129,18 @@ class CleanedNeighborStage:
             self.moments_ = np.asarray(moments, dtype=np.float64)
         return self
 
+    def __getstate__(self):
+        # The search is rebuilt from the reference rows, exactly: pickles (and
+        # Dask's shipped models) carry the rows once, not the tree's copy too.
+        state = self.__dict__.copy()
+        state.pop("search_", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "reference_" in state:
+            self._set_reference(self.reference_)
+
     def _set_reference(self, rows):
         # Stored in float32 (half the file); the search runs on exactly these values.
         rows = np.ascontiguousarray(rows, dtype=np.float32)

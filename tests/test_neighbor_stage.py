@@ -1,5 +1,7 @@
 """The neighbour stage after ODIM's score (score_stage, pyod_odim.neighbor_stage)."""
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -86,6 +88,10 @@ def test_save_load_bit_identical_with_bounded_reference(data, fitted, tmp_path):
     assert stage.reference_.dtype == np.float32
     assert stage.reference_.shape[0] <= stage.max_reference
     assert np.array_equal(stage.reference_, fitted.scorer_.stage.reference_)
+    # A pickle carries the rows, not the search; the rebuilt search scores alike.
+    unpickled = pickle.loads(pickle.dumps(fitted))
+    assert "search_" not in fitted.scorer_.stage.__getstate__()
+    assert np.array_equal(unpickled.decision_function(X), fitted.decision_function(X))
 
 
 def test_reference_rows_are_capped():
