@@ -18,6 +18,7 @@ from . import gmm, network, thresholds
 from ._validation import check_choice, check_float, check_int
 from .engines import ENGINES
 from .known_outliers import LABEL_SELECTIONS
+from .neighbor_stage import SCORE_STAGES
 from .scorer import COMBINATIONS
 from .sparse import count_at_minimum
 from .training import TrainingConfig
@@ -173,6 +174,18 @@ def architecture(n_features, hidden_sizes=None, latent_dim=None):
     return network.Architecture(n_features, hidden, latent)
 
 
+def score_stage(value, n_features):
+    """``"neighbors"`` or ``"paper"``; "auto": the neighbour stage up to :data:`WIDE_FEATURES`.
+
+    Above it, on image and text embeddings, ODIM's likelihood score leads
+    alone (docs/decisions.md, "Tabular data: a scoring stage beyond the
+    early checkpoint").
+    """
+    if value == "auto":
+        return "neighbors" if n_features <= WIDE_FEATURES else "paper"
+    return value
+
+
 def check_parameters(params):
     """Validate the parameters of :class:`~pyod_odim.ODIM` that need no data.
 
@@ -197,6 +210,7 @@ def check_parameters(params):
     check_choice(params["checkpoint"], "checkpoint", CHECKPOINTS)
     check_choice(params["engine"], "engine", ENGINES)
     check_choice(params["label_selection"], "label_selection", LABEL_SELECTIONS)
+    check_choice(params["score_stage"], "score_stage", SCORE_STAGES)
     check_float(params["cubo_weight"], "cubo_weight", 0.0, low_open=False)
     check_float(params["cubo_order"], "cubo_order", 1.0)
     check_float(params["neighbor_weight"], "neighbor_weight", 0.0, 1.0, low_open=False)

@@ -13,9 +13,10 @@ from . import gmm, model_file, network, thresholds
 from ._device import cpu_fast_math, resolve_device
 from ._threads import resolve_n_jobs, torch_threads
 from ._validation import FLOAT_DTYPES, check_samples, column_names, seed_from, stored_field
-from .defaults import check_parameters, training_config
+from .defaults import check_parameters, score_stage, training_config
 from .engines import make_engine
 from .known_outliers import check_labels
+from .neighbor_stage import CleanedNeighborStage
 from .neighbors import NeighborScorer
 from .parameter_bounds import check_parameter_range
 from .sampling import fitting_rows, reference_rows
@@ -146,6 +147,12 @@ class ODIM(BaseDetector):
     inlier_quantile : float in (0, 1], optional (default=0.7)
         Unlabeled rows scoring at most this quantile are the reference inliers.
 
+    score_stage : {"paper", "auto", "neighbors"}, optional (default="paper")
+        "paper": the ensemble's score. "neighbors": the higher of that and
+        the distance to the 5th nearest row ODIM trusts (all but its 15 %
+        highest scores), each in robust units (:mod:`pyod_odim.neighbor_stage`).
+        "auto": "neighbors" up to 256 features, "paper" above.
+
     engine : {"auto", "kernel", "inductor", "eager"}, optional (default="auto")
         What runs the network (:mod:`pyod_odim.engines`): "kernel" the
         fused C++ CPU kernels, "inductor" ``torch.compile`` (compiles for
@@ -242,8 +249,9 @@ class ODIM(BaseDetector):
                  latent_dim=None, likelihood="auto", batch_norm=True, distance="sigma",
                  selection_size="auto", combination="mean", use_labels=False, cubo_weight=1.0,
                  cubo_order=2.0, label_selection="rank", neighbor_weight=0.8, n_neighbors=5,
-                 inlier_quantile=0.7, engine="auto", device=None, n_jobs=1, random_state=None,
-                 verbose=0, max_fit_rows=None, working_memory=256, scaling_fence=1000.0):
+                 inlier_quantile=0.7, score_stage="paper", engine="auto", device=None, n_jobs=1,
+                 random_state=None, verbose=0, max_fit_rows=None, working_memory=256,
+                 scaling_fence=1000.0):
         super().__init__(contamination=contamination)
         self.n_estimators = n_estimators
         self.n_samples_iwae = n_samples_iwae
@@ -271,6 +279,7 @@ class ODIM(BaseDetector):
         self.neighbor_weight = neighbor_weight
         self.n_neighbors = n_neighbors
         self.inlier_quantile = inlier_quantile
+        self.score_stage = score_stage
         self.engine = engine
         self.device = device
         self.n_jobs = n_jobs
@@ -317,13 +326,17 @@ class ODIM(BaseDetector):
             result = train_members(fitting, labeled, arch, config, engine, seed,
                                    self.label_selection, self.verbose)
             started = time.perf_counter()
-            scores = self._score_training_rows(scorer, result, X, fitting, fit_rows, engine,
-                                               X_reference, config.n_threads)
+            scores = self._score_training_rows(scorer, result, X, fitting, fit_rows, engine)
+            staged = self._fit_score_stage(scorer, X, fit_rows, scores, labeled, seed,
+                                           config.n_threads)
+            scorer.fit_contribution_reference(X_reference, engine=self.engine,
+                                              device=fitting.device, n_jobs=config.n_threads,
+                                              working_memory=self.working_memory)
             final_seconds = time.perf_counter() - started
         self._keep_training_state(scorer, result, config.likelihood, device, engine.name,
                                   final_seconds)
         self.likelihood_scores_ = scores
-        self.decision_scores_ = self._blend_known_outliers(X, fit_rows, scores, labeled,
+        self.decision_scores_ = self._blend_known_outliers(X, fit_rows, staged, labeled,
                                                            config.n_threads)
         self._process_decision_scores()
         self.score_threshold_ = thresholds.score_threshold(
@@ -345,19 +358,21 @@ class ODIM(BaseDetector):
             del self.feature_names_in_
         return X, labeled
 
-    def _score_training_rows(self, scorer, result, X, fitting, fit_rows, engine, X_reference,
-                             n_threads):
+    def _score_training_rows(self, scorer, result, X, fitting, fit_rows, engine):
         """Give ``scorer`` the kept networks; score every row of ``X`` with them."""
         scorer.params = network.params_to_numpy(result.params)
         scorer.score_eps = result.score_eps.cpu().numpy()
         # The checks' losses are those of the clamped training values, if any.
-        scores = scorer.score_training_rows(
+        return scorer.score_training_rows(
             X, fitting, fit_rows, None if fitting.detached else result.train_losses, engine,
             self.working_memory)
-        scorer.fit_contribution_reference(X_reference, engine=self.engine,
-                                          device=fitting.device, n_jobs=n_threads,
-                                          working_memory=self.working_memory)
-        return scores
+
+    def _fit_score_stage(self, scorer, X, fit_rows, scores, labeled, seed, n_threads):
+        """ODIM's scores through the neighbour stage (``score_stage``), if there is one."""
+        if score_stage(self.score_stage, X.shape[1]) == "paper":
+            return scores
+        stage = CleanedNeighborStage(n_jobs=n_threads)
+        return scorer.fit_stage(stage, X, fit_rows, scores, labeled, seed, self.working_memory)
 
     def _keep_training_state(self, scorer, result, likelihood, device, engine_name,
                              final_seconds):
@@ -422,7 +437,9 @@ class ODIM(BaseDetector):
         A row's loss splits into one expected negative log-likelihood per
         feature; a contribution is that minus what the feature costs a
         typical fitting row (:meth:`pyod_odim.scorer.FittedScorer.contributions`).
-        With the neighbour blend it explains ``likelihood_scores_``.
+        With the neighbour stage (``score_stage``), the stage's split: a
+        row's contributions plus its rest sum to its score before any
+        known-outlier blend. With that blend they explain the score under it.
 
         Parameters
         ----------
@@ -481,33 +498,17 @@ class ODIM(BaseDetector):
     def to_torchscript(self, path, chunk_rows=None, precision="float64"):
         """Export the scorer as a TorchScript module that runs without this package.
 
-        It maps raw rows to ``decision_function``'s scores (:mod:`pyod_odim.export`).
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-        chunk_rows : int or None, optional (default=None)
-            Rows per chunk of the forward pass; scores do not depend on it.
-        precision : {"float64", "float32"}, optional (default="float64")
-            The network's arithmetic: "float64" matches ``decision_function``
-            to a few 1e-6 relative, "float32" to about 1e-5.
-
-        Returns
-        -------
-        module : torch.jit.ScriptModule
+        It maps raw rows to ``decision_function``'s scores; ``chunk_rows``
+        (rows per chunk) does not change them; "float64" matches to a few
+        1e-6 relative, "float32" to about 1e-5 (:mod:`pyod_odim.export`).
+        Returns the ``torch.jit.ScriptModule``.
         """
         from .export import to_torchscript
 
         return to_torchscript(self, path, chunk_rows, precision)
 
     def to_onnx(self, path, precision="float64"):
-        """Export the scorer as an ONNX graph (extra ``onnx``), as :meth:`to_torchscript` does.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-        precision : {"float64", "float32"}, optional (default="float64")
-        """
+        """Export the scorer as an ONNX graph (extra ``onnx``), as :meth:`to_torchscript` does."""
         from .export import to_onnx
 
         to_onnx(self, path, precision=precision)

@@ -20,9 +20,12 @@ exports cannot drift from the package's PyTorch engine.
   it batches of a size that suits the memory (``M * K * rows * width``
   float32 activations).
 
-The semi-supervised neighbour blend (nearest-neighbour search over the
-reference rows) is not part of either export: exporting such a model
-raises ``ValueError``. Scores agree with ``decision_function`` to float32
+The neighbour stage (:mod:`pyod_odim.neighbor_stage`) is exported: the
+reference rows are buffers, and the distance to the k-th nearest one is a
+product and a top-k over all of them (rows x reference rows float64 per
+chunk). The semi-supervised neighbour blend (nearest-neighbour search over
+the reference rows, rank transforms) is not part of either export:
+exporting such a model raises ``ValueError``. Scores agree with ``decision_function`` to float32
 rounding (``tests/test_export.py``; ``benchmarks/bench_export.py`` measures
 their speed).
 """
@@ -32,11 +35,12 @@ import io
 import logging
 import os
 import warnings
-from typing import List
+from typing import List, Tuple
 
 import torch
 
 from . import chunking, network
+from .neighbor_stage import STAGE_CLIP
 from .scaling import MAX_EXCESS, MAX_OVERSHOOT_COST, OVERSHOOT_PRECISION
 
 
@@ -111,6 +115,16 @@ class ScorerModule(torch.nn.Module):
         self.box_low, self.box_high = (float(b) for b in scorer.box)
         self.likelihood = str(scorer.likelihood)
         self.chunk_rows = int(chunk_rows)
+        # The neighbour stage: the reference rows and the robust moments, float64.
+        stage = scorer.stage
+        reference = (torch.zeros((1, scorer.n_features), dtype=f64) if stage is None
+                     else torch.as_tensor(stage.reference_, dtype=f64).clone())
+        self.register_buffer("reference", reference)
+        self.register_buffer("reference_sq", (reference * reference).sum(dim=1))
+        self.register_buffer("stage_moments", torch.as_tensor(
+            [0.0, 1.0, 0.0, 1.0] if stage is None else stage.moments_, dtype=f64).clone())
+        self.stage_clip = float(STAGE_CLIP)  # exact in float32 too
+        self.stage_k = 0 if stage is None else min(int(stage.n_neighbors), reference.shape[0])
 
     def _losses(self, x: torch.Tensor) -> torch.Tensor:
         """Member losses (M, n), float64, of scaled float32 rows (n, d)."""
@@ -141,19 +155,43 @@ class ScorerModule(torch.nn.Module):
         excess = torch.minimum(torch.abs(scaled - clipped), self.max_excess)
         cost = torch.minimum((self.half_precision * excess * excess).sum(dim=1), self.max_cost)
         inputs = clipped.to(self.eps.dtype)
+        limited = scaled
+        if self.stage_k > 0:
+            # torch.where, not a second clamp of ``scaled``: the ONNX optimizer mangles that.
+            clip = torch.full_like(scaled, self.stage_clip)
+            limited = torch.where(scaled > clip, clip, torch.where(scaled < -clip, -clip, scaled))
         n = inputs.shape[0]
         if self.chunk_rows <= 0 or n <= self.chunk_rows:
-            losses = self._losses(inputs)
+            losses, distance = self._chunk(inputs, limited)
         else:
             pieces: List[torch.Tensor] = []
+            distances: List[torch.Tensor] = []
             for start in range(0, n, self.chunk_rows):
-                pieces.append(self._losses(inputs[start:start + self.chunk_rows]))
-            losses = torch.cat(pieces, dim=1)
+                part, dist = self._chunk(inputs[start:start + self.chunk_rows],
+                                         limited[start:start + self.chunk_rows])
+                pieces.append(part)
+                distances.append(dist)
+            losses, distance = torch.cat(pieces, dim=1), torch.cat(distances)
         combined = ((losses - self.member_mean) / self.member_std).mean(dim=0)
         scores = combined + cost / self.cost_unit
+        if self.stage_k > 0:
+            # The neighbour stage (pyod_odim.neighbor_stage): the higher robust z.
+            m = self.stage_moments
+            scores = torch.maximum((scores - m[0]) / m[1], (distance - m[2]) / m[3])
         # As FittedScorer.combine: a row whose score is not finite (a damaged
         # model's NaN or infinite loss) scores +inf, an outlier, never NaN.
         return torch.where(torch.isfinite(scores), scores, torch.full_like(scores, float("inf")))
+
+    def _chunk(self, inputs: torch.Tensor,
+               limited: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Member losses (M, n) of network inputs; the stage's distances (n,), or zeros."""
+        losses = self._losses(inputs)
+        if self.stage_k == 0:
+            return losses, torch.zeros_like(losses[0])
+        squared = ((limited * limited).sum(dim=1, keepdim=True) + self.reference_sq
+                   - 2.0 * limited @ self.reference.T).clamp_min(0.0)
+        nearest = torch.topk(squared, self.stage_k, dim=1, largest=False).values
+        return losses, torch.sqrt(nearest[:, self.stage_k - 1])
 
 
 def check_exportable(scorer):

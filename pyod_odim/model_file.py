@@ -79,7 +79,7 @@ except ImportError:  # the optional extension was not built: same value
     _crc32 = zlib.crc32
 
 FORMAT_NAME = "pyod-odim-model"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """int: the format version this code writes; it reads this one and older ones."""
 DIGEST_SINCE = 3
 """int: the first format version whose ``meta.json`` carries its ``digest``."""

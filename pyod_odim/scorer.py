@@ -28,6 +28,7 @@ from ._device import cpu_fast_math, scoring_device
 from ._threads import torch_threads
 from .chunking import MemberMoments, chunk_slices, rows_per_chunk, scoring_row_bytes
 from .engines import make_engine
+from .neighbor_stage import STAGE_ARRAYS, CleanedNeighborStage
 from .neighbors import NeighborScorer
 from .scaling import FeatureScaling, network_box
 from .sparse import dense, is_sparse
@@ -83,6 +84,9 @@ class FittedScorer:
         :meth:`score_training_rows`, needed by ``"standardized"``.
     neighbors : pyod_odim.neighbors.NeighborScorer or None
         The known outliers' neighbour blend (semi-supervised mode).
+    stage : pyod_odim.neighbor_stage.CleanedNeighborStage or None
+        The neighbour stage after ODIM's score (``score_stage``); it comes
+        before the known outliers' blend.
     feature_reference : ndarray of shape (n_features,) or None
         What each feature costs a typical fitting row: the median of its
         combined expected negative log-likelihood over a sample of them
@@ -99,7 +103,8 @@ class FittedScorer:
 
     def __init__(self, scaling, architecture, likelihood, params, score_eps,
                  combination="mean", member_mean=None, member_std=None,
-                 neighbors=None, feature_reference=None, contribution_quantiles=None):
+                 neighbors=None, feature_reference=None, contribution_quantiles=None,
+                 stage=None):
         network.check_likelihood(likelihood)
         if combination not in COMBINATIONS:
             raise ValueError(f"combination must be one of {COMBINATIONS}, got {combination!r}")
@@ -112,6 +117,7 @@ class FittedScorer:
         self.member_mean = member_mean
         self.member_std = member_std
         self.neighbors = neighbors
+        self.stage = stage
         self.feature_reference = feature_reference
         self.contribution_quantiles = contribution_quantiles
 
@@ -146,6 +152,8 @@ class FittedScorer:
         if self.neighbors is not None:
             arrays.update({f"neighbors/{key}": getattr(self.neighbors, key + "_")
                            for key in NEIGHBOR_ARRAYS})
+        if self.stage is not None:
+            arrays.update({f"stage/{key}": getattr(self.stage, key + "_") for key in STAGE_ARRAYS})
         return arrays
 
     def to_fields(self):
@@ -161,6 +169,9 @@ class FittedScorer:
             "neighbors": None if nb is None else {
                 "weight": nb.weight, "n_neighbors": nb.n_neighbors,
                 "inlier_quantile": nb.inlier_quantile},
+            "stage": None if self.stage is None else {
+                "share": float(self.stage.share), "n_neighbors": int(self.stage.n_neighbors),
+                "max_reference": int(self.stage.max_reference)},
         }
 
     @classmethod
@@ -228,7 +239,8 @@ class FittedScorer:
         return cls(FeatureScaling(data_min, data_max), arch, likelihood, params, eps,
                    combination=combination, member_mean=mean, member_std=std,
                    neighbors=_stored_neighbors(fields, arrays, arch.n_features),
-                   feature_reference=reference, contribution_quantiles=quantiles)
+                   feature_reference=reference, contribution_quantiles=quantiles,
+                   stage=_stored_stage(fields, arrays, arch.n_features))
 
     # ------------------------------------------------------------ pieces
     def scale(self, X):
@@ -356,6 +368,9 @@ class FittedScorer:
         with torch_threads(n_jobs), cpu_fast_math(device):
             for rows, x, losses, cost in self.member_losses(X, engine, chunk, device):
                 scores[rows] = self.combine(losses, cost)
+                if self.stage is not None:
+                    scores[rows] = self.stage.score(self.scaling.transform(dense(X[rows])),
+                                                    scores[rows])
                 if self.neighbors is not None:
                     # A row the network cannot score stays +inf through the blend.
                     blended = self.neighbors.score(x, scores[rows])
@@ -440,8 +455,11 @@ class FittedScorer:
         ``score(x) = sum_j (contribution_j(x) + reference_j) + rest(x)``,
         where ``rest`` is the latent part of the IWAE bound (the weighted
         ``log q(z|x) - log p(z)``, the weights' entropy, ``log K``) and,
-        for ``"standardized"``, the members' offsets. It explains the
-        likelihood score: the semi-supervised neighbour blend (a rank
+        for ``"standardized"``, the members' offsets. With the neighbour
+        :attr:`stage` (and ``relative``) the stage's split replaces it
+        (:meth:`pyod_odim.neighbor_stage.CleanedNeighborStage.contributions`):
+        ``score(x) = sum_j contribution_j(x) + rest(x)`` for the score before
+        any known-outlier blend. The semi-supervised neighbour blend (a rank
         transform) is not part of it.
 
         Parameters
@@ -482,7 +500,15 @@ class FittedScorer:
                 rest[rows] = r.mean(axis=0)
         if relative:
             out -= self.feature_reference
+            if self.stage is not None:
+                out, rest = self.stage_contributions(X, out, rest + self.feature_reference.sum())
         return unscorable_to_inf(out), unscorable_to_inf(rest)
+
+    def stage_contributions(self, X, odim_contributions, odim_rest):
+        """The stage's split of raw rows ``X``, from ODIM's (relative) split of them."""
+        odim_scores = odim_contributions.sum(axis=1) + odim_rest
+        return self.stage.contributions(self.scaling.transform(dense(X)), odim_scores,
+                                        odim_contributions, odim_rest)
 
     def fit_contribution_reference(self, X_sample, **score_options):
         """Set :attr:`feature_reference` and :attr:`contribution_quantiles` from fitting rows.
@@ -494,11 +520,40 @@ class FittedScorer:
         **score_options
             ``engine``, ``device``, ``n_jobs``, ``working_memory``.
         """
-        absolute, _ = self.contributions(X_sample, relative=False, **score_options)
+        absolute, rest = self.contributions(X_sample, relative=False, **score_options)
         self.feature_reference = np.median(absolute, axis=0)
-        self.contribution_quantiles = np.percentile(
-            absolute - self.feature_reference, np.arange(101), axis=0
-        )
+        relative = absolute - self.feature_reference
+        if self.stage is not None:
+            relative = self.stage_contributions(X_sample, relative,
+                                                rest + self.feature_reference.sum())[0]
+        self.contribution_quantiles = np.percentile(relative, np.arange(101), axis=0)
+
+    def fit_stage(self, stage, X, fit_rows, scores, labeled, seed, working_memory):
+        """Fit the neighbour stage on the fitting rows; return every row's stage scores.
+
+        ``stage`` (a :class:`~pyod_odim.neighbor_stage.CleanedNeighborStage`,
+        kept as :attr:`stage`) takes its reference rows from the fitting rows
+        of ``X`` (raw, all rows when ``fit_rows`` is None), leaving out the
+        known outliers ``labeled`` (over the fitting rows, or None); ``scores``
+        are ODIM's scores of every row, ``seed`` seeds the reference subset.
+        Rows outside a ``max_fit_rows`` sample are then scored as new rows,
+        chunk by chunk under ``working_memory``.
+        """
+        self.stage = stage
+        fit_scores = scores if fit_rows is None else scores[fit_rows]
+        rows = stage.reference_rows(fit_scores, seed, None if labeled is None else ~labeled)
+        source = rows if fit_rows is None else fit_rows[rows]
+        # Scaled chunk by chunk straight into float32: no float64 copy of the rows.
+        reference = np.empty((len(source), X.shape[1]), dtype=np.float32)
+        stage.set_reference(_by_chunks(X, working_memory,
+                                       lambda part: self.scaling.transform(dense(X[source[part]])),
+                                       out=reference))
+        del reference
+        # Distances chunk by chunk: no scaled copy of every row.
+        distance = _by_chunks(X, working_memory,
+                              lambda part: stage.distance(self.scaling.transform(dense(X[part]))))
+        stage.fit_moments(fit_scores, distance if fit_rows is None else distance[fit_rows])
+        return stage.combine(scores, distance)
 
     def fit_neighbors(self, neighbors, X, fit_rows, scores, labeled, working_memory):
         """Fit the known outliers' neighbour blend; return the blended training scores.
@@ -541,6 +596,19 @@ class FittedScorer:
         return blended
 
 
+def _by_chunks(X, working_memory, score_rows, out=None):
+    """``score_rows(rows)`` over row slices sized by ``working_memory`` for ``X``'s width.
+
+    The slices cover ``X``'s rows, or ``out``'s (filled in place) when given.
+    """
+    chunk = rows_per_chunk(working_memory, scoring_row_bytes(X.shape[1], 1, X.dtype.itemsize,
+                                                          is_sparse(X)))
+    out = np.empty(X.shape[0]) if out is None else out
+    for rows in chunk_slices(out.shape[0], chunk):
+        out[rows] = score_rows(rows)
+    return out
+
+
 
 def _split_layers(name, flat, shapes):
     """Per-layer views of one flat parameter array, its size checked against ``shapes``."""
@@ -550,6 +618,25 @@ def _split_layers(name, flat, shapes):
                          f"architecture needs float32[{sum(sizes)}]")
     bounds = np.cumsum([0] + sizes)
     return [flat[a:b].reshape(shape) for a, b, shape in zip(bounds[:-1], bounds[1:], shapes)]
+
+
+def _stored_stage(fields, arrays, n_features):
+    """The neighbour stage of a model file, or None (also for files from before it)."""
+    settings = fields.get("stage")
+    if settings is None:
+        return None
+    try:
+        stage = CleanedNeighborStage(float(settings["share"]), int(settings["n_neighbors"]),
+                                     int(settings["max_reference"]))
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("malformed stage entry") from None
+    reference = stored_array(arrays, "stage/reference")
+    moments = stored_array(arrays, "stage/moments")
+    if reference.ndim != 2 or reference.shape[1] != n_features or reference.shape[0] < 1:
+        raise ValueError("stage/reference does not match the features")
+    if moments.shape != (4,) or not (moments[[1, 3]] > 0).all():
+        raise ValueError("stage/moments is malformed")
+    return stage.set_reference(reference, moments)
 
 
 def _stored_neighbors(fields, arrays, n_features):

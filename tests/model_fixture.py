@@ -6,7 +6,8 @@ with the pyod-odim of the day, in model format version ``N``;
 labels and probabilities that model gave them then. Version 1 was written
 by pyod-odim 0.1.0 at commit 645127e (one ``.npy`` per array), version 2
 by the one that packs all arrays into ``arrays.bin``, version 3 by the one
-that adds the metadata's digest. Every later version
+that adds the metadata's digest, version 4 by the one that adds the
+neighbour stage (``score_stage``). Every later version
 must load every fixture and give the same values
 (``tests/test_model_file.py``). Never regenerate a fixture to make that
 test pass: a new format version gets a new fixture beside the others,
@@ -18,7 +19,7 @@ import os
 import numpy as np
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-VERSIONS = (1, 2, 3)
+VERSIONS = (1, 2, 3, 4)
 
 
 def model_path(version):

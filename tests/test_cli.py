@@ -355,6 +355,8 @@ def test_model_files_load_safely_and_pickles_only_when_trusted(tmp_path, data, c
     assert "cannot load a model" in err and "--trust-pickle" in err
     assert cli.main(["score", str(csv), "--model", str(pickled), "--trust-pickle",
                      "-o", str(out)]) == 0
-    np.testing.assert_allclose(np.load(out)[:, 0], fitted.decision_function(X), rtol=1e-6)
+    # The CSV holds 6 decimals; the neighbour stage's scores are of order 1, some near 0.
+    np.testing.assert_allclose(np.load(out)[:, 0], fitted.decision_function(X), rtol=1e-6,
+                               atol=1e-5)
     assert cli.main(["score", str(csv), "--trust-pickle", *FAST]) == 1
     assert "--trust-pickle applies only with --model" in capsys.readouterr().err

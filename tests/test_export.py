@@ -66,11 +66,13 @@ def test_torchscript_matches_decision_function(fitted, tmp_path):
     single = torch.jit.load(str(tmp_path / "m32.pt"))
     eager = ODIM(**dict(clf.get_params(), engine="eager"))
     eager.scorer_ = clf.scorer_
-    # Rows with an overshoot cost differ in the float64 sum's rounding only.
+    # Rows with an overshoot cost differ in the float64 sum's rounding only; the
+    # neighbour stage's distances (a product against a tree search) in the last bits.
     inside = clf.scorer_.scale_with_cost(X)[1] == 0
     got32, want32 = single(torch.from_numpy(X)).numpy(), eager._score_samples(X)
-    np.testing.assert_array_equal(got32[inside], want32[inside])
-    np.testing.assert_allclose(got32, want32, rtol=1e-13)
+    if clf.scorer_.stage is None:
+        np.testing.assert_array_equal(got32[inside], want32[inside])
+    np.testing.assert_allclose(got32, want32, rtol=1e-13, atol=0 if clf.scorer_.stage is None else 1e-11)
     assert_parity(single(torch.from_numpy(X)).numpy(), clf.decision_function(X), rtol=1e-4)
     with pytest.raises(ValueError, match="precision"):
         clf.to_torchscript(tmp_path / "bad.pt", precision="float16")

@@ -6,8 +6,9 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from pyod_odim import ODIM, kernels
 
+# The likelihood's split; the neighbour stage's is tested in test_neighbor_stage.py.
 FAST = dict(n_estimators=3, n_samples_iwae=16, patience=3, check_every=5, max_updates=120,
-            min_updates=0, random_state=0)
+            min_updates=0, random_state=0, score_stage="paper")
 ENGINES = ["eager"] + (["kernel"] if kernels.AVAILABLE else [])
 
 

@@ -333,7 +333,7 @@ def test_unfitted_cannot_be_saved(tmp_path):
         ODIM().save(tmp_path / "m.odim")
 
 
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", (1, 2, 3))  # written before the rename
 def test_a_stored_compile_parameter_loads_as_engine(version):
     # Files written before the parameter was renamed store it as "compile".
     with zipfile.ZipFile(model_path(version)) as archive:

@@ -10,7 +10,7 @@ from pyod_odim import ODIM, kernels, network
 from pyod_odim.defaults import FLOOR_SHARE, WIDE_FEATURES, likelihood_for_data
 
 FAST = dict(n_estimators=3, n_samples_iwae=16, patience=3, check_every=10, max_updates=300,
-            min_updates=50, random_state=0, likelihood="rectified")
+            min_updates=50, random_state=0, likelihood="rectified", score_stage="paper")
 
 
 def test_log_normal_cdf_matches_log_ndtr():

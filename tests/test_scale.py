@@ -183,7 +183,8 @@ def test_float32_scoring_holds_no_float64_copy():
 def test_float32_and_float64_inputs_score_alike(X):
     clf = ODIM(**FAST).fit(X)
     assert_allclose(
-        clf.decision_function(X.astype(np.float32)), clf.decision_function(X), rtol=1e-4
+        clf.decision_function(X.astype(np.float32)), clf.decision_function(X), rtol=1e-4,
+        atol=1e-4,  # the neighbour stage's scores are of order 1, some near 0
     )
     fitted32 = ODIM(**FAST).fit(X.astype(np.float32))
     assert fitted32.decision_scores_.dtype == np.float64
@@ -211,8 +212,13 @@ def test_fit_holds_no_copy_of_the_input():
         tracemalloc.stop()
     assert np.isfinite(clf.decision_scores_).all()
     # NumPy temporaries only (torch's own allocations are not traced): a
-    # scaled float64 copy of the input alone would be big.nbytes.
-    assert peak < big.nbytes // 4, (peak, big.nbytes)
+    # scaled float64 copy of the input alone would be big.nbytes. The
+    # neighbour stage keeps its reference rows (a subset of at most
+    # neighbor_stage.MAX_REFERENCE rows): float32, and the search's float64
+    # copy with its float64 source while it is built, 20 bytes a value.
+    reference = clf.scorer_.stage.reference_
+    assert reference.shape[0] <= 0.85 * big.shape[0]
+    assert peak < big.nbytes // 4 + 20 * reference.size, (peak, big.nbytes, reference.size)
 
 
 @pytest.mark.parametrize("layout", ["fortran", "strided"])
