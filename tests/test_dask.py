@@ -118,8 +118,12 @@ def test_shipped_model_is_small_and_original_untouched(clf, X):
     # No per-row state travels: the sizes do not grow with the training rows,
     # beyond the neighbour stage's reference rows (a subset capped at
     # neighbor_stage.MAX_REFERENCE rows).
-    sizes = [len(pickle.dumps(PartitionScorer(m))) - m.scorer_.stage.reference_.nbytes
-             for m in (clf, bigger)]
+    def shipped(m):
+        stage = m.scorer_.stage
+        return len(pickle.dumps(PartitionScorer(m))) - (0 if stage is None else
+                                                        stage.reference_.nbytes)
+
+    sizes = [shipped(m) for m in (clf, bigger)]
     assert max(sizes) < 100_000 and abs(sizes[0] - sizes[1]) < 5_000, sizes
     assert len(pickle.dumps(bigger)) > sizes[1] + 5 * N * 8
     assert clf.decision_scores_.shape == (N,)
