@@ -3,8 +3,9 @@
 * ``pyod_odim._gmm``: the GMM-2 selector; without it ``pyod_odim.gmm``
   falls back to NumPy (with a RuntimeWarning at import).
 * ``pyod_odim._iwae``: fused CPU kernels of the IWAE ensemble (scoring,
-  per-feature contributions and training updates; a generic and an AVX2+FMA
-  build of the hot loops, chosen at run time); without it
+  per-feature contributions and training updates; a generic, an AVX2+FMA
+  and an AVX-512/AMX build of the hot loops, chosen at run time, the last
+  for updates with bfloat16 products); without it
   ``pyod_odim.kernels`` reports itself unavailable and fits run on PyTorch
   alone.
 
@@ -90,10 +91,11 @@ ext_modules = [
             "csrc/iwae.cpp",
             "csrc/iwae_kernel_generic.cpp",
             "csrc/iwae_kernel_avx2.cpp",
+            "csrc/iwae_kernel_amx.cpp",
         ],
         include_dirs=["csrc"],
         depends=["csrc/iwae.hpp", "csrc/iwae_likelihood.hpp", "csrc/iwae_plan.hpp",
-                 "csrc/iwae_kernel.inc",
+                 "csrc/iwae_kernel.inc", "csrc/iwae_amx.inc",
                  "csrc/openmp_info.hpp"],
         cxx_std=17,
         optional=True,

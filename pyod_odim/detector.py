@@ -13,7 +13,7 @@ from . import gmm, model_file, network, thresholds
 from ._device import cpu_fast_math, resolve_device
 from ._threads import resolve_n_jobs, torch_threads
 from ._validation import FLOAT_DTYPES, check_samples, column_names, seed_from, stored_field
-from .defaults import check_parameters, training_config
+from .defaults import check_parameters, resolve_precision, training_config
 from .engines import make_engine
 from .known_outliers import check_labels, label_aware_criterion
 from .neighbors import NeighborScorer
@@ -151,6 +151,12 @@ class ODIM(BaseDetector):
         tens of seconds on a new shape), "eager" plain PyTorch ("none" is an
         alias). "auto": the kernels on the CPU when built, else eager.
 
+    precision : {"auto", "float32", "bfloat16"}, optional (default="auto")
+        The training updates' products: "bfloat16" rounds their operands to
+        bfloat16 and accumulates in float32 (AMX tiles on the CPU), all else
+        float32. "auto": bfloat16 above 256 features where the CPU has AMX
+        with AVX512-BF16 (or on CUDA), else float32 (docs/parameters.md).
+
     device : str, torch.device or None, optional (default=None)
         Training device; ``None`` uses CUDA when available, else the CPU.
 
@@ -203,9 +209,10 @@ class ODIM(BaseDetector):
     n_updates_ : int
         Updates run before every member stopped.
 
-    gmm_backend_, device_, engine_, likelihood_ : str
+    gmm_backend_, device_, engine_, likelihood_, precision_ : str
         What ran the GMM-2 fits ("cpp" or "numpy"), the device, what ran the
-        network ("kernel", "inductor" or "eager"), the decoder distribution.
+        network ("kernel", "inductor" or "eager"), the decoder distribution,
+        the training products' precision ("float32" or "bfloat16").
 
     timings_ : dict
         Seconds spent in "train", "score" (checks), "gmm", "final_score".
@@ -241,8 +248,9 @@ class ODIM(BaseDetector):
                  latent_dim=None, likelihood="auto", batch_norm=True, distance="sigma",
                  selection_size="auto", combination="mean", use_labels=False, cubo_weight=1.0,
                  cubo_order=2.0, label_selection="rank", neighbor_weight=0.8, n_neighbors=5,
-                 inlier_quantile=0.7, engine="auto", device=None, n_jobs=1, random_state=None,
-                 verbose=0, max_fit_rows=None, working_memory=256, scaling_fence=1000.0):
+                 inlier_quantile=0.7, engine="auto", precision="auto", device=None, n_jobs=1,
+                 random_state=None, verbose=0, max_fit_rows=None, working_memory=256,
+                 scaling_fence=1000.0):
         super().__init__(contamination=contamination)
         self.n_estimators = n_estimators
         self.n_samples_iwae = n_samples_iwae
@@ -270,7 +278,7 @@ class ODIM(BaseDetector):
         self.neighbor_weight = neighbor_weight
         self.n_neighbors = n_neighbors
         self.inlier_quantile = inlier_quantile
-        self.engine = engine
+        self.engine, self.precision = engine, precision
         self.device = device
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -313,6 +321,7 @@ class ODIM(BaseDetector):
         del X_fit  # the scaled copy is all training needs
         engine = make_engine(self.engine, device, arch, config.likelihood, config.cubo_weight,
                              config.cubo_order, config.n_threads)
+        engine.precision = resolve_precision(self.precision, engine.name, device, arch.n_features)
         with torch_threads(config.n_threads), cpu_fast_math(device):
             result, detached = self._train(X_scaled, fit_costs, labeled, arch, config, engine,
                                            seed)
@@ -320,7 +329,7 @@ class ODIM(BaseDetector):
             scores = self._score_training_rows(scorer, result, X, X_scaled, fit_costs, fit_rows,
                                                detached, engine, X_reference, config.n_threads)
             final_seconds = time.perf_counter() - started
-        self._keep_training_state(scorer, result, config.likelihood, device, engine.name,
+        self._keep_training_state(scorer, result, config.likelihood, device, engine,
                                   final_seconds)
         self.likelihood_scores_ = scores
         self.decision_scores_ = self._blend_known_outliers(X, fit_rows, scores, labeled,
@@ -380,15 +389,15 @@ class ODIM(BaseDetector):
                                           working_memory=self.working_memory)
         return scores
 
-    def _keep_training_state(self, scorer, result, likelihood, device, engine_name,
-                             final_seconds):
+    def _keep_training_state(self, scorer, result, likelihood, device, engine, final_seconds):
         """Set the fitted attributes that describe the training run."""
         self.scorer_ = scorer
         self.history_ = {"update": result.check_updates, "distance": result.check_distances,
                          "raw_distance": result.check_raw}
         self.best_update_, self.best_distance_ = result.best_update, result.best_distance
         self.n_updates_, self.gmm_backend_ = result.n_updates, gmm.BACKEND
-        self.device_, self.engine_, self.likelihood_ = str(device), engine_name, likelihood
+        self.device_, self.engine_, self.likelihood_ = str(device), engine.name, likelihood
+        self.precision_ = engine.precision
         self.timings_ = dict(result.timings, final_score=final_seconds)
 
     def _blend_known_outliers(self, X, fit_rows, scores, labeled, n_threads):
@@ -551,6 +560,7 @@ class ODIM(BaseDetector):
             feature_names=None if names is None else [str(n) for n in names],
             fitted={"n_updates": int(self.n_updates_), "gmm_backend": str(self.gmm_backend_),
                     "device": str(self.device_), "engine": str(self.engine_),
+                    "precision": str(self.precision_),
                     "timings": {k: float(v) for k, v in self.timings_.items()}})
         return arrays, fields
 
@@ -591,6 +601,7 @@ class ODIM(BaseDetector):
         estimator.device_ = str(fitted.get("device", "cpu"))
         estimator.engine_ = str(fitted.get("engine", fitted.get("compile", "")))
         estimator.likelihood_ = scorer.likelihood
+        estimator.precision_ = str(fitted.get("precision", "float32"))
         estimator.timings_ = dict(fitted.get("timings", {}))
         return estimator
 
