@@ -152,10 +152,8 @@ class ODIM(BaseDetector):
         alias). "auto": the kernels on the CPU when built, else eager.
 
     precision : {"auto", "float32", "bfloat16"}, optional (default="auto")
-        The training updates' products: "bfloat16" rounds their operands to
-        bfloat16 and accumulates in float32 (AMX tiles on the CPU), all else
-        float32. "auto": bfloat16 above 256 features where the CPU has AMX
-        with AVX512-BF16 (or on CUDA), else float32 (docs/parameters.md).
+        Training products in bfloat16 with float32 accumulation, or float32;
+        "auto": bfloat16 above 256 features on AMX or CUDA (docs/parameters.md).
 
     device : str, torch.device or None, optional (default=None)
         Training device; ``None`` uses CUDA when available, else the CPU.
@@ -210,9 +208,8 @@ class ODIM(BaseDetector):
         Updates run before every member stopped.
 
     gmm_backend_, device_, engine_, likelihood_, precision_ : str
-        What ran the GMM-2 fits ("cpp" or "numpy"), the device, what ran the
-        network ("kernel", "inductor" or "eager"), the decoder distribution,
-        the training products' precision ("float32" or "bfloat16").
+        What ran the GMM-2 fits ("cpp" or "numpy"), the device, the network
+        ("kernel", "inductor" or "eager"), the decoder, the training products.
 
     timings_ : dict
         Seconds spent in "train", "score" (checks), "gmm", "final_score".
@@ -242,15 +239,14 @@ class ODIM(BaseDetector):
     """
 
     def __init__(self, contamination=0.1, n_estimators=None, n_samples_iwae=50,
-                 n_samples_train="auto", n_samples_check=None, check_every=10,
-                 patience="auto", max_updates=5000, min_updates="auto", smoothing=3,
-                 checkpoint="auto", batch_size=128, lr="auto", hidden_sizes=None,
-                 latent_dim=None, likelihood="auto", batch_norm=True, distance="sigma",
-                 selection_size="auto", combination="mean", use_labels=False, cubo_weight=1.0,
-                 cubo_order=2.0, label_selection="rank", neighbor_weight=0.8, n_neighbors=5,
-                 inlier_quantile=0.7, engine="auto", precision="auto", device=None, n_jobs=1,
-                 random_state=None, verbose=0, max_fit_rows=None, working_memory=256,
-                 scaling_fence=1000.0):
+                 n_samples_train="auto", n_samples_check=None, check_every=10, patience="auto",
+                 max_updates=5000, min_updates="auto", smoothing=3, checkpoint="auto",
+                 batch_size=128, lr="auto", hidden_sizes=None, latent_dim=None, likelihood="auto",
+                 batch_norm=True, distance="sigma", selection_size="auto", combination="mean",
+                 use_labels=False, cubo_weight=1.0, cubo_order=2.0, label_selection="rank",
+                 neighbor_weight=0.8, n_neighbors=5, inlier_quantile=0.7, engine="auto",
+                 precision="auto", device=None, n_jobs=1, random_state=None, verbose=0,
+                 max_fit_rows=None, working_memory=256, scaling_fence=1000.0):
         super().__init__(contamination=contamination)
         self.n_estimators = n_estimators
         self.n_samples_iwae = n_samples_iwae
@@ -323,14 +319,12 @@ class ODIM(BaseDetector):
                              config.cubo_order, config.n_threads)
         engine.precision = resolve_precision(self.precision, engine.name, device, arch.n_features)
         with torch_threads(config.n_threads), cpu_fast_math(device):
-            result, detached = self._train(X_scaled, fit_costs, labeled, arch, config, engine,
-                                           seed)
+            result, detached = self._train(X_scaled, fit_costs, labeled, arch, config, engine, seed)
             started = time.perf_counter()
             scores = self._score_training_rows(scorer, result, X, X_scaled, fit_costs, fit_rows,
                                                detached, engine, X_reference, config.n_threads)
             final_seconds = time.perf_counter() - started
-        self._keep_training_state(scorer, result, config.likelihood, device, engine,
-                                  final_seconds)
+        self._keep_training_state(scorer, result, config.likelihood, device, engine, final_seconds)
         self.likelihood_scores_ = scores
         self.decision_scores_ = self._blend_known_outliers(X, fit_rows, scores, labeled,
                                                            config.n_threads)
@@ -396,9 +390,8 @@ class ODIM(BaseDetector):
                          "raw_distance": result.check_raw}
         self.best_update_, self.best_distance_ = result.best_update, result.best_distance
         self.n_updates_, self.gmm_backend_ = result.n_updates, gmm.BACKEND
-        self.device_, self.engine_, self.likelihood_ = str(device), engine.name, likelihood
-        self.precision_ = engine.precision
-        self.timings_ = dict(result.timings, final_score=final_seconds)
+        self.device_, self.engine_, self.precision_ = str(device), engine.name, engine.precision
+        self.likelihood_, self.timings_ = likelihood, dict(result.timings, final_score=final_seconds)
 
     def _blend_known_outliers(self, X, fit_rows, scores, labeled, n_threads):
         """The training scores blended with the known outliers' neighbour ratio, if any."""
@@ -601,7 +594,7 @@ class ODIM(BaseDetector):
         estimator.device_ = str(fitted.get("device", "cpu"))
         estimator.engine_ = str(fitted.get("engine", fitted.get("compile", "")))
         estimator.likelihood_ = scorer.likelihood
-        estimator.precision_ = str(fitted.get("precision", "float32"))
+        estimator.precision_ = str(fitted.get("precision", "float32"))  # older files: float32
         estimator.timings_ = dict(fitted.get("timings", {}))
         return estimator
 
