@@ -53,7 +53,9 @@ class OptionalOpenMPBuildExt(_pybind11_build_ext):
             )
 
     def _build_first_that_works(self, ext, base_compile, base_link):
-        """Build with OpenMP, else without; return False if neither works."""
+        """Build with OpenMP, else without; then, for the IWAE kernels, the
+        same again without their AMX build (a compiler or assembler that
+        refuses the AVX-512/AMX target); return False if none works."""
         is_msvc = self.compiler.compiler_type == "msvc"
         flags = base_compile + (_MSVC_FLAGS if is_msvc else _UNIX_FLAGS)
         openmp = ["/openmp"] if is_msvc else ["-fopenmp"]
@@ -61,6 +63,10 @@ class OptionalOpenMPBuildExt(_pybind11_build_ext):
             ("with OpenMP", openmp, [] if is_msvc else openmp),
             ("without OpenMP", [], []),
         ]
+        if ext.name == "pyod_odim._iwae":
+            no_amx = ["/DIWAE_NO_AMX_BUILD"] if is_msvc else ["-DIWAE_NO_AMX_BUILD"]
+            attempts += [(f"{label}, without the AMX build", compile_extra + no_amx, link_extra)
+                         for label, compile_extra, link_extra in attempts]
         for label, compile_extra, link_extra in attempts:
             ext.extra_compile_args = flags + compile_extra
             ext.extra_link_args = base_link + link_extra

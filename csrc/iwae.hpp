@@ -117,7 +117,8 @@ void train_step(const Shape& shape, const Params& params, const Batch& batch,
 
 bool openmp_enabled();
 int default_threads();
-// Code path of the hot loops on this CPU: "avx2+fma" or "generic".
+// Code path of the hot loops on this CPU: "avx2+fma" or "generic" (float32;
+// bfloat16 updates run the AMX build where bf16_available()).
 const char* isa();
 
 // Whether the AVX2 build may be used where the CPU has it (default true);

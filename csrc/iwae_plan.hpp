@@ -243,7 +243,7 @@ inline Bf16Buffers carve_bf16(const Dims& dm, Arena& a, const PassInput& in,
 }
 
 // The entry points every instruction-set build provides (namespaces
-// kernel_generic and kernel_avx2).
+// kernel_generic, kernel_avx2 and kernel_amx).
 #define IWAE_DECLARE_KERNELS(ns)                                             \
   namespace ns {                                                             \
   void score_block(const Dims& dims, const Net& net, const float* x,         \
@@ -265,8 +265,9 @@ IWAE_DECLARE_KERNELS(kernel_generic)
 #define IWAE_HAVE_AVX2_BUILD 1
 IWAE_DECLARE_KERNELS(kernel_avx2)
 #endif
-// GCC 11 and Clang 12 know the AMX and AVX512-BF16 targets.
-#if defined(__x86_64__) && \
+// GCC 11 and Clang 12 know the AMX and AVX512-BF16 targets; setup.py
+// defines IWAE_NO_AMX_BUILD when the toolchain still refuses them.
+#if defined(__x86_64__) && !defined(IWAE_NO_AMX_BUILD) && \
     ((defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && __GNUC__ >= 11))
 #define IWAE_HAVE_AMX_BUILD 1
 IWAE_DECLARE_KERNELS(kernel_amx)

@@ -10,7 +10,8 @@ Three entry points mirror :mod:`pyod_odim.network` on the CPU:
   (:func:`pyod_odim.network.feature_nll`);
 * :func:`train_step`: one update's forward and backward pass, writing the
   gradients into the parameters' ``.grad`` and updating the running
-  statistics in place.
+  statistics in place; with ``bf16=True`` its products run in bfloat16 on
+  the CPU's AMX tiles (:func:`bf16_units`).
 
 Each takes the ensemble's parameters whole (a
 :class:`pyod_odim.network.Parameters`, or the parameter dict) and the
