@@ -48,8 +48,8 @@ commands run back to back. Sections:
   the update counts against them), and PyTorch's batched matmul of the same
   products (forward, weight and input gradients of every layer) in float32
   and in bfloat16 (operands cast beforehand, and with the casts of the
-  operands in and of the results out counted). One thread; the four
-  alternate, each a median of 20 calls, over 3 rounds; the table gives the
+  operands in and of the results out counted). One thread, subnormals
+  flushed to zero as in a fit; the five alternate, each a median of 20 calls, over 3 rounds; the table gives the
   median of the rounds.
 * ``precision``: default fits of every shared embedding set with
   ``precision="float32"`` and ``"bfloat16"`` in turn (``--repeats`` pairs,
@@ -79,6 +79,7 @@ from _common import (
 )
 import pyod_odim
 from pyod_odim import ODIM, gmm, kernels, network
+from pyod_odim._device import cpu_fast_math
 from pyod_odim._threads import torch_threads
 from pyod_odim.engines import Batch, KernelEngine, TorchEngine
 from pyod_odim.training import LiveMembers
@@ -349,7 +350,8 @@ def section_products(rounds=3, calls=20):
     runs.update({"torch bmm float32": matmuls(f32), "torch bmm bfloat16": matmuls(b16),
                  "torch bmm bfloat16 with casts": matmuls(f32, cast=True)})
     seconds = {label: [] for label in runs}
-    with torch_threads(1):
+    # Subnormals flushed, as in a fit (pyod_odim._device.cpu_fast_math).
+    with torch_threads(1), cpu_fast_math(torch.device("cpu")):
         for run in runs.values():
             run()
         for _ in range(rounds):
