@@ -8,8 +8,11 @@
   for updates with bfloat16 products); without it
   ``pyod_odim.kernels`` reports itself unavailable and fits run on PyTorch
   alone.
+* ``pyod_odim._crc32``: the CRC-32 that checks a model file as it loads;
+  without it ``pyod_odim.model_file`` uses ``zlib.crc32`` (same value,
+  slower).
 
-Metadata lives in pyproject.toml. Both extensions are optional: OpenMP is
+Metadata lives in pyproject.toml. Every extension is optional: OpenMP is
 tried first and dropped if the compiler rejects it, and an extension that
 cannot be built at all leaves the install working.
 
@@ -103,6 +106,12 @@ ext_modules = [
         depends=["csrc/iwae.hpp", "csrc/iwae_likelihood.hpp", "csrc/iwae_plan.hpp",
                  "csrc/iwae_kernel.inc", "csrc/iwae_amx.inc",
                  "csrc/openmp_info.hpp"],
+        cxx_std=17,
+        optional=True,
+    ),
+    Pybind11Extension(
+        "pyod_odim._crc32",
+        sources=["csrc/crc32.cpp"],
         cxx_std=17,
         optional=True,
     ),

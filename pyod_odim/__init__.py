@@ -22,14 +22,17 @@ def __getattr__(name):
     raise AttributeError(f"module 'pyod_odim' has no attribute {name!r}")
 
 
-def load(path, verify=False):
+def load(path, verify=True):
     """Read a detector saved by :meth:`pyod_odim.ODIM.save`; no code from the file runs.
 
     Parameters
     ----------
     path : str or os.PathLike
-    verify : bool, default=False
-        Also check the CRC-32 checksum of the arrays (:mod:`pyod_odim.model_file`).
+    verify : bool, default=True
+        Check the CRC-32 checksum of the arrays; False skips that one pass
+        over the file's bytes. The metadata's digest, the shapes and the
+        range of every value are checked either way
+        (:mod:`pyod_odim.model_file`).
 
     Returns
     -------
@@ -47,9 +50,9 @@ def load(path, verify=False):
     from . import model_file
     from .detector import ODIM
 
-    fields, arrays = model_file.load(path, verify)
+    fields, arrays, extremes = model_file.load(path, verify)
     try:
-        return ODIM._from_fitted_state(fields, arrays)
+        return ODIM._from_fitted_state(fields, arrays, extremes)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
 

@@ -15,13 +15,13 @@ from ._threads import resolve_n_jobs, torch_threads
 from ._validation import FLOAT_DTYPES, check_samples, column_names, seed_from, stored_field
 from .defaults import check_parameters, resolve_precision, training_config
 from .engines import make_engine
-from .known_outliers import check_labels, label_aware_criterion
+from .known_outliers import check_labels
 from .neighbors import NeighborScorer
-from .progress import make_progress
+from .parameter_bounds import check_parameter_range
 from .sampling import fitting_rows, reference_rows
 from .scaling import FeatureScaling
 from .scorer import FittedScorer
-from .training import train_ensemble
+from .training import train_members
 
 
 class ODIM(BaseDetector):
@@ -152,8 +152,7 @@ class ODIM(BaseDetector):
         alias). "auto": the kernels on the CPU when built, else eager.
 
     precision : {"float32", "bfloat16", "auto"}, optional (default="float32")
-        Training products in bfloat16 with float32 accumulation, or float32;
-        "auto": bfloat16 above 256 features on AMX or CUDA (docs/parameters.md).
+        Training products' precision; "auto": bfloat16 if wide (docs/parameters.md).
 
     device : str, torch.device or None, optional (default=None)
         Training device; ``None`` uses CUDA when available, else the CPU.
@@ -319,7 +318,8 @@ class ODIM(BaseDetector):
                              config.cubo_order, config.n_threads)
         engine.precision = resolve_precision(self.precision, engine.name, device, arch.n_features)
         with torch_threads(config.n_threads), cpu_fast_math(device):
-            result, detached = self._train(X_scaled, fit_costs, labeled, arch, config, engine, seed)
+            result, detached = train_members(X_scaled, fit_costs, labeled, arch, config, engine,
+                                             seed, self.label_selection, self.verbose)
             started = time.perf_counter()
             scores = self._score_training_rows(scorer, result, X, X_scaled, fit_costs, fit_rows,
                                                detached, engine, X_reference, config.n_threads)
@@ -347,28 +347,6 @@ class ODIM(BaseDetector):
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
         return X, labeled
-
-    def _train(self, X_scaled, fit_costs, labeled, arch, config, engine, seed):
-        """Train the ensemble; also whether the rows were clamped for it."""
-        generator = torch.Generator(device=X_scaled.device)
-        generator.manual_seed(seed)
-        labeled_index = criterion = None
-        if labeled is not None and labeled.any():
-            labeled_index = torch.as_tensor(np.flatnonzero(labeled), device=X_scaled.device)
-            if self.label_selection == "rank":
-                criterion = label_aware_criterion(labeled, config.distance, config.n_threads)
-        # Training and the checks see values detached by the fence at the
-        # bounds (the scoring box would let them dominate every loss).
-        detached = bool(fit_costs.any()) or bool(
-            ((X_scaled < 0.0) | (X_scaled > 1.0)).any().item())
-        progress = make_progress(self.verbose, config.max_updates)
-        try:
-            result = train_ensemble(X_scaled.clamp(0.0, 1.0) if detached else X_scaled, arch,
-                                    config, generator, engine, labeled_index=labeled_index,
-                                    selection_criterion=criterion, on_check=progress.update)
-        finally:
-            progress.close()
-        return result, detached
 
     def _score_training_rows(self, scorer, result, X, X_scaled, fit_costs, fit_rows, detached,
                              engine, X_reference, n_threads):
@@ -418,6 +396,25 @@ class ODIM(BaseDetector):
         check_is_fitted(self, ["scorer_", "decision_scores_"])
         X = check_samples(X, n_features=self.n_features_in_, dtype=FLOAT_DTYPES)
         return self._score_samples(X)
+
+    def predict_proba(self, X, method="linear", return_confidence=False):
+        """PyOD's ``predict_proba``, with outlier probability 1 for a ``+inf`` score.
+
+        A row a damaged model cannot score gets ``+inf``
+        (:meth:`pyod_odim.scorer.FittedScorer.combine`), which the
+        ``MinMaxScaler`` behind PyOD's ``method="linear"`` refuses.
+
+        Parameters
+        ----------
+        X, method, return_confidence
+            As for :meth:`pyod.models.base.BaseDetector.predict_proba`.
+        """
+        if method != "linear":
+            return super().predict_proba(X, method=method, return_confidence=return_confidence)
+        check_is_fitted(self, ["decision_scores_", "threshold_", "labels_"])
+        probs = thresholds.linear_outlier_probability(
+            self.decision_scores_, self.decision_function(X), int(self._classes))
+        return (probs, self.predict_confidence(X)) if return_confidence else probs
 
     def feature_contributions(self, X):
         """Each feature's share of each row's outlier score.
@@ -558,12 +555,15 @@ class ODIM(BaseDetector):
         return arrays, fields
 
     @classmethod
-    def _from_fitted_state(cls, fields, arrays):
+    def _from_fitted_state(cls, fields, arrays, extremes=None):
         """A fitted ODIM from :meth:`_get_fitted_state`'s output; ValueError if inconsistent.
 
-        The model file checked the arrays' finiteness; the rest is checked here.
+        The model file checked the arrays' finiteness; ``extremes`` (their
+        ``[min, max]`` by name, from the file's read) spares the range checks
+        of :func:`~pyod_odim.parameter_bounds.check_parameter_range` a pass.
         """
         scorer = FittedScorer.from_arrays(fields, arrays)
+        check_parameter_range(fields, scorer, extremes)
         state = thresholds.stored_labels_and_cut(fields, arrays)
         params = {("engine" if k == "compile" else k): (tuple(v) if isinstance(v, list) else v)
                   for k, v in stored_field(fields, "params", dict).items()}

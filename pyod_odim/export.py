@@ -6,7 +6,8 @@ computed as :class:`~pyod_odim.scorer.FittedScorer` computes them: the
 feature scaling in float64 (clipped to the network's box, with the
 overshoot cost beyond it), every member's negative IWAE bound under its
 fixed importance draws (batch normalization with the running statistics;
-in float64 by default, or float32), the members combined in float64. The network's arithmetic is
+in float64 by default, or float32), the members combined in float64, a
+score that is not finite (a damaged model's) as ``+inf``. The network's arithmetic is
 :func:`pyod_odim.network.log_importance_weights` itself, scripted, so the
 exports cannot drift from the package's PyTorch engine.
 
@@ -149,7 +150,10 @@ class ScorerModule(torch.nn.Module):
                 pieces.append(self._losses(inputs[start:start + self.chunk_rows]))
             losses = torch.cat(pieces, dim=1)
         combined = ((losses - self.member_mean) / self.member_std).mean(dim=0)
-        return combined + cost / self.cost_unit
+        scores = combined + cost / self.cost_unit
+        # As FittedScorer.combine: a row whose score is not finite (a damaged
+        # model's NaN or infinite loss) scores +inf, an outlier, never NaN.
+        return torch.where(torch.isfinite(scores), scores, torch.full_like(scores, float("inf")))
 
 
 def check_exportable(scorer):

@@ -8,7 +8,8 @@ gives and ``ODIM._from_fitted_state`` takes back (``ODIM.save`` and
 * ``meta.json``: the format name and version, the package, torch and NumPy
   versions that wrote it, the detector's parameters, the fitted scalars
   (threshold, contamination, architecture, feature names, diagnostics) and
-  the name, dtype and shape of every array;
+  the name, dtype and shape of every array, and (from format version 3 on)
+  ``digest``, the SHA-256 of the rest of the metadata (:func:`meta_digest`);
 * ``arrays.bin``: every array's bytes, one after another, each starting at
   a multiple of 64 bytes; ``meta.json`` gives each one's dtype (numeric
   only), shape and offset. Format version 1 stored one ``arrays/<name>.npy``
@@ -20,13 +21,23 @@ blob's size before its bytes are read, and the bytes become arrays with
 ``numpy.frombuffer`` (no pickle, no object arrays), in the spirit of the
 safetensors format. Every inconsistency, from a truncated archive to
 tampered shapes or non-finite parameters, raises a ``ValueError`` that
-names the file and the problem. ``load(path, verify=True)`` also checks
-the zip CRC-32 of the arrays, which catches flipped bits in values that
-are still finite; it is off by default because it costs more than the
-rest of the load, and neither pickle nor safetensors checks one. A file
-written by a newer format version is refused with a message naming both
-versions; files of this version and older keep loading in later versions
-(``tests/data/`` holds fixtures written by format versions 1 and 2).
+names the file and the problem. A damaged file never scores:
+
+* the zip CRC-32 of the arrays is checked (``load(path, verify=False)``
+  skips it), which catches flipped bits in values that are still finite;
+  zip itself checks the CRC-32 of ``meta.json``;
+* the metadata's ``digest`` is checked, so an edit of ``meta.json``
+  repacked with a valid zip CRC is refused too (a file of format version
+  3 without one is refused; versions 1 and 2 had none);
+* every parameter lies in the range training can produce
+  (:mod:`pyod_odim.parameter_bounds`, checked when the detector is
+  rebuilt), so a file whose parameters were scaled on purpose and its
+  checksums recomputed is refused as well.
+
+A file written by a newer format version is refused with a message naming
+both versions; files of this version and older keep loading in later
+versions (``tests/data/`` holds fixtures written by format versions 1, 2
+and 3).
 
 A file holds numbers, never code, so a detector fitted with a thresholder
 object as ``contamination`` (:mod:`pyod_odim.thresholds`) is saved by what
@@ -48,6 +59,7 @@ PyOD refuses such a ``contamination``.
 """
 
 import functools
+import hashlib
 import json
 import math
 import os
@@ -61,13 +73,21 @@ import numpy as np
 
 from ._version import __version__
 
+try:  # the compiled CRC-32 (PCLMULQDQ) is several times faster than zlib's
+    from ._crc32 import crc32 as _crc32
+except ImportError:  # the optional extension was not built: same value
+    _crc32 = zlib.crc32
+
 FORMAT_NAME = "pyod-odim-model"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """int: the format version this code writes; it reads this one and older ones."""
+DIGEST_SINCE = 3
+"""int: the first format version whose ``meta.json`` carries its ``digest``."""
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _META = "meta.json"
 _BLOB = "arrays.bin"
+_DIGEST = "digest"
 _ALIGN = 64
 _PIECE = 256 << 10  # bytes read and checked at a time: a multiple of _ALIGN that fits in L2
 # A zip local file header: signature, then fixed fields up to the name and
@@ -103,6 +123,7 @@ def save(path, arrays, fields):
         "pyod_odim": __version__, "torch": torch.__version__,
         "numpy": np.__version__, "python": platform.python_version(),
     }, arrays=specs, arrays_bytes=len(blob))
+    meta[_DIGEST] = meta_digest(meta)
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".odim-", suffix=".tmp", dir=folder)
@@ -157,18 +178,21 @@ def json_params(params):
 
 
 # ====================================================================== load
-def load(path, verify=False):
+def load(path, verify=True):
     """Read the fields and arrays of a model file; no code from the file runs.
 
     :func:`pyod_odim.load` rebuilds the detector from them
-    (``ODIM._from_fitted_state``, which checks them against each other).
+    (``ODIM._from_fitted_state``, which checks them against each other and
+    their values against the range training can produce).
 
     Parameters
     ----------
     path : str or os.PathLike
-    verify : bool, default=False
-        Also check the CRC-32 checksum of the arrays (module docstring).
-        Format version 1 files are always checked.
+    verify : bool, default=True
+        Check the CRC-32 checksum of the arrays (module docstring); False
+        skips that one pass over the file's bytes (format version 1 files
+        are always checked). The metadata's digest, every shape and every
+        value's range are checked either way.
 
     Returns
     -------
@@ -177,6 +201,9 @@ def load(path, verify=False):
     arrays : dict of str to ndarray
         Every array, finite where scoring needs it; format version 1
         parameters already in the current layout (one flat array per kind).
+    extremes : dict of str to list of float
+        ``[min, max]`` of the float arrays the read scanned, by name (the
+        range checks need no second pass over them).
 
     Raises
     ------
@@ -200,8 +227,10 @@ def load(path, verify=False):
             if meta["format_version"] == 1:
                 arrays = {name: _read_npy(archive, name, spec)
                           for name, spec in _array_specs(meta, with_offsets=False).items()}
+                extremes = {}
             else:
-                arrays = _read_blob(f, archive, meta, verify)  # finiteness checked on the way
+                # Finiteness checked, and each float array's extremes found, on the way.
+                arrays, extremes = _read_blob(f, archive, meta, verify)
     except ModelFileError as exc:
         raise ValueError(f"{path}: {exc}") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError) as exc:
@@ -212,7 +241,7 @@ def load(path, verify=False):
             arrays = _format1_as_current(meta, arrays)
         except ModelFileError as exc:
             raise ValueError(f"{path}: {exc}") from None
-    return meta, arrays
+    return meta, arrays, extremes
 
 
 class ModelFileError(Exception):
@@ -244,7 +273,45 @@ def _read_meta(archive):
             f"pyod-odim {__version__} reads format versions up to {FORMAT_VERSION}; "
             "upgrade pyod-odim to load it"
         )
+    _check_digest(meta)
     return meta
+
+
+def meta_digest(meta):
+    """The digest of a model file's metadata: SHA-256 of its canonical JSON.
+
+    The canonical JSON is ``meta`` without its ``digest`` entry, keys
+    sorted, no whitespace, ASCII only; parsing the file's ``meta.json`` and
+    writing it again that way gives the same text, so the digest does not
+    depend on how the file was indented.
+
+    Parameters
+    ----------
+    meta : dict
+        The metadata as :func:`json.loads` gives it.
+
+    Returns
+    -------
+    str
+        ``"sha256:"`` and 64 hexadecimal digits.
+    """
+    body = {key: value for key, value in meta.items() if key != _DIGEST}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sha256:" + hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def _check_digest(meta):
+    """Refuse metadata whose digest is missing (format version 3 on) or wrong."""
+    stored = meta.get(_DIGEST)
+    if stored is None:
+        if meta["format_version"] >= DIGEST_SINCE:
+            raise ModelFileError(f"{_META} has no {_DIGEST!r}, which format version "
+                                 f"{meta['format_version']} files carry: it was edited")
+        return
+    # A digest is checked whatever the version, so editing the version cannot skip it.
+    if stored != meta_digest(meta):
+        raise ModelFileError(f"{_META} does not match its {_DIGEST!r}: the metadata was "
+                             "edited or corrupted")
 
 
 def _is_count(n):
@@ -280,7 +347,14 @@ def _array_specs(meta, with_offsets=True):
 
 
 def _read_blob(f, archive, meta, verify):
-    """Format 2: every array as a view of one buffer read straight from the file."""
+    """Format 2 on: every array as a view of one buffer read straight from the file.
+
+    Returns
+    -------
+    arrays : dict of str to ndarray
+    extremes : dict of str to list of float
+        ``[min, max]`` of every float array that must be finite.
+    """
     specs = _array_specs(meta)
     size = meta.get("arrays_bytes")
     try:
@@ -309,11 +383,11 @@ def _read_blob(f, archive, meta, verify):
     for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
         if start < end:
             raise ModelFileError(f"arrays {first!r} and {second!r} overlap in {_BLOB}")
-    blob = _read_checked(f, size, [(a, b, specs[n][0], n) for a, b, n in spans
-                                   if specs[n][0].kind == "f" and _must_be_finite(n)],
-                         info.CRC if verify else None)
+    blob, extremes = _read_checked(f, size, [(a, b, specs[n][0], n) for a, b, n in spans
+                                             if specs[n][0].kind == "f" and _must_be_finite(n)],
+                                   info.CRC if verify else None)
     return {name: blob[start:end].view(specs[name][0]).reshape(specs[name][1])
-            for start, end, name in spans}
+            for start, end, name in spans}, extremes
 
 
 def _must_be_finite(name):
@@ -322,33 +396,49 @@ def _must_be_finite(name):
 
 
 def _read_checked(f, size, float_spans, crc):
-    """Read ``size`` bytes, checking finiteness (and the CRC) one cache-sized piece at a time.
+    """Read ``size`` bytes, checking the CRC and the floats one cache-sized piece at a time.
 
     Checking each piece right after it is read finds it still in cache:
     checking a large model's parameters after the whole read goes to
-    memory again and costs about as much as the read itself.
+    memory again and costs about as much as the read itself. Each float
+    span's minimum and maximum are gathered on the way: they are finite
+    exactly when every value is (NaN propagates through both), and they
+    are what the range checks need (:func:`check_parameter_range`).
+
+    Returns
+    -------
+    blob : ndarray of uint8
+    extremes : dict of str to list of float
+        ``[min, max]`` of each span.
     """
     blob = np.empty(size, np.uint8)  # not zero-filled: every byte is read over
     view = memoryview(blob)
     running, first = 0, 0
+    extremes = {}
     for lo in range(0, size, _PIECE):
         hi = min(lo + _PIECE, size)
         if f.readinto(view[lo:hi]) != hi - lo:
             raise ModelFileError(f"{_BLOB} is cut short")
         if crc is not None:
-            running = zlib.crc32(view[lo:hi], running)
+            running = _crc32(view[lo:hi], running)
         while first < len(float_spans) and float_spans[first][1] <= lo:
             first += 1  # spans wholly before this piece were checked
         for start, end, dtype, name in float_spans[first:]:
             if start >= hi:
                 break
             a, b = max(start, lo), min(end, hi)
+            if a == b:
+                continue
             # Pieces are multiples of 64 bytes, so each part starts at a whole value.
-            if not np.isfinite(blob[a:b].view(dtype)).all():
+            part = blob[a:b].view(dtype)
+            low, high = float(part.min()), float(part.max())
+            if not (math.isfinite(low) and math.isfinite(high)):
                 raise ModelFileError(f"array {name!r} holds non-finite values")
+            seen = extremes.setdefault(name, [low, high])
+            seen[0], seen[1] = min(seen[0], low), max(seen[1], high)
     if crc is not None and running != crc:
         raise ModelFileError(f"{_BLOB} fails its CRC-32 check: the file is corrupted")
-    return blob
+    return blob, extremes
 
 
 def _read_npy(archive, name, spec):

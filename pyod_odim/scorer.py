@@ -40,6 +40,28 @@ NEIGHBOR_ARRAYS = ("inlier_rows", "outlier_rows", "odim_sorted", "ratio_sorted")
 """tuple of str: the arrays of a fitted :class:`~pyod_odim.neighbors.NeighborScorer`."""
 
 
+def unscorable_to_inf(values):
+    """``values`` with every NaN or infinite entry set to ``+inf``, in place.
+
+    A loss that is not finite comes from parameters no fit produces (a
+    damaged model); ``+inf`` labels such a row an outlier, where NaN would
+    compare below every threshold and label it an inlier.
+
+    Parameters
+    ----------
+    values : ndarray of float
+
+    Returns
+    -------
+    values : ndarray
+        The same array.
+    """
+    bad = ~np.isfinite(values)
+    if bad.any():
+        values[bad] = np.inf
+    return values
+
+
 class FittedScorer:
     """Scores rows with a fitted ODIM ensemble.
 
@@ -265,7 +287,10 @@ class FittedScorer:
 
         The overshoot cost of values beyond the scaling bounds is in the
         unit of a loss; the standardized combination divides it by the
-        members' mean loss deviation, as it divides the losses.
+        members' mean loss deviation, as it divides the losses. A row whose
+        combined score is not finite (a member's loss is NaN or infinite:
+        parameters no fit produces) scores ``+inf``, so it is labelled an
+        outlier and never gets a NaN score.
         """
         if self.combination == "standardized":
             std = np.where(self.member_std > 0, self.member_std, 1.0)
@@ -273,7 +298,7 @@ class FittedScorer:
         scores = losses.mean(axis=0)
         if cost is not None:
             scores = scores + cost / self.cost_unit
-        return scores
+        return unscorable_to_inf(scores)
 
     @property
     def cost_unit(self):
@@ -347,7 +372,9 @@ class FittedScorer:
             for rows, x, losses, cost in self.member_losses(X, engine, chunk, device):
                 scores[rows] = self.combine(losses, cost)
                 if self.neighbors is not None:
-                    scores[rows] = self.neighbors.score(x, scores[rows])
+                    # A row the network cannot score stays +inf through the blend.
+                    blended = self.neighbors.score(x, scores[rows])
+                    scores[rows] = np.where(scores[rows] == np.inf, np.inf, blended)
         return scores
 
     def score_training_rows(self, X, X_scaled, fit_costs, fit_rows, fit_losses, engine,
@@ -471,7 +498,7 @@ class FittedScorer:
                 rest[rows] = r.mean(axis=0)
         if relative:
             out -= self.feature_reference
-        return out, rest
+        return unscorable_to_inf(out), unscorable_to_inf(rest)
 
     def fit_contribution_reference(self, X_sample, **score_options):
         """Set :attr:`feature_reference` and :attr:`contribution_quantiles` from fitting rows.

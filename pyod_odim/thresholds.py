@@ -439,3 +439,36 @@ def stored_labels_and_cut(fields, arrays):
     return {"scores": scores, "labels": labels.astype(int, copy=False),
             "threshold": float(threshold), "contamination": float(contamination),
             "score_moments": moments}
+
+
+def linear_outlier_probability(train_scores, scores, n_classes=2):
+    """PyOD's ``predict_proba(method="linear")`` that gives a ``+inf`` score probability 1.
+
+    Finite scores are min-max scaled by the training scores and clipped to
+    [0, 1], as PyOD does; ``+inf`` (a row a damaged model cannot score) is
+    an outlier with probability 1.
+
+    Parameters
+    ----------
+    train_scores : ndarray of shape (n_train,)
+        ``decision_scores_``.
+    scores : ndarray of shape (n_samples,)
+        The rows' scores; finite or ``+inf``.
+    n_classes : int, optional (default=2)
+
+    Returns
+    -------
+    probs : ndarray of shape (n_samples, n_classes)
+        ``[probability of normal, probability of outlier]`` per row.
+    """
+    from sklearn.preprocessing import MinMaxScaler
+
+    finite = np.isfinite(scores)
+    outlier = np.ones(scores.shape[0])
+    if finite.any():
+        scaler = MinMaxScaler().fit(np.reshape(train_scores, (-1, 1)))
+        outlier[finite] = scaler.transform(scores[finite].reshape(-1, 1)).ravel().clip(0, 1)
+    probs = np.zeros((scores.shape[0], n_classes))
+    probs[:, 1] = outlier
+    probs[:, 0] = 1 - outlier
+    return probs

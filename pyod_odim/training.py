@@ -27,6 +27,8 @@ import torch
 from . import network
 from .engines import Batch
 from .gmm import fit_gmm2
+from .known_outliers import label_aware_criterion
+from .progress import make_progress
 
 
 class TrainingConfig(NamedTuple):
@@ -441,3 +443,51 @@ def train_ensemble(
         if on_check is not None:
             on_check(fit.n_updates, int(fit.live.ids.size))
     return fit.result()
+
+
+def train_members(X_scaled, fit_costs, labeled, arch, config, engine, seed,
+                  label_selection="rank", verbose=0):
+    """Train the ensemble on a fit's scaled rows, as ``ODIM.fit`` does.
+
+    Parameters
+    ----------
+    X_scaled : Tensor of shape (n, d)
+        The scaled fitting rows, on the fit's device.
+    fit_costs : ndarray of shape (n,)
+        Each row's overshoot cost (:meth:`pyod_odim.scaling.FeatureScaling.scale_with_cost`).
+    labeled : ndarray of bool of shape (n,) or None
+        Known outliers (semi-supervised mode).
+    arch, config, engine
+        See :class:`EnsembleFit`.
+    seed : int
+        Seeds the generator of every draw.
+    label_selection : {"rank", "gmm"}, optional (default="rank")
+        With known outliers, ``"rank"`` chooses checkpoints by how high they
+        rank (:func:`pyod_odim.known_outliers.label_aware_criterion`).
+    verbose : int, optional (default=0)
+        A progress bar above 0.
+
+    Returns
+    -------
+    result : TrainingResult
+    detached : bool
+        Whether some rows lay beyond the scaling bounds: training and the
+        checks then saw them clamped to [0, 1] (the scoring box would let
+        them dominate every loss).
+    """
+    generator = torch.Generator(device=X_scaled.device)
+    generator.manual_seed(seed)
+    labeled_index = criterion = None
+    if labeled is not None and labeled.any():
+        labeled_index = torch.as_tensor(np.flatnonzero(labeled), device=X_scaled.device)
+        if label_selection == "rank":
+            criterion = label_aware_criterion(labeled, config.distance, config.n_threads)
+    detached = bool(fit_costs.any()) or bool(((X_scaled < 0.0) | (X_scaled > 1.0)).any().item())
+    progress = make_progress(verbose, config.max_updates)
+    try:
+        result = train_ensemble(X_scaled.clamp(0.0, 1.0) if detached else X_scaled, arch,
+                                config, generator, engine, labeled_index=labeled_index,
+                                selection_criterion=criterion, on_check=progress.update)
+    finally:
+        progress.close()
+    return result, detached

@@ -38,14 +38,14 @@ def scripted_fit(script, smoothing=1, patience=4, min_updates=0, losses=None, ke
 
 def record_configs(monkeypatch):
     """List that receives the ``TrainingConfig`` of every later ``ODIM.fit``."""
-    import pyod_odim.detector as detector
+    import pyod_odim.training as training
 
     seen = []
-    real = detector.train_ensemble
+    real = training.train_ensemble
 
     def recording(X, arch, config, *args, **kwargs):
         seen.append(config)
         return real(X, arch, config, *args, **kwargs)
 
-    monkeypatch.setattr(detector, "train_ensemble", recording)
+    monkeypatch.setattr(training, "train_ensemble", recording)
     return seen

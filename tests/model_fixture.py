@@ -5,7 +5,8 @@ with the pyod-odim of the day, in model format version ``N``;
 ``tests/data/model_v<N>_scores.npz`` holds the rows below and the scores,
 labels and probabilities that model gave them then. Version 1 was written
 by pyod-odim 0.1.0 at commit 645127e (one ``.npy`` per array), version 2
-by the one that packs all arrays into ``arrays.bin``. Every later version
+by the one that packs all arrays into ``arrays.bin``, version 3 by the one
+that adds the metadata's digest. Every later version
 must load every fixture and give the same values
 (``tests/test_model_file.py``). Never regenerate a fixture to make that
 test pass: a new format version gets a new fixture beside the others,
@@ -17,7 +18,7 @@ import os
 import numpy as np
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-VERSIONS = (1, 2)
+VERSIONS = (1, 2, 3)
 
 
 def model_path(version):

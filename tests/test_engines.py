@@ -9,7 +9,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from pyod.utils.data import generate_data
 
 from pyod_odim import ODIM, kernels
-from pyod_odim import detector as detector_module
+from pyod_odim import training as training_module
 
 needs_kernels = pytest.mark.skipif(not kernels.AVAILABLE, reason="C++ kernels not built")
 
@@ -91,13 +91,13 @@ def test_kernel_request_without_kernels_warns(X, monkeypatch):
 def test_n_jobs_bounds_torch_threads_and_restores_them(X, monkeypatch):
     before = torch.get_num_threads()
     seen = []
-    real = detector_module.train_ensemble
+    real = training_module.train_ensemble
 
     def spy(*args, **kwargs):
         seen.append(torch.get_num_threads())
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(detector_module, "train_ensemble", spy)
+    monkeypatch.setattr(training_module, "train_ensemble", spy)
     target = 3 if before != 3 else 2
     ODIM(n_jobs=target, **FIXED).fit(X)
     assert seen == [target]
@@ -110,7 +110,7 @@ def test_n_jobs_restores_threads_when_fit_raises(X, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(detector_module, "train_ensemble", broken)
+    monkeypatch.setattr(training_module, "train_ensemble", broken)
     with pytest.raises(RuntimeError, match="boom"):
         ODIM(n_jobs=before + 1, **FIXED).fit(X)
     assert torch.get_num_threads() == before

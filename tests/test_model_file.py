@@ -131,16 +131,21 @@ def test_pickling_still_works(fitted, data):
 
 
 # ------------------------------------------------------------ bad files
-def _rewrite(src, dst, change_meta=None, change_blob=None, drop=None, blob_compression=None):
+def _rewrite(src, dst, change_meta=None, change_blob=None, drop=None, blob_compression=None,
+             redigest=True):
     """Copy a model file, editing its metadata or the bytes of ``arrays.bin``.
 
     ``change_blob(meta, blob)`` edits the bytearray in place, with the
-    (already edited) metadata at hand to find an array's offset.
+    (already edited) metadata at hand to find an array's offset. The zip
+    CRCs are recomputed, and so is the metadata's digest unless
+    ``redigest`` is False: each case then reaches the check it is about.
     """
     with zipfile.ZipFile(src) as a, zipfile.ZipFile(dst, "w") as b:
         meta = json.loads(a.read("meta.json"))
         if change_meta is not None:
             change_meta(meta)
+            if redigest and "digest" in meta:
+                meta["digest"] = model_file.meta_digest(meta)
         for name in a.namelist():
             if name == drop:
                 continue
@@ -158,6 +163,13 @@ def _rewrite(src, dst, change_meta=None, change_blob=None, drop=None, blob_compr
 
 def _offset(meta, name):
     return meta["arrays"][name][2]
+
+
+def _scale_array(meta, blob, name, factor):
+    """Multiply a float32 array of ``arrays.bin`` by ``factor`` in place."""
+    _, shape, at = meta["arrays"][name]
+    end = at + 4 * int(np.prod(shape))
+    blob[at:end] = (np.frombuffer(bytes(blob[at:end]), "<f4") * np.float32(factor)).tobytes()
 
 
 def _nan_parameter(meta, blob):
@@ -198,7 +210,9 @@ def _bad_json(path):
 
 
 BAD = {
-    "newer_version": (dict(change_meta=_newer), "format version 3 .* reads format versions up to 2"),
+    "newer_version": (dict(change_meta=_newer),
+                      f"format version {model_file.FORMAT_VERSION + 1} .* reads format "
+                      f"versions up to {model_file.FORMAT_VERSION}"),
     "array_shape_lie": (dict(change_meta=_shape_lie), "params/enc_w"),
     "architecture_lie": (dict(change_meta=_arch_lie), "score_eps|shapes|architecture needs"),
     "nan_parameter": (dict(change_blob=_nan_parameter), "non-finite"),
@@ -214,6 +228,13 @@ BAD = {
     "no_meta": (dict(drop="meta.json"), "no meta.json"),
     "wrong_format": (dict(change_meta=lambda m: m.update(format="something-else")),
                      "not a pyod-odim model file"),
+    "meta_edit": (dict(change_meta=lambda m: m.update(threshold=m["threshold"] + 1.0),
+                       redigest=False), "does not match its 'digest'"),
+    "meta_digest_dropped": (dict(change_meta=lambda m: m.pop("digest")), "has no 'digest'"),
+    "old_version_keeps_its_digest": (dict(change_meta=lambda m: m.update(format_version=2),
+                                          redigest=False), "does not match its 'digest'"),
+    "scaled_parameters": (dict(change_blob=lambda m, b: _scale_array(m, b, "params/dec_w", 1e30)),
+                          "'params/dec_w' .* outside"),
 }
 
 
@@ -243,7 +264,7 @@ def _blob_start(path):
     return at + 30 + int(name_length) + int(extra_length)
 
 
-def test_verify_catches_a_finite_flip_the_default_load_accepts(saved, tmp_path, data):
+def test_the_default_load_catches_a_finite_flip_that_verify_false_accepts(saved, tmp_path, data):
     with zipfile.ZipFile(saved) as archive:
         meta = json.loads(archive.read("meta.json"))
     raw = bytearray(saved.read_bytes())
@@ -251,10 +272,10 @@ def test_verify_catches_a_finite_flip_the_default_load_accepts(saved, tmp_path, 
     raw[_blob_start(saved) + _offset(meta, "feature_reference")] ^= 0x01
     bad = tmp_path / "flip.odim"
     bad.write_bytes(bytes(raw))
-    assert np.isfinite(pyod_odim.load(bad).decision_function(data[1])).all()
-    with pytest.raises(ValueError, match="CRC-32"):
-        pyod_odim.load(bad, verify=True)
-    assert np.isfinite(pyod_odim.load(saved, verify=True).decision_function(data[1])).all()
+    with pytest.raises(ValueError, match="flip.odim: arrays.bin fails its CRC-32"):
+        pyod_odim.load(bad)
+    assert np.isfinite(pyod_odim.load(bad, verify=False).decision_function(data[1])).all()
+    assert np.isfinite(pyod_odim.load(saved).decision_function(data[1])).all()
 
 
 @pytest.mark.parametrize("cut", [0.1, 0.5, 0.9, 0.999])
@@ -276,14 +297,14 @@ def test_flipped_bytes_raise_value_error(saved, tmp_path):
         bad = tmp_path / f"flip{trial}.odim"
         bad.write_bytes(bytes(damaged))
         try:
-            loaded = pyod_odim.load(bad, verify=True)
+            loaded = pyod_odim.load(bad)
         except ValueError:
             continue
         # A flip the checks cannot see (e.g. in a diagnostic string) still scores finitely.
         assert np.isfinite(loaded.decision_function(np.zeros((3, 5)))).all()
         # Without the checksum a flip may change values, but it never crashes the loader.
         try:
-            pyod_odim.load(bad)
+            pyod_odim.load(bad, verify=False)
         except ValueError:
             pass
 

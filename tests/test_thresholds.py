@@ -354,8 +354,11 @@ def test_saved_thresholder_fit_labels_by_the_cut(thresholder_fit, data, tmp_path
 
 
 def _rewrite_meta(src, dst, change):
+    """Copy a model file with its metadata edited (and its digest recomputed)."""
     import json
     import zipfile
+
+    from pyod_odim.model_file import meta_digest
 
     with zipfile.ZipFile(src) as a, zipfile.ZipFile(dst, "w") as b:
         for entry in a.namelist():
@@ -363,6 +366,7 @@ def _rewrite_meta(src, dst, change):
             if entry == "meta.json":
                 meta = json.loads(body)
                 change(meta)
+                meta["digest"] = meta_digest(meta)
                 body = json.dumps(meta).encode()
             b.writestr(entry, body)
 
