@@ -28,12 +28,18 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUD
 D_WIDE = defaults.WIDE_FEATURES + 44
 
 
-def _update_grads(run, likelihood, batch_norm, d=D_WIDE, seed=0):
-    """Gradients by name of one update of a random wide ensemble, and its objective."""
-    arch = network.Architecture(d, (128, 64), 32)
-    params, gen = random_parameters(arch, likelihood, batch_norm, 3, seed)
-    x = torch.rand(3, 64, d, generator=gen)
-    eps = torch.randn(3, 3, 64, 32, generator=gen)
+# (features, hidden, latent, members, batch, K): the wide default network, and
+# widths and rows that leave partial tiles at every edge.
+SHAPES = {"wide": (D_WIDE, (128, 64), 32, 3, 64, 3), "odd": (203, (100, 70), 20, 2, 37, 3)}
+
+
+def _update_grads(run, likelihood, batch_norm, shape="wide", seed=0):
+    """Gradients by name of one update of a random ensemble, and its objective."""
+    d, hidden, latent, members, batch, k = SHAPES[shape]
+    params, gen = random_parameters(network.Architecture(d, hidden, latent), likelihood,
+                                    batch_norm, members, seed)
+    x = torch.rand(members, batch, d, generator=gen)
+    eps = torch.randn(members, k, batch, latent, generator=gen)
     live = {k: [t.clone().requires_grad_(k in network.TRAINABLE) for t in v]
             for k, v in params.items()}
     objective = run(live, x, eps)
@@ -69,15 +75,16 @@ def _compared(grads, batch_norm):
 @needs_units
 @pytest.mark.parametrize("likelihood", network.LIKELIHOODS)
 @pytest.mark.parametrize("batch_norm", [False, True])
-@pytest.mark.parametrize("reference, objective_tol, grad_tol", [
-    ("kernel float32", 1e-4, 0.15),  # bfloat16 against float32
-    ("torch bfloat16", 1e-5, 1e-2),  # the engines' agreement in bfloat16
+@pytest.mark.parametrize("reference, objective_tol, grad_tol, shape", [
+    ("kernel float32", 1e-4, 0.15, "wide"),  # bfloat16 against float32
+    ("torch bfloat16", 1e-5, 1e-2, "wide"),  # the engines' agreement in bfloat16
+    ("torch bfloat16", 1e-5, 1e-2, "odd"),
 ])
-def test_kernel_bf16_update(likelihood, batch_norm, reference, objective_tol, grad_tol):
+def test_kernel_bf16_update(likelihood, batch_norm, reference, objective_tol, grad_tol, shape):
     run = (_kernel(False, likelihood) if reference == "kernel float32"
            else _torch(True, likelihood))
-    g16, o16 = _update_grads(_kernel(True, likelihood), likelihood, batch_norm)
-    g_ref, o_ref = _update_grads(run, likelihood, batch_norm)
+    g16, o16 = _update_grads(_kernel(True, likelihood), likelihood, batch_norm, shape)
+    g_ref, o_ref = _update_grads(run, likelihood, batch_norm, shape)
     assert abs(o16 - o_ref) <= objective_tol * abs(o_ref)
     for name, g in _compared(g_ref, batch_norm).items():
         assert _relative(g16[name], g) < grad_tol, name
