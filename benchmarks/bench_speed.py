@@ -49,8 +49,8 @@ commands run back to back. Sections:
   products (forward, weight and input gradients of every layer) in float32
   and in bfloat16 (operands cast beforehand, and with the casts of the
   operands in and of the results out counted). One thread, subnormals
-  flushed to zero as in a fit; the five alternate, each a median of 20 calls, over 3 rounds; the table gives the
-  median of the rounds.
+  flushed to zero as in a fit; the five alternate, each a median of 20
+  calls, over 3 rounds; the table gives the median of the rounds.
 * ``precision``: default fits of every shared embedding set with
   ``precision="float32"`` and ``"bfloat16"`` in turn (``--repeats`` pairs,
   medians), beside PyOD's VAE at its defaults; one thread.

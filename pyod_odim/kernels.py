@@ -193,9 +193,10 @@ def train_step(params, x, eps, likelihood, labeled=None, cubo_weight=1.0, cubo_o
     n_threads : int, optional (default=1)
     bf16 : bool, optional (default=False)
         Run every layer's products (forward, weight gradient and input
-        gradient) in bfloat16 with float32 accumulation on the AMX tiles; needs :func:`bf16_units`. Everything
-        else (the likelihood, the log-sum-exp, batch normalization, the
-        gradients' storage) stays float32.
+        gradient) in bfloat16 with float32 accumulation on the AMX tiles;
+        needs :func:`bf16_units`. Everything else (the likelihood, the
+        log-sum-exp, batch normalization, the gradients' storage) stays
+        float32.
 
     Returns
     -------
