@@ -74,7 +74,7 @@ def _add_fit_options(parser, seed_help):
                         help="train on a uniform sample of at most N rows; every row is "
                              "still scored (default: all rows)")
     parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"),
-                        help="products of the training updates (default: float32; auto: bfloat16 "
+                        help="products of the training updates (default: auto: bfloat16 "
                              "above 256 features where the CPU has AMX)")
     # Speed knobs for tests and quick trials; kept out of --help.
     parser.add_argument("--patience", type=_positive_int, help=argparse.SUPPRESS)

@@ -151,7 +151,7 @@ class ODIM(BaseDetector):
         tens of seconds on a new shape), "eager" plain PyTorch ("none" is an
         alias). "auto": the kernels on the CPU when built, else eager.
 
-    precision : {"float32", "bfloat16", "auto"}, optional (default="float32")
+    precision : {"auto", "float32", "bfloat16"}, optional (default="auto")
         Training products' precision; "auto": bfloat16 if wide (docs/parameters.md).
 
     device : str, torch.device or None, optional (default=None)
@@ -244,7 +244,7 @@ class ODIM(BaseDetector):
                  batch_norm=True, distance="sigma", selection_size="auto", combination="mean",
                  use_labels=False, cubo_weight=1.0, cubo_order=2.0, label_selection="rank",
                  neighbor_weight=0.8, n_neighbors=5, inlier_quantile=0.7, engine="auto",
-                 precision="float32", device=None, n_jobs=1, random_state=None, verbose=0,
+                 precision="auto", device=None, n_jobs=1, random_state=None, verbose=0,
                  max_fit_rows=None, working_memory=256, scaling_fence=1000.0):
         super().__init__(contamination=contamination)
         self.n_estimators = n_estimators
