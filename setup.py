@@ -3,8 +3,9 @@
 * ``pyod_odim._gmm``: the GMM-2 selector; without it ``pyod_odim.gmm``
   falls back to NumPy (with a RuntimeWarning at import).
 * ``pyod_odim._iwae``: fused CPU kernels of the IWAE ensemble (scoring,
-  per-feature contributions and training updates; a generic and an AVX2+FMA
-  build of the hot loops, chosen at run time); without it
+  per-feature contributions and training updates; a generic, an AVX2+FMA
+  and an AVX-512/AMX build of the hot loops, chosen at run time, the last
+  for updates with bfloat16 products); without it
   ``pyod_odim.kernels`` reports itself unavailable and fits run on PyTorch
   alone.
 * ``pyod_odim._crc32``: the CRC-32 that checks a model file as it loads;
@@ -55,7 +56,9 @@ class OptionalOpenMPBuildExt(_pybind11_build_ext):
             )
 
     def _build_first_that_works(self, ext, base_compile, base_link):
-        """Build with OpenMP, else without; return False if neither works."""
+        """Build with OpenMP, else without; then, for the IWAE kernels, the
+        same again without their AMX build (a compiler or assembler that
+        refuses the AVX-512/AMX target); return False if none works."""
         is_msvc = self.compiler.compiler_type == "msvc"
         flags = base_compile + (_MSVC_FLAGS if is_msvc else _UNIX_FLAGS)
         openmp = ["/openmp"] if is_msvc else ["-fopenmp"]
@@ -63,6 +66,10 @@ class OptionalOpenMPBuildExt(_pybind11_build_ext):
             ("with OpenMP", openmp, [] if is_msvc else openmp),
             ("without OpenMP", [], []),
         ]
+        if ext.name == "pyod_odim._iwae":
+            no_amx = ["/DIWAE_NO_AMX_BUILD"] if is_msvc else ["-DIWAE_NO_AMX_BUILD"]
+            attempts += [(f"{label}, without the AMX build", compile_extra + no_amx, link_extra)
+                         for label, compile_extra, link_extra in attempts]
         for label, compile_extra, link_extra in attempts:
             ext.extra_compile_args = flags + compile_extra
             ext.extra_link_args = base_link + link_extra
@@ -93,10 +100,11 @@ ext_modules = [
             "csrc/iwae.cpp",
             "csrc/iwae_kernel_generic.cpp",
             "csrc/iwae_kernel_avx2.cpp",
+            "csrc/iwae_kernel_amx.cpp",
         ],
         include_dirs=["csrc"],
         depends=["csrc/iwae.hpp", "csrc/iwae_likelihood.hpp", "csrc/iwae_plan.hpp",
-                 "csrc/iwae_kernel.inc",
+                 "csrc/iwae_kernel.inc", "csrc/iwae_amx.inc",
                  "csrc/openmp_info.hpp"],
         cxx_std=17,
         optional=True,

@@ -1,7 +1,7 @@
 """ODIM's accuracy and fit time at its defaults on the shared embedding sets.
 
     python benchmarks/bench_embeddings.py [--seeds 0,1,2] [--jobs 2] [--sets ...]
-        [--tag TAG] [--report-only] [--write-results]
+        [--variants defaults] [--heldout] [--tag TAG] [--report-only] [--write-results]
 
 Every (variant, set, seed) is one single-thread fit on all rows of a shared
 embedding set (the paper's protocol: training AUC), run ``--jobs`` at a
@@ -13,9 +13,16 @@ commit), so a rerun fits only what is missing; ``--fresh`` ignores the
 cache. ``studies/embedding_variants.py`` runs the candidate variants
 through the same code.
 
+``--heldout`` adds PyOD's protocol for each fit: for seed ``i``,
+``train_test_split(X, y, test_size=0.4, random_state=np.random.RandomState(i))``,
+PyOD's ``standardizer``, a fit on the training part and the ROC-AUC of
+``decision_function`` on the held-out part.
+
 The report gives, per set, the mean training AUC over the seeds and the
 mean fit seconds of each variant, and for each variant the change of the
-mean AUC from the first variant, its worst set, and its fit-time ratio.
+mean AUC from the first variant, its worst set, and its fit-time ratio
+(with ``--heldout``, the same for the held-out AUC). ``--variants
+float32,bfloat16`` compares the two precisions of the training products.
 """
 
 import argparse
@@ -35,7 +42,8 @@ from _grid import FAMILIES
 SETS = FAMILIES["sparse image"] + FAMILIES["dense image"] + FAMILIES["text"]
 # Constructor arguments of each variant; studies/embedding_variants.py has the
 # candidates measured beside the defaults.
-VARIANTS = {"defaults": {}}
+VARIANTS = {"defaults": {}, "float32": {"precision": "float32"},
+            "bfloat16": {"precision": "bfloat16"}}
 
 CACHE = os.path.join(os.path.dirname(__file__), "..", "results", "embeddings.jsonl")
 
@@ -49,8 +57,23 @@ def commit():
         return "unknown"
 
 
+def heldout_auc(params, X, y, seed):
+    """PyOD's protocol: 60/40 split by RandomState(seed), standardized, test ROC-AUC."""
+    from pyod.utils.utility import standardizer
+    from sklearn.model_selection import train_test_split
+
+    from pyod_odim import ODIM
+
+    X_train, X_test, _, y_test = train_test_split(
+        X, y, test_size=0.4, random_state=np.random.RandomState(seed))
+    X_train, X_test = standardizer(X_train, X_test)
+    clf = ODIM(contamination=float(np.mean(y)), random_state=seed, n_jobs=1, **params)
+    clf.fit(X_train)
+    return float(roc_auc_score(y_test, clf.decision_function(X_test)))
+
+
 def fit_one(job):
-    variant, params, name, seed = job
+    variant, params, name, seed, heldout = job
     import torch
 
     from pyod_odim import ODIM
@@ -60,10 +83,14 @@ def fit_one(job):
     t0 = time.perf_counter()
     clf = ODIM(random_state=seed, n_jobs=1, **params).fit(X)
     seconds = time.perf_counter() - t0
-    return dict(variant=variant, set=name, seed=seed, seconds=seconds,
-                auc=float(roc_auc_score(y, clf.decision_scores_)),
-                n_updates=int(clf.n_updates_), best_update=[int(u) for u in clf.best_update_],
-                timings={k: round(float(v), 3) for k, v in clf.timings_.items()})
+    row = dict(variant=variant, set=name, seed=seed, seconds=seconds,
+               auc=float(roc_auc_score(y, clf.decision_scores_)),
+               precision=getattr(clf, "precision_", "float32"),
+               n_updates=int(clf.n_updates_), best_update=[int(u) for u in clf.best_update_],
+               timings={k: round(float(v), 3) for k, v in clf.timings_.items()})
+    if heldout:
+        row["heldout_auc"] = heldout_auc(params, X, y, seed)
+    return row
 
 
 def read_cache(tag):
@@ -77,19 +104,19 @@ def read_cache(tag):
     return done
 
 
-def report(variants, sets, seeds, done):
+def report(variants, sets, seeds, done, auc_key="auc"):
     first = variants[0]
     header = ["data"] + [f"{v} AUC" for v in variants] + [f"{v} s" for v in variants]
     rows, summary = [], []
     means = {v: {} for v in variants}
     for name in sets:
         row = [name]
-        for key in ("auc", "seconds"):
+        for key in (auc_key, "seconds"):
             for v in variants:
-                got = [done[(v, name, s)][key] for s in seeds if (v, name, s) in done]
+                got = [done[(v, name, s)].get(key, np.nan) for s in seeds if (v, name, s) in done]
                 value = float(np.mean(got)) if len(got) == len(seeds) else float("nan")
-                means[v].setdefault(key, {})[name] = value
-                row.append(f"{value:.4f}" if key == "auc" else f"{value:.1f}")
+                means[v].setdefault("seconds" if key == "seconds" else "auc", {})[name] = value
+                row.append(f"{value:.1f}" if key == "seconds" else f"{value:.4f}")
         rows.append(row)
     for v in variants:
         auc = np.array([means[v]["auc"][n] for n in sets])
@@ -115,6 +142,8 @@ def main(variant_table=VARIANTS, default_variants="defaults"):
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--tag", default=None)
     parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--heldout", action="store_true",
+                        help="also run PyOD's protocol (60/40 split) for every fit")
     parser.add_argument("--report-only", action="store_true",
                         help="report the cached fits, fitting nothing")
     add_results_argument(parser)
@@ -136,8 +165,10 @@ def main(variant_table=VARIANTS, default_variants="defaults"):
              + "; ".join(f"{v}: {variant_table[v] or 'the defaults'}" for v in variants))
     print(f"bench_embeddings at {tag}: {setup}")
     done = {} if args.fresh else read_cache(tag)
-    jobs = [(v, variant_table[v], n, s) for n in sets for s in seeds for v in variants
-            if (v, n, s) not in done]
+    # A cached fit without the held-out AUC asked for runs again.
+    jobs = [(v, variant_table[v], n, s, args.heldout) for n in sets for s in seeds
+            for v in variants
+            if (v, n, s) not in done or (args.heldout and "heldout_auc" not in done[(v, n, s)])]
     if args.report_only:
         jobs = []
     os.makedirs(os.path.dirname(CACHE), exist_ok=True)
@@ -151,9 +182,14 @@ def main(variant_table=VARIANTS, default_variants="defaults"):
                   f"{row['seconds']:.1f} s, {row['n_updates']} updates", file=sys.stderr,
                   flush=True)
     text = report(variants, sets, seeds, done)
+    if args.heldout:
+        text += ("\n\nPyOD's protocol (60/40 split, standardized, held-out ROC-AUC; the "
+                 "seconds are the training-row fits'):\n\n"
+                 + report(variants, sets, seeds, done, auc_key="heldout_auc"))
     print(text)
     if args.write_results and variant_table is VARIANTS:
-        write_results("embeddings", setup + "\n\n" + text)
+        section = "embeddings" if variants == ["defaults"] else "embeddings_" + "_".join(variants)
+        write_results(section, setup + "\n\n" + text)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """ODIM's cost against PyOD's peers and against its own earlier path, in one run.
 
-    python benchmarks/bench_speed.py [--sections fits,threads,embeddings,embedding_speed,wide,scoring,updates,concurrent,gmm]
+    python benchmarks/bench_speed.py [--sections fits,threads,embeddings,embedding_speed,wide,scoring,updates,concurrent,gmm,products,precision]
         [--write-results]
 
 Every figure is measured in this run on this machine; ratios compare
@@ -40,6 +40,21 @@ commands run back to back. Sections:
   and its C++ kernel with OpenMP's default threads and on one thread;
   median milliseconds (``--gmm-quick``: smaller sizes, fewer repeats).
 
+* ``products``: GFLOP/s of one training update's products on the shapes of
+  mvtec-ad_bottle's default fit (5 members, batch 128, 5 training samples,
+  512 features, the (128, 64) network with latent 32, the rectified
+  decoder's 1024 outputs): the kernels' whole update in float32 and with
+  ``bf16=True`` (the products' FLOPs over the update's time, so the rest of
+  the update counts against them), and PyTorch's batched matmul of the same
+  products (forward, weight and input gradients of every layer) in float32
+  and in bfloat16 (operands cast beforehand, and with the casts of the
+  operands in and of the results out counted). One thread, subnormals
+  flushed to zero as in a fit; the five alternate, each a median of 20
+  calls, over 3 rounds; the table gives the median of the rounds.
+* ``precision``: default fits of every shared embedding set with
+  ``precision="float32"`` and ``"bfloat16"`` in turn (``--repeats`` pairs,
+  medians), beside PyOD's VAE at its defaults; one thread.
+
 ``--write-results`` also writes each section's table into docs/results.md.
 """
 
@@ -64,14 +79,16 @@ from _common import (
 )
 import pyod_odim
 from pyod_odim import ODIM, gmm, kernels, network
+from pyod_odim._device import cpu_fast_math
 from pyod_odim._threads import torch_threads
 from pyod_odim.engines import Batch, KernelEngine, TorchEngine
 from pyod_odim.training import LiveMembers
 
 SECTIONS = ("fits", "threads", "embeddings", "embedding_speed", "wide", "scoring", "updates",
-            "concurrent", "gmm")
+            "concurrent", "gmm", "products", "precision")
 # The sections with a table on docs/results.md (written by --write-results).
-RESULTS_SECTIONS = ("fits", "threads", "embedding_speed", "scoring", "updates", "concurrent", "gmm")
+RESULTS_SECTIONS = ("fits", "threads", "embedding_speed", "scoring", "updates", "concurrent", "gmm",
+                    "products", "precision")
 # The ODIM authors' network above 500 features, against the default (128, 64).
 WIDE = dict(hidden_sizes=(512, 256), latent_dim=128)
 FIT_SETS = "wbc,cardio,thyroid,mammography,shuttle"
@@ -281,6 +298,104 @@ def section_updates():
     return markdown_table(header, rows)
 
 
+def update_products(d=512, members=5, batch=128, samples=5, likelihood="rectified"):
+    """(members, m, k, n) of every product of one update of the default wide network."""
+    hidden, latent = network.default_architecture(d)
+    outputs = d if likelihood == "bernoulli" else 2 * d
+    enc = list(zip((d,) + hidden, hidden + (2 * latent,)))
+    dec = list(zip((latent,) + hidden[::-1], hidden[::-1] + (outputs,)))
+    shapes = []
+    for layers, rows, first_needs_input_grad in ((enc, batch, False),
+                                                  (dec, batch * samples, True)):
+        for i, (n_in, n_out) in enumerate(layers):
+            shapes.append((members, rows, n_in, n_out))      # forward
+            shapes.append((members, n_in, rows, n_out))      # weight gradient
+            if i or first_needs_input_grad:
+                shapes.append((members, rows, n_out, n_in))  # input gradient
+    return shapes
+
+
+def section_products(rounds=3, calls=20):
+    """GFLOP/s of one update's products: the kernels against torch's matmul."""
+    shapes = update_products()
+    flops = sum(2 * m * a * b * c for m, a, b, c in shapes)
+    gen = torch.Generator().manual_seed(0)
+    hidden, latent = network.default_architecture(512)
+    arch = network.Architecture(512, hidden, latent)
+    params = network.init_parameters(arch, 5, gen, torch.device("cpu"), "rectified", True)
+    for name in network.TRAINABLE:
+        for t in params[name]:
+            t.requires_grad_(True)
+    x = torch.rand((5, 128, 512), generator=gen)
+    eps = torch.randn((5, 5, 128, latent), generator=gen)
+    f32 = [(torch.randn(m, a, b, generator=gen), torch.randn(m, b, c, generator=gen))
+           for m, a, b, c in shapes]
+    b16 = [(a.bfloat16(), b.bfloat16()) for a, b in f32]
+
+    def kernel(bf16):
+        return lambda: kernels.train_step(params, x, eps, "rectified", bf16=bf16)
+
+    def matmuls(pairs, cast=False):
+        def run():
+            for a, b in pairs:
+                if cast:
+                    torch.bmm(a.bfloat16(), b.bfloat16()).float()
+                else:
+                    torch.bmm(a, b)
+        return run
+
+    runs = {"kernels, float32 update": kernel(False)}
+    if kernels.bf16_units():
+        runs["kernels, bfloat16 update"] = kernel(True)
+    runs.update({"torch bmm float32": matmuls(f32), "torch bmm bfloat16": matmuls(b16),
+                 "torch bmm bfloat16 with casts": matmuls(f32, cast=True)})
+    seconds = {label: [] for label in runs}
+    # Subnormals flushed, as in a fit (pyod_odim._device.cpu_fast_math).
+    with torch_threads(1), cpu_fast_math(torch.device("cpu")):
+        for run in runs.values():
+            run()
+        for _ in range(rounds):
+            for label, run in runs.items():
+                seconds[label].append(median_seconds(run, calls))
+    best = {label: statistics.median(v) for label, v in seconds.items()}
+    bf16_torch = best["torch bmm bfloat16"]
+    rows = [[label, f"{1e3 * t:.2f}", f"{flops / t / 1e9:.0f}", f"{t / bf16_torch:.2f}x"]
+            for label, t in best.items()]
+    note = (f"{len(shapes)} products, {flops / 1e9:.2f} GFLOP per update; the kernels' time is "
+            f"the whole update (products and everything else).\n\n")
+    return note + markdown_table(["what", "ms (median of 3 rounds)", "GFLOP/s",
+                                  "time / torch bf16 bmm"], rows)
+
+
+def section_precision(names, repeats=1):
+    """Default fits in float32 and bfloat16 beside PyOD's VAE, one thread."""
+    rows = []
+    with torch_threads(1):
+        first = MinMaxScaler().fit_transform(load(names[0])[0][:300])
+        warm_up(first)
+        ODIM(random_state=0, max_updates=20, precision="bfloat16").fit(load(names[0])[0])
+        fit_peer("VAE", first)
+        for name in names:
+            X, y = load(name)
+            pairs = []
+            for _ in range(repeats):
+                f32, t32 = timed(ODIM(random_state=0, n_jobs=1, precision="float32").fit, X)
+                b16, t16 = timed(ODIM(random_state=0, n_jobs=1, precision="bfloat16").fit, X)
+                pairs.append((t32, t16, t32 / t16))
+            t32, t16, ratio = (statistics.median(col) for col in zip(*pairs))
+            vae, t_vae = fit_peer("VAE", MinMaxScaler().fit_transform(X))
+            rows.append([name, f"{X.shape[0]}x{X.shape[1]}", f"{t32:.1f}", f"{t16:.1f}",
+                         b16.precision_, f"{ratio:.2f}x", f"{t_vae:.1f}",
+                         f"{t16 / t_vae:.1f}x", f"{t32 / t_vae:.1f}x",
+                         auc(y, f32.decision_scores_), auc(y, b16.decision_scores_),
+                         auc(y, vae.decision_scores_)])
+            print(" ".join(map(str, rows[-1])), flush=True)
+    return markdown_table(
+        ["dataset", "n x d", "float32 fit s", "bfloat16 fit s", "precision_", "speed-up",
+         "VAE fit s", "bf16 / VAE", "f32 / VAE", "float32 AUC", "bfloat16 AUC", "VAE AUC"],
+        rows)
+
+
 def _fit_cardio(queue):
     X, _ = load("cardio")
     t0 = time.perf_counter()
@@ -431,6 +546,12 @@ def main():
         out.append(("concurrent", "Concurrent fits", section_concurrent()))
     if "gmm" in sections:
         out.append(("gmm", "GMM-2 selector", section_gmm(args.gmm_quick)))
+    if "products" in sections:
+        out.append(("products", "One update's products, mvtec-ad_bottle's shapes, one thread",
+                    section_products()))
+    if "precision" in sections:
+        out.append(("precision", "Embedding sets in float32 and bfloat16, one thread",
+                    section_precision(args.embedding_sets.split(","), args.repeats)))
     for _, title, table in out:
         print(f"\n{title}\n\n{table}")
     if args.write_results:

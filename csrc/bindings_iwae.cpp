@@ -225,8 +225,11 @@ py::array_t<double> train_step(const py::sequence& params, iwae::Likelihood like
                                const py::object& grads, const py::object& x,
                                const py::object& eps, const py::object& x_labeled,
                                const py::object& eps_labeled, double cubo_weight,
-                               double cubo_order, int n_threads) {
+                               double cubo_order, int n_threads, bool bf16_products) {
   const Ensemble e = read_ensemble(params, likelihood);
+  if (bf16_products && !iwae::bf16_available()) {
+    throw py::value_error("bf16_products: this CPU (or build) has no AMX with AVX512-BF16");
+  }
   std::vector<F32> grad_arrays = f32_list(grads, "grads");
   const iwae::Grads g = read_grads(e, grad_arrays);
   const F32 xb = f32(x, "x"), eb = f32(eps, "eps");
@@ -244,7 +247,7 @@ py::array_t<double> train_step(const py::sequence& params, iwae::Likelihood like
   double* obj = objectives.mutable_data();
   {
     py::gil_scoped_release release;
-    iwae::train_step(e.shape, e.params, batch, cubo, g, obj, n_threads);
+    iwae::train_step(e.shape, e.params, batch, cubo, g, obj, n_threads, bf16_products);
   }
   return objectives;
 }
@@ -268,10 +271,13 @@ PYBIND11_MODULE(_iwae, m) {
   m.def("train_step", &train_step, py::arg("params"), py::arg("likelihood"),
         py::arg("grads"), py::arg("x"), py::arg("eps"), py::arg("x_labeled"),
         py::arg("eps_labeled"), py::arg("cubo_weight"), py::arg("cubo_order"),
-        py::arg("n_threads") = 0,
+        py::arg("n_threads") = 0, py::arg("bf16_products") = false,
         "Forward and backward pass of one training update; writes the "
         "gradients and the running statistics in place, returns the "
-        "objective of each member (M,).");
+        "objective of each member (M,). bf16_products runs the wide "
+        "products in bfloat16 with float32 accumulation (AMX).");
+  m.def("bf16_available", &iwae::bf16_available,
+        "Whether this build and CPU can run bfloat16 products on AMX tiles.");
   m.attr("openmp") = iwae::openmp_enabled();
   m.def("default_threads", &iwae::default_threads);
   m.def("isa", &iwae::isa, "Code path of the hot loops: 'avx2+fma' or 'generic'.");

@@ -13,6 +13,14 @@
 
 #include "openmp_info.hpp"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
+#endif
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 namespace iwae {
 
 using detail::Dims;
@@ -34,6 +42,45 @@ bool use_avx2() {
   static const bool has =
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return has && avx2_allowed;
+#else
+  return false;
+#endif
+}
+
+#ifdef IWAE_HAVE_AMX_BUILD
+// XCR0, the register state the operating system saves (xgetbv 0).
+std::uint64_t xcr0() {
+  std::uint32_t lo = 0, hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (static_cast<std::uint64_t>(hi) << 32) | lo;
+}
+
+bool detect_amx() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid_count(1, 0, &a, &b, &c, &d) || !(c & (1u << 27))) return false;  // OSXSAVE
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  const bool avx512f = b & (1u << 16);
+  const bool amx_bf16 = d & (1u << 22), amx_tile = d & (1u << 24);
+  unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0;
+  __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1);
+  const bool avx512_bf16 = a1 & (1u << 5);
+  if (!(avx512f && amx_bf16 && amx_tile && avx512_bf16)) return false;
+  // SSE, AVX, AVX-512 (opmask, ZMM halves) and the tile config and data.
+  const std::uint64_t need = 0x6 | 0xe0 | (1ull << 17) | (1ull << 18);
+  if ((xcr0() & need) != need) return false;
+#if defined(__linux__)
+  // Linux hands out the tile data state only on request, once per process.
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0) return false;
+#endif
+  return true;
+}
+#endif
+
+bool use_amx() {
+#ifdef IWAE_HAVE_AMX_BUILD
+  static const bool has = detect_amx();
+  return has;
 #else
   return false;
 #endif
@@ -72,6 +119,9 @@ void contrib_block(const Dims& dims, const Net& net, const float* x,
 double train_update(const Dims& dims, const Net& net,
                     const detail::PassInput& in, const detail::PassInput* labeled,
                     const NetGrad& grad, float* work) {
+#ifdef IWAE_HAVE_AMX_BUILD
+  if (dims.bf16) return detail::kernel_amx::train_update(dims, net, in, labeled, grad, work);
+#endif
 #ifdef IWAE_HAVE_AVX2_BUILD
   if (use_avx2()) {
     return detail::kernel_avx2::train_update(dims, net, in, labeled, grad, work);
@@ -434,10 +484,14 @@ void contributions(const Shape& shape, const Params& params, const float* x,
 
 void train_step(const Shape& shape, const Params& params, const Batch& batch,
                 const CuboTerm& cubo, const Grads& grads, double* objectives,
-                int n_threads) {
+                int n_threads, bool bf16_products) {
   if (batch.rows == 0 || batch.samples == 0) throw std::invalid_argument("empty batch");
+  if (bf16_products && !use_amx()) {
+    throw std::invalid_argument("bfloat16 products need AMX and AVX512-BF16 on this CPU");
+  }
   const PackedEnsemble net(shape, params, /*fold_norms=*/false, /*transposes=*/true);
-  const Dims& dims = net.dims();
+  Dims dims = net.dims();
+  dims.bf16 = bf16_products;
   const std::size_t M = shape.n_members, d = shape.n_features, L = shape.latent;
   const bool labeled = cubo.batch.rows > 0;
 
@@ -454,6 +508,13 @@ void train_step(const Shape& shape, const Params& params, const Batch& batch,
   detail::Arena count{nullptr};
   detail::carve_train(dims, count, batch.rows, batch.samples);
   if (labeled) detail::carve_train(dims, count, cubo.batch.rows, cubo.batch.samples);
+  {
+    const detail::PassInput main_pass{nullptr, nullptr, batch.rows, batch.samples,
+                                      detail::Objective::kIwae, 1.0, 1.0};
+    const detail::PassInput cubo_pass{nullptr, nullptr, cubo.batch.rows, cubo.batch.samples,
+                                      detail::Objective::kCubo, 1.0, 1.0};
+    detail::carve_bf16(dims, count, main_pass, labeled ? &cubo_pass : nullptr);
+  }
   const std::size_t work_floats = count.used + grad_floats + 16;
 
   parallel_tasks(M, work_floats, n_threads, [&](std::size_t m, float* mine) {
@@ -508,5 +569,7 @@ int default_threads() { return odim_openmp::default_threads(); }
 const char* isa() { return use_avx2() ? "avx2+fma" : "generic"; }
 
 void allow_avx2(bool allowed) { avx2_allowed = allowed; }
+
+bool bf16_available() { return use_amx(); }
 
 }  // namespace iwae

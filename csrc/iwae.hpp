@@ -107,17 +107,27 @@ void contributions(const Shape& shape, const Params& params, const float* x,
 // updates the running statistics in place from the unlabeled batch
 // (momentum 0.1, unbiased running variance). Gradients of objective_m go
 // to grads; objective_m to objectives (M,).
+//
+// bf16_products runs every layer's products (forward, weight gradient and
+// input gradient) in bfloat16 with float32 accumulation on the AMX tiles; it needs bf16_available(), and everything
+// else stays float32.
 void train_step(const Shape& shape, const Params& params, const Batch& batch,
                 const CuboTerm& cubo, const Grads& grads, double* objectives,
-                int n_threads);
+                int n_threads, bool bf16_products = false);
 
 bool openmp_enabled();
 int default_threads();
-// Code path of the hot loops on this CPU: "avx2+fma" or "generic".
+// Code path of the hot loops on this CPU: "avx2+fma" or "generic" (float32;
+// bfloat16 updates run the AMX build where bf16_available()).
 const char* isa();
 
 // Whether the AVX2 build may be used where the CPU has it (default true);
 // false forces the generic build, for tests that compare the two.
 void allow_avx2(bool allowed);
+
+// Whether this build and CPU can run bf16_products: AVX-512F, AVX512-BF16,
+// AMX-TILE and AMX-BF16 by cpuid, their register state enabled by the
+// operating system (XCR0), and, on Linux, the tile data permission granted.
+bool bf16_available();
 
 }  // namespace iwae

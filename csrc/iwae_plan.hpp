@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "iwae_likelihood.hpp"
 
@@ -80,6 +81,7 @@ struct Dims {
   std::size_t max_ld;           // widest padded block of any layer
   Likelihood likelihood;
   bool batch_norm;
+  bool bf16;                    // training products in bfloat16 (AMX build)
 };
 
 // Gradients of one member: (in, ld) row-major and (ld), in the padded
@@ -217,8 +219,31 @@ struct PassInput {
   double order;      // CUBO order u
 };
 
+// bfloat16 operands of the products of a training update with bfloat16
+// products (Dims::bf16; the AMX build, iwae_amx.inc): A (rows x inner) and
+// B (inner x columns), each dimension rounded up to 32, of the widest
+// product; the weight gradients take rows in chunks of kGradChunk.
+struct Bf16Buffers {
+  std::uint16_t *a = nullptr, *b = nullptr;
+};
+
+inline Bf16Buffers carve_bf16(const Dims& dm, Arena& a, const PassInput& in,
+                              const PassInput* labeled) {
+  Bf16Buffers s;
+  if (!dm.bf16) return s;
+  const auto r32 = [](std::size_t n) { return (n + 31) / 32 * 32; };
+  std::size_t rows = in.rows * in.samples;
+  if (labeled && labeled->rows * labeled->samples > rows) rows = labeled->rows * labeled->samples;
+  const std::size_t outer = r32(rows > kGradChunk ? rows : kGradChunk);
+  const std::size_t width = r32(dm.max_ld);
+  const std::size_t count = (outer > width ? outer : width) * width;  // bfloat16 values
+  s.a = reinterpret_cast<std::uint16_t*>(a.take(count / 2 + 16));
+  s.b = reinterpret_cast<std::uint16_t*>(a.take(count / 2 + 16));
+  return s;
+}
+
 // The entry points every instruction-set build provides (namespaces
-// kernel_generic and kernel_avx2).
+// kernel_generic, kernel_avx2 and kernel_amx).
 #define IWAE_DECLARE_KERNELS(ns)                                             \
   namespace ns {                                                             \
   void score_block(const Dims& dims, const Net& net, const float* x,         \
@@ -239,6 +264,13 @@ IWAE_DECLARE_KERNELS(kernel_generic)
 #if defined(__x86_64__) && defined(__GNUC__)
 #define IWAE_HAVE_AVX2_BUILD 1
 IWAE_DECLARE_KERNELS(kernel_avx2)
+#endif
+// GCC 11 and Clang 12 know the AMX and AVX512-BF16 targets; setup.py
+// defines IWAE_NO_AMX_BUILD when the toolchain still refuses them.
+#if defined(__x86_64__) && !defined(IWAE_NO_AMX_BUILD) && \
+    ((defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && __GNUC__ >= 11))
+#define IWAE_HAVE_AMX_BUILD 1
+IWAE_DECLARE_KERNELS(kernel_amx)
 #endif
 
 }  // namespace detail

@@ -193,6 +193,16 @@ def stored_field(fields, name, kinds):
     return value
 
 
+def stored_feature_names(fields, n_features):
+    """The stored ``feature_names`` as an object array, None if absent; ValueError if malformed."""
+    names = fields.get("feature_names")
+    if names is None:
+        return None
+    if not isinstance(names, list) or len(names) != n_features:
+        raise ValueError("feature_names do not match the number of features")
+    return np.array([str(n) for n in names], dtype=object)
+
+
 def stored_array(arrays, name):
     """``arrays[name]``, or a ValueError saying that it is missing."""
     if name not in arrays:

@@ -30,6 +30,7 @@ _FIT_OPTIONS = {
     "patience": "patience",
     "check_every": "check_every",
     "engine": "engine",
+    "precision": "precision",
     "seed": "random_state",
     "max_fit_rows": "max_fit_rows",
 }
@@ -72,6 +73,9 @@ def _add_fit_options(parser, seed_help):
     parser.add_argument("--max-fit-rows", type=_positive_int, metavar="N",
                         help="train on a uniform sample of at most N rows; every row is "
                              "still scored (default: all rows)")
+    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"),
+                        help="products of the training updates (default: float32; auto: "
+                             "bfloat16 above 256 features where the CPU has AMX)")
     # Speed knobs for tests and quick trials; kept out of --help.
     parser.add_argument("--patience", type=_positive_int, help=argparse.SUPPRESS)
     parser.add_argument("--check-every", type=_positive_int, help=argparse.SUPPRESS)
@@ -249,7 +253,8 @@ def _count(n, noun):
 def _fit_summary(model):
     low, high = int(model.best_update_.min()), int(model.best_update_.max())
     kept = f"update {low}" if low == high else f"updates {low}-{high}"
-    return (f"device {model.device_}, GMM backend {model.gmm_backend_}, IWAE {model.engine_}; "
+    return (f"device {model.device_}, GMM backend {model.gmm_backend_}, IWAE {model.engine_} "
+            f"({model.precision_}); "
             f"{_count(model.best_update_.size, 'member')}, {_count(model.n_updates_, 'update')}, "
             f"kept checkpoints at {kept}")
 

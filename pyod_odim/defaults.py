@@ -10,11 +10,14 @@ the rows (:func:`likelihood_for_data`). docs/decisions.md holds the
 measurements behind each value.
 """
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
+import torch
 
-from . import gmm, network, thresholds
+
+from . import gmm, kernels, network, thresholds
 from ._validation import check_choice, check_float, check_int
 from .engines import ENGINES
 from .known_outliers import LABEL_SELECTIONS
@@ -60,6 +63,9 @@ WIDE_DEFAULTS = WidthDefaults(n_estimators=5, n_samples_train=5, patience=5,
 training samples (an update's cost is proportional to their product), 5
 checks of patience, checks on up to 2048 rows, and no checkpoint before
 update 150 or the end of the fifth pass over the rows."""
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+"""tuple of str: the values of ``precision``."""
 
 CHECKPOINTS = ("auto", "best", "last")
 """tuple of str: the values of ``checkpoint``."""
@@ -209,6 +215,7 @@ def check_parameters(params):
     check_choice(params["combination"], "combination", COMBINATIONS)
     check_choice(params["checkpoint"], "checkpoint", CHECKPOINTS)
     check_choice(params["engine"], "engine", ENGINES)
+    check_choice(params["precision"], "precision", PRECISIONS)
     check_choice(params["label_selection"], "label_selection", LABEL_SELECTIONS)
     check_choice(params["score_stage"], "score_stage", SCORE_STAGES)
     check_float(params["cubo_weight"], "cubo_weight", 0.0, low_open=False)
@@ -301,3 +308,56 @@ def training_config(params, X_fit, n_unlabeled, n_threads):
     )
     arch = architecture(n_features, params["hidden_sizes"], params["latent_dim"])
     return arch, config
+
+
+def bf16_units(engine_name, device):
+    """Whether the training products can run in bfloat16 at speed here.
+
+    Parameters
+    ----------
+    engine_name : {"kernel", "inductor", "eager"}
+    device : torch.device
+
+    Returns
+    -------
+    bool
+        The kernels: the CPU's AMX tiles with AVX512-BF16
+        (:func:`pyod_odim.kernels.bf16_units`); PyTorch: a CUDA device with
+        bfloat16 support. PyTorch on the CPU has no fast path here (it rounds
+        the operands and multiplies in float32).
+    """
+    if engine_name == "kernel":
+        return kernels.bf16_units()
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def resolve_precision(precision, engine_name, device, n_features):
+    """The precision of a fit's training products: ``precision_``.
+
+    ``"auto"`` is ``"bfloat16"`` above :data:`WIDE_FEATURES` features where
+    :func:`bf16_units` holds: there the products dominate an update and run
+    several times faster, and the narrow (tabular) fits stay bit-identical
+    to float32. ``"bfloat16"`` on the kernel engine without the units falls
+    back to float32 with a warning; PyTorch engines emulate it anywhere.
+
+    Parameters
+    ----------
+    precision : {"auto", "float32", "bfloat16"}
+    engine_name : {"kernel", "inductor", "eager"}
+    device : torch.device
+    n_features : int
+
+    Returns
+    -------
+    str
+        ``"float32"`` or ``"bfloat16"``.
+    """
+    if precision == "auto":
+        wide = n_features > WIDE_FEATURES
+        return "bfloat16" if wide and bf16_units(engine_name, device) else "float32"
+    if precision == "bfloat16" and engine_name == "kernel" and not kernels.bf16_units():
+        warnings.warn("precision='bfloat16': this CPU has no AMX with AVX512-BF16 "
+                      "(or the kernels were built without them); running float32",
+                      RuntimeWarning, stacklevel=3)
+        return "float32"
+    return precision

@@ -5,15 +5,15 @@ import numbers
 import time
 
 import numpy as np
-import torch
 from pyod.models.base import BaseDetector
 from sklearn.utils.validation import check_is_fitted
 
 from . import gmm, model_file, network, thresholds
 from ._device import cpu_fast_math, resolve_device
 from ._threads import resolve_n_jobs, torch_threads
-from ._validation import FLOAT_DTYPES, check_samples, column_names, seed_from, stored_field
-from .defaults import check_parameters, score_stage, training_config
+from ._validation import (FLOAT_DTYPES, check_samples, column_names, seed_from, stored_feature_names,
+                          stored_field)
+from .defaults import check_parameters, resolve_precision, score_stage, training_config
 from .engines import make_engine
 from .known_outliers import check_labels
 from .neighbor_stage import CleanedNeighborStage
@@ -159,6 +159,9 @@ class ODIM(BaseDetector):
         tens of seconds on a new shape), "eager" plain PyTorch ("none" is an
         alias). "auto": the kernels on the CPU when built, else eager.
 
+    precision : {"float32", "auto", "bfloat16"}, optional (default="float32")
+        The training products' operands; "auto": bfloat16 if wide (docs/parameters.md).
+
     device : str, torch.device or None, optional (default=None)
         Training device; ``None`` uses CUDA when available, else the CPU.
 
@@ -211,9 +214,9 @@ class ODIM(BaseDetector):
     n_updates_ : int
         Updates run before every member stopped.
 
-    gmm_backend_, device_, engine_, likelihood_ : str
-        What ran the GMM-2 fits ("cpp" or "numpy"), the device, what ran the
-        network ("kernel", "inductor" or "eager"), the decoder distribution.
+    gmm_backend_, device_, engine_, likelihood_, precision_ : str
+        What ran the GMM-2 fits ("cpp" or "numpy"), the device, the network
+        ("kernel", "inductor" or "eager"), the decoder, the training products.
 
     timings_ : dict
         Seconds spent in "train", "score" (checks), "gmm", "final_score".
@@ -243,15 +246,14 @@ class ODIM(BaseDetector):
     """
 
     def __init__(self, contamination=0.1, n_estimators=None, n_samples_iwae=50,
-                 n_samples_train="auto", n_samples_check=None, check_every=10,
-                 patience="auto", max_updates=5000, min_updates="auto", smoothing=3,
-                 checkpoint="auto", batch_size=128, lr="auto", hidden_sizes=None,
-                 latent_dim=None, likelihood="auto", batch_norm=True, distance="sigma",
-                 selection_size="auto", combination="mean", use_labels=False, cubo_weight=1.0,
-                 cubo_order=2.0, label_selection="rank", neighbor_weight=0.8, n_neighbors=5,
-                 inlier_quantile=0.7, score_stage="paper", engine="auto", device=None, n_jobs=1,
-                 random_state=None, verbose=0, max_fit_rows=None, working_memory=256,
-                 scaling_fence=1000.0):
+                 n_samples_train="auto", n_samples_check=None, check_every=10, patience="auto",
+                 max_updates=5000, min_updates="auto", smoothing=3, checkpoint="auto",
+                 batch_size=128, lr="auto", hidden_sizes=None, latent_dim=None, likelihood="auto",
+                 batch_norm=True, distance="sigma", selection_size="auto", combination="mean",
+                 use_labels=False, cubo_weight=1.0, cubo_order=2.0, label_selection="rank",
+                 neighbor_weight=0.8, n_neighbors=5, inlier_quantile=0.7, score_stage="paper",
+                 engine="auto", precision="float32", device=None, n_jobs=1, random_state=None,
+                 verbose=0, max_fit_rows=None, working_memory=256, scaling_fence=1000.0):
         super().__init__(contamination=contamination)
         self.n_estimators = n_estimators
         self.n_samples_iwae = n_samples_iwae
@@ -280,7 +282,7 @@ class ODIM(BaseDetector):
         self.n_neighbors = n_neighbors
         self.inlier_quantile = inlier_quantile
         self.score_stage = score_stage
-        self.engine = engine
+        self.engine, self.precision = engine, precision
         self.device = device
         self.n_jobs = n_jobs
         self.random_state = random_state
@@ -322,19 +324,21 @@ class ODIM(BaseDetector):
         del X_fit  # the scaled copy is all training needs
         engine = make_engine(self.engine, device, arch, config.likelihood, config.cubo_weight,
                              config.cubo_order, config.n_threads)
+        engine.precision = resolve_precision(self.precision, engine.name, device, arch.n_features)
         with torch_threads(config.n_threads), cpu_fast_math(device):
             result = train_members(fitting, labeled, arch, config, engine, seed,
                                    self.label_selection, self.verbose)
             started = time.perf_counter()
             scores = self._score_training_rows(scorer, result, X, fitting, fit_rows, engine)
-            staged = self._fit_score_stage(scorer, X, fit_rows, scores, labeled, seed,
-                                           config.n_threads)
+            staged = scores  # ODIM's scores, through the neighbour stage if asked for
+            if score_stage(self.score_stage, X.shape[1]) == "neighbors":
+                staged = scorer.fit_stage(CleanedNeighborStage(n_jobs=config.n_threads), X,
+                                          fit_rows, scores, labeled, seed, self.working_memory)
             scorer.fit_contribution_reference(X_reference, engine=self.engine,
                                               device=fitting.device, n_jobs=config.n_threads,
                                               working_memory=self.working_memory)
             final_seconds = time.perf_counter() - started
-        self._keep_training_state(scorer, result, config.likelihood, device, engine.name,
-                                  final_seconds)
+        self._keep_training_state(scorer, result, config.likelihood, device, engine, final_seconds)
         self.likelihood_scores_ = scores
         self.decision_scores_ = self._blend_known_outliers(X, fit_rows, staged, labeled,
                                                            config.n_threads)
@@ -367,22 +371,15 @@ class ODIM(BaseDetector):
             X, fitting, fit_rows, None if fitting.detached else result.train_losses, engine,
             self.working_memory)
 
-    def _fit_score_stage(self, scorer, X, fit_rows, scores, labeled, seed, n_threads):
-        """ODIM's scores through the neighbour stage (``score_stage``), if there is one."""
-        if score_stage(self.score_stage, X.shape[1]) == "paper":
-            return scores
-        stage = CleanedNeighborStage(n_jobs=n_threads)
-        return scorer.fit_stage(stage, X, fit_rows, scores, labeled, seed, self.working_memory)
-
-    def _keep_training_state(self, scorer, result, likelihood, device, engine_name,
-                             final_seconds):
+    def _keep_training_state(self, scorer, result, likelihood, device, engine, final_seconds):
         """Set the fitted attributes that describe the training run."""
         self.scorer_ = scorer
         self.history_ = {"update": result.check_updates, "distance": result.check_distances,
                          "raw_distance": result.check_raw}
         self.best_update_, self.best_distance_ = result.best_update, result.best_distance
         self.n_updates_, self.gmm_backend_ = result.n_updates, gmm.BACKEND
-        self.device_, self.engine_, self.likelihood_ = str(device), engine_name, likelihood
+        self.device_, self.engine_, self.precision_ = str(device), engine.name, engine.precision
+        self.likelihood_ = likelihood
         self.timings_ = dict(result.timings, final_score=final_seconds)
 
     def _blend_known_outliers(self, X, fit_rows, scores, labeled, n_threads):
@@ -552,6 +549,7 @@ class ODIM(BaseDetector):
             feature_names=None if names is None else [str(n) for n in names],
             fitted={"n_updates": int(self.n_updates_), "gmm_backend": str(self.gmm_backend_),
                     "device": str(self.device_), "engine": str(self.engine_),
+                    "precision": str(self.precision_),
                     "timings": {k: float(v) for k, v in self.timings_.items()}})
         return arrays, fields
 
@@ -573,13 +571,11 @@ class ODIM(BaseDetector):
                                if k in inspect.signature(cls).parameters})
         except (TypeError, ValueError) as exc:
             raise ValueError(f"malformed parameters ({exc})") from None
-        names = fields.get("feature_names")
+        names = stored_feature_names(fields, scorer.n_features)
         if names is not None:
-            if not isinstance(names, list) or len(names) != scorer.n_features:
-                raise ValueError("feature_names do not match the number of features")
-            estimator.feature_names_in_ = np.array([str(n) for n in names], dtype=object)
-        estimator.contamination = state["contamination"]
-        estimator.scorer_, estimator.n_features_in_ = scorer, scorer.n_features
+            estimator.feature_names_in_ = names
+        estimator.contamination, estimator.scorer_ = state["contamination"], scorer
+        estimator.n_features_in_ = scorer.n_features
         estimator.decision_scores_, estimator.labels_ = state["scores"], state["labels"]
         estimator.threshold_ = estimator.score_threshold_ = state["threshold"]
         estimator._classes = int(fields.get("n_classes", 2))
@@ -591,9 +587,10 @@ class ODIM(BaseDetector):
                                                            arrays.get("best_distance"))
         fitted = fields.get("fitted") if isinstance(fields.get("fitted"), dict) else {}
         estimator.n_updates_ = int(fitted.get("n_updates", 0))
-        estimator.gmm_backend_ = str(fitted.get("gmm_backend", ""))
-        estimator.device_ = str(fitted.get("device", "cpu"))
-        estimator.engine_ = str(fitted.get("engine", fitted.get("compile", "")))
+        # Older files: "compile" for the engine, no precision (float32).
+        for name, default in (("gmm_backend", ""), ("device", "cpu"), ("precision", "float32"),
+                              ("engine", str(fitted.get("compile", "")))):
+            setattr(estimator, name + "_", str(fitted.get(name, default)))
         estimator.likelihood_ = scorer.likelihood
         estimator.timings_ = dict(fitted.get("timings", {}))
         return estimator

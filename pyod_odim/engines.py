@@ -52,7 +52,7 @@ class Batch(NamedTuple):
 
 def _objective(x: torch.Tensor, eps: torch.Tensor, params: network.Parameters, likelihood: str,
                x_lab: Optional[torch.Tensor], eps_lab: Optional[torch.Tensor],
-               cubo_weight: float, cubo_order: float):
+               cubo_weight: float, cubo_order: float, bf16: bool = False):
     """Sum over members of the mean IWAE loss (+ weighted mean CUBO of known outliers).
 
     Known outliers go through the network in one pass with the unlabeled
@@ -64,15 +64,16 @@ def _objective(x: torch.Tensor, eps: torch.Tensor, params: network.Parameters, l
     known outliers' CUBO gradient drove the weights along exactly those
     directions, the running statistics that scoring uses lagged behind the
     drift, and the scores of every row degraded (docs/decisions.md, "Known
-    outliers").
+    outliers"). ``bf16`` runs the layers' products in bfloat16
+    (:func:`pyod_odim.network.log_importance_weights`).
     """
     if x_lab is None:
-        log_w = network.log_importance_weights(x, eps, params, True, likelihood)
+        log_w = network.log_importance_weights(x, eps, params, True, likelihood, 0, bf16)
         return network.iwae_loss(log_w).mean(dim=1).sum()
     n = x.shape[1]
     log_w = network.log_importance_weights(
         torch.cat([x, x_lab], dim=1), torch.cat([eps, eps_lab], dim=2), params, True,
-        likelihood, n,
+        likelihood, n, bf16,
     )
     loss = network.iwae_loss(log_w[:, :, :n]).mean(dim=1).sum()
     cubo = network.cubo_loss(log_w[:, :, n:], cubo_order).mean(dim=1).sum()
@@ -96,7 +97,15 @@ class TorchEngine:
     compiled : bool, optional (default=False)
         Compile the objective and the scoring function with
         ``torch.compile``.
+
+    Attributes
+    ----------
+    precision : {"float32", "bfloat16"}
+        The products of the training updates (set by the caller; scoring
+        always runs in float32).
     """
+
+    precision = "float32"
 
     def __init__(self, likelihood, cubo_weight=1.0, cubo_order=2.0, compiled=False):
         self.likelihood = network.check_likelihood(likelihood)
@@ -111,6 +120,7 @@ class TorchEngine:
         loss = self._objective(
             batch.x, batch.eps, network.as_parameters(live.params), self.likelihood,
             batch.x_labeled, batch.eps_labeled, self.cubo_weight, self.cubo_order,
+            self.precision == "bfloat16",
         )
         live.zero_grad()
         loss.backward()
@@ -176,9 +186,17 @@ class KernelEngine:
     cubo_weight, cubo_order : float
     n_threads : int
         OpenMP threads of each kernel call.
+
+    Attributes
+    ----------
+    precision : {"float32", "bfloat16"}
+        The products of the training updates (set by the caller; bfloat16
+        needs :func:`pyod_odim.kernels.bf16_units`; scoring always runs in
+        float32).
     """
 
     name = "kernel"
+    precision = "float32"
 
     def __init__(self, likelihood, cubo_weight=1.0, cubo_order=2.0, n_threads=1):
         self.likelihood = network.check_likelihood(likelihood)
@@ -192,7 +210,7 @@ class KernelEngine:
             labeled = (batch.x_labeled, batch.eps_labeled)
         kernels.train_step(
             live.params, batch.x, batch.eps, self.likelihood, labeled, self.cubo_weight,
-            self.cubo_order, self.n_threads,
+            self.cubo_order, self.n_threads, bf16=self.precision == "bfloat16",
         )
         live.apply_gradients()
 

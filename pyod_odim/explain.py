@@ -30,7 +30,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import FLOAT_DTYPES, check_samples
-from .plotting import figure_axes, pyplot
+from .plotting import figure_axes
 
 __all__ = ["cutoff_bands", "explain_outlier", "feature_labels", "plot_top_contributions",
            "top_features"]

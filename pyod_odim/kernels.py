@@ -10,7 +10,8 @@ Three entry points mirror :mod:`pyod_odim.network` on the CPU:
   (:func:`pyod_odim.network.feature_nll`);
 * :func:`train_step`: one update's forward and backward pass, writing the
   gradients into the parameters' ``.grad`` and updating the running
-  statistics in place.
+  statistics in place; with ``bf16=True`` its products run in bfloat16 on
+  the CPU's AMX tiles (:func:`bf16_units`).
 
 Each takes the ensemble's parameters whole (a
 :class:`pyod_odim.network.Parameters`, or the parameter dict) and the
@@ -39,6 +40,24 @@ AVAILABLE = _ext is not None
 
 ISA = _ext.isa() if AVAILABLE else None
 """str or None: the instruction set the hot loops run with ("avx2+fma" or "generic")."""
+
+_BF16_UNITS = AVAILABLE and _ext.bf16_available()
+
+
+def bf16_units():
+    """Whether training updates can run their products in bfloat16 here.
+
+    True when the extension was built with its AVX-512/AMX path and this
+    CPU has AMX tiles with bfloat16 and AVX512-BF16, the operating system
+    enabled their state and (on Linux) granted the tile data permission;
+    found once at import by ``cpuid`` and ``xgetbv``, never by compiler
+    flags. Tests replace this function to simulate a CPU without the units.
+
+    Returns
+    -------
+    bool
+    """
+    return _BF16_UNITS
 
 # The kernels hold one fixed-size table of hidden layers per member.
 MAX_HIDDEN_LAYERS = 16
@@ -150,7 +169,7 @@ def score_contributions(params, X, score_eps, likelihood, n_threads=1):
 
 
 def train_step(params, x, eps, likelihood, labeled=None, cubo_weight=1.0, cubo_order=2.0,
-               n_threads=1):
+               n_threads=1, bf16=False):
     """Forward and backward pass of one update; fills each parameter's ``.grad``.
 
     The objective of member ``m`` is the mean negative IWAE bound of its
@@ -172,6 +191,12 @@ def train_step(params, x, eps, likelihood, labeled=None, cubo_weight=1.0, cubo_o
         The known outliers' batch and noise.
     cubo_weight, cubo_order : float
     n_threads : int, optional (default=1)
+    bf16 : bool, optional (default=False)
+        Run every layer's products (forward, weight gradient and input
+        gradient) in bfloat16 with float32 accumulation on the AMX tiles;
+        needs :func:`bf16_units`. Everything else (the likelihood, the
+        log-sum-exp, batch normalization, the gradients' storage) stays
+        float32.
 
     Returns
     -------
@@ -198,4 +223,5 @@ def train_step(params, x, eps, likelihood, labeled=None, cubo_weight=1.0, cubo_o
         eps_labeled=eps_lab,
         cubo_weight=float(cubo_weight),
         cubo_order=float(cubo_order),
+        bf16_products=bool(bf16),
     )

@@ -329,6 +329,44 @@ def rectified_nll(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> 
     return torch.where(x <= 0.0, -log_normal_cdf(-mean * inv_sd), density)
 
 
+class _Bf16Product(torch.autograd.Function):
+    """``a @ w`` with both operands rounded to bfloat16 and float32 results.
+
+    Forward and both gradients round their two operands to bfloat16 and
+    accumulate in float32, as the kernels' bfloat16 updates do
+    (``csrc/iwae_amx.inc``). On CUDA the products run in bfloat16 (tensor
+    cores accumulate in float32; the result is rounded to bfloat16 before it
+    returns to float32); elsewhere the rounded operands are multiplied in
+    float32, which is exact for the products of two bfloat16 values.
+    """
+
+    @staticmethod
+    def forward(ctx, a, w):
+        ctx.save_for_backward(a, w)
+        return _bf16_matmul(a, w)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, w = ctx.saved_tensors
+        grad_a = _bf16_matmul(grad, w.transpose(-1, -2))
+        grad_w = _bf16_matmul(a.transpose(-1, -2), grad)
+        if grad_a.shape != a.shape:  # a broadcast over the members
+            grad_a = grad_a.sum(0)
+        return grad_a, grad_w
+
+
+def _bf16_matmul(a, b):
+    if a.is_cuda:
+        return torch.matmul(a.to(torch.bfloat16), b.to(torch.bfloat16)).float()
+    return torch.matmul(a.to(torch.bfloat16).float(), b.to(torch.bfloat16).float())
+
+
+@torch.jit.unused  # training only: scripted exports score in float32
+def _bf16_product(a: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ w + b`` with the product in bfloat16 (:class:`_Bf16Product`)."""
+    return _Bf16Product.apply(a, w) + b
+
+
 def _decoder_outputs(
     x: torch.Tensor,
     eps: torch.Tensor,
@@ -336,6 +374,7 @@ def _decoder_outputs(
     bn_training: bool,
     likelihood: str,
     n_stat_rows: int,
+    bf16: bool = False,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The pass shared by the bound and its per-feature split.
 
@@ -358,7 +397,7 @@ def _decoder_outputs(
     h = x
     n_enc = len(enc_w)
     for i in range(n_enc):
-        h = torch.matmul(h, enc_w[i]) + enc_b[i]
+        h = _bf16_product(h, enc_w[i], enc_b[i]) if bf16 else torch.matmul(h, enc_w[i]) + enc_b[i]
         if i < n_enc - 1:
             if use_bn:
                 h_stats: Optional[torch.Tensor] = None
@@ -381,7 +420,7 @@ def _decoder_outputs(
     g = z.reshape(n_members, n_samples * n_rows, latent)
     n_dec = len(dec_w)
     for i in range(n_dec - 1):
-        g = torch.baddbmm(dec_b[i], g, dec_w[i])
+        g = _bf16_product(g, dec_w[i], dec_b[i]) if bf16 else torch.baddbmm(dec_b[i], g, dec_w[i])
         if use_bn:
             j = n_enc - 1 + i
             g_stats: Optional[torch.Tensor] = None
@@ -393,7 +432,8 @@ def _decoder_outputs(
     xb = x.unsqueeze(1) if x.dim() == 3 else x
     shape = [n_members, n_samples, n_rows, -1]
     if likelihood == "bernoulli":
-        logits = torch.baddbmm(dec_b[-1], g, dec_w[-1]).view(shape)
+        logits = (_bf16_product(g, dec_w[-1], dec_b[-1]) if bf16
+                  else torch.baddbmm(dec_b[-1], g, dec_w[-1])).view(shape)
         return xb, logits, logits, log_prior_ratio
     # The last layer emits a mean (through a sigmoid for the Gaussian) and a
     # clamped log-variance per feature. Two products keep each output
@@ -401,11 +441,16 @@ def _decoder_outputs(
     d = dec_w[-1].shape[-1] // 2
     w_mean, w_logvar = torch.split(dec_w[-1], d, dim=-1)
     b_mean, b_logvar = torch.split(dec_b[-1], d, dim=-1)
-    mean = torch.baddbmm(b_mean, g, w_mean)
+    if bf16:
+        mean = _bf16_product(g, w_mean, b_mean)
+        logvar_out = _bf16_product(g, w_logvar, b_logvar)
+    else:
+        mean = torch.baddbmm(b_mean, g, w_mean)
+        logvar_out = torch.baddbmm(b_logvar, g, w_logvar)
     if likelihood == "gaussian":
         mean = torch.sigmoid(mean)
     mean = mean.view(shape)
-    dlv = F.hardtanh(torch.baddbmm(b_logvar, g, w_logvar), -6.0, 2.0).view(shape)
+    dlv = F.hardtanh(logvar_out, -6.0, 2.0).view(shape)
     return xb, mean, dlv, log_prior_ratio
 
 
@@ -416,6 +461,7 @@ def log_importance_weights(
     bn_training: bool,
     likelihood: str,
     n_stat_rows: int = 0,
+    bf16: bool = False,
 ) -> torch.Tensor:
     """Log importance weights ``log p(x, z_k) - log q(z_k | x)``.
 
@@ -442,13 +488,16 @@ def log_importance_weights(
         rows. Semi-supervised training appends the known outliers to the
         unlabeled batch this way: they are normalized as the inliers are,
         without moving the statistics.
+    bf16 : bool, optional (default=False)
+        Run every layer's product in bfloat16 with float32 accumulation
+        (``precision="bfloat16"`` training); everything else stays float32.
 
     Returns
     -------
     log_w : Tensor of shape (M, K, B)
     """
     xb, first, second, log_prior_ratio = _decoder_outputs(
-        x, eps, params, bn_training, likelihood, n_stat_rows
+        x, eps, params, bn_training, likelihood, n_stat_rows, bf16
     )
     if likelihood == "bernoulli":
         log_px = (xb * first - F.softplus(first)).sum(-1)

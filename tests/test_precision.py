@@ -1,0 +1,207 @@
+"""precision="bfloat16": bfloat16 products with float32 accumulation in training updates.
+
+Tolerances (measured on random wide networks, docs/decisions.md):
+
+* one update's gradients, bfloat16 against float32: up to about 8 % relative
+  (Frobenius) for the encoder's first layer, whose gradient is the smallest
+  difference of large terms; asserted below 15 %;
+* the kernels' bfloat16 (AMX tiles) against PyTorch's bfloat16 emulation
+  (the same rounded operands, products in float32): below 1 % relative, the
+  engines' agreement in bfloat16 (float32: float32 rounding,
+  tests/test_engines.py);
+* the objective: below 1e-4 relative (the forward pass rounds only the
+  products' operands).
+"""
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_array_equal
+
+from pyod_odim import ODIM, defaults, engines, kernels, network
+from random_network import random_parameters
+
+needs_units = pytest.mark.skipif(not kernels.bf16_units(),
+                                 reason="no AMX with AVX512-BF16 (or kernels not built)")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+D_WIDE = defaults.WIDE_FEATURES + 44
+
+
+# (features, hidden, latent, members, batch, K): the wide default network, and
+# widths and rows that leave partial tiles at every edge.
+SHAPES = {"wide": (D_WIDE, (128, 64), 32, 3, 64, 3), "odd": (203, (100, 70), 20, 2, 37, 3)}
+
+
+def _update_grads(run, likelihood, batch_norm, shape="wide", seed=0):
+    """Gradients by name of one update of a random ensemble, and its objective."""
+    d, hidden, latent, members, batch, k = SHAPES[shape]
+    params, gen = random_parameters(network.Architecture(d, hidden, latent), likelihood,
+                                    batch_norm, members, seed)
+    x = torch.rand(members, batch, d, generator=gen)
+    eps = torch.randn(members, k, batch, latent, generator=gen)
+    live = {k: [t.clone().requires_grad_(k in network.TRAINABLE) for t in v]
+            for k, v in params.items()}
+    objective = run(live, x, eps)
+    grads = {f"{k}{i}": t.grad.clone() for k in network.TRAINABLE for i, t in enumerate(live[k])}
+    return grads, float(np.sum(objective))
+
+
+def _kernel(bf16, likelihood):
+    return lambda p, x, eps: kernels.train_step(p, x, eps, likelihood, bf16=bf16)
+
+
+def _torch(bf16, likelihood, device="cpu"):
+    def run(p, x, eps):
+        q = network.Parameters(*[[t.to(device) for t in v] for v in network.as_parameters(p)])
+        loss = engines._objective(x.to(device), eps.to(device), q, likelihood, None, None,
+                                  1.0, 2.0, bf16)
+        loss.backward()
+        return loss.item()
+    return run
+
+
+def _relative(a, b):
+    return float((a - b).norm() / b.norm())
+
+
+def _compared(grads, batch_norm):
+    """The gradients worth comparing: hidden biases before batch norm have none."""
+    if not batch_norm:
+        return grads
+    return {k: v for k, v in grads.items() if k not in ("enc_b0", "enc_b1", "dec_b0", "dec_b1")}
+
+
+@needs_units
+@pytest.mark.parametrize("likelihood", network.LIKELIHOODS)
+@pytest.mark.parametrize("batch_norm", [False, True])
+@pytest.mark.parametrize("reference, objective_tol, grad_tol, shape", [
+    ("kernel float32", 1e-4, 0.15, "wide"),  # bfloat16 against float32
+    ("torch bfloat16", 1e-5, 1e-2, "wide"),  # the engines' agreement in bfloat16
+    ("torch bfloat16", 1e-5, 1e-2, "odd"),
+])
+def test_kernel_bf16_update(likelihood, batch_norm, reference, objective_tol, grad_tol, shape):
+    run = (_kernel(False, likelihood) if reference == "kernel float32"
+           else _torch(True, likelihood))
+    g16, o16 = _update_grads(_kernel(True, likelihood), likelihood, batch_norm, shape)
+    g_ref, o_ref = _update_grads(run, likelihood, batch_norm, shape)
+    assert abs(o16 - o_ref) <= objective_tol * abs(o_ref)
+    for name, g in _compared(g_ref, batch_norm).items():
+        assert _relative(g16[name], g) < grad_tol, name
+    # The products are not float32: something must differ.
+    assert any(not torch.equal(g16[k], g_ref[k]) for k in g_ref)
+
+
+@needs_units
+def test_kernel_bf16_is_deterministic():
+    first, _ = _update_grads(_kernel(True, "gaussian"), "gaussian", True)
+    again, _ = _update_grads(_kernel(True, "gaussian"), "gaussian", True)
+    for name in first:
+        assert torch.equal(first[name], again[name])
+
+
+def test_torch_bf16_update_near_float32():
+    g16, o16 = _update_grads(_torch(True, "gaussian"), "gaussian", False)
+    g32, o32 = _update_grads(_torch(False, "gaussian"), "gaussian", False)
+    assert abs(o16 - o32) <= 1e-4 * abs(o32)
+    for name, g in g32.items():
+        assert _relative(g16[name], g) < 0.15, name
+
+
+@needs_cuda
+def test_cuda_bf16_update_near_float32():
+    g16, _ = _update_grads(_torch(True, "gaussian", "cuda"), "gaussian", False)
+    g32, _ = _update_grads(_torch(False, "gaussian", "cpu"), "gaussian", False)
+    for name, g in g32.items():
+        assert _relative(g16[name].cpu(), g) < 0.15, name
+
+
+def _planted(n=240, d=D_WIDE, n_out=12, seed=0):
+    """Rows on a low-dimensional structure in d dimensions, the first n_out far off it."""
+    rng = np.random.RandomState(seed)
+    X = rng.rand(n, 6) @ rng.rand(6, d) + 0.05 * rng.randn(n, d)
+    X[:n_out] += rng.uniform(1.5, 3.0, size=(n_out, d)) * rng.choice([-1, 1], size=(n_out, d))
+    return X
+
+
+def _fit(X, **kwargs):
+    params = dict(n_estimators=2, max_updates=60, min_updates=20, n_samples_iwae=10,
+                  random_state=0)
+    params.update(kwargs)
+    return ODIM(**params).fit(X)
+
+
+@pytest.mark.parametrize("precision, engine", [
+    ("float32", "auto"),
+    pytest.param("bfloat16", "kernel", marks=needs_units),
+    ("bfloat16", "eager"),
+])
+def test_fit_ranks_planted_outliers_first(precision, engine):
+    X = _planted()
+    clf = _fit(X, precision=precision, engine=engine)
+    assert clf.precision_ == precision
+    top = np.argsort(-clf.decision_scores_)[:12]
+    assert set(top) == set(range(12))
+
+
+@needs_units
+def test_bf16_fit_is_deterministic_and_differs_from_float32():
+    X = _planted()
+    first = _fit(X, precision="bfloat16")
+    again = _fit(X, precision="bfloat16", n_jobs=2)  # results do not depend on threads
+    assert_array_equal(first.decision_scores_, again.decision_scores_)
+    assert_array_equal(first.decision_function(X[:50]), again.decision_function(X[:50]))
+    assert not np.array_equal(first.decision_scores_,
+                              _fit(X, precision="float32").decision_scores_)
+
+
+@needs_units
+def test_auto_is_bfloat16_for_wide_rows_only():
+    assert _fit(_planted(), precision="auto").precision_ == "bfloat16"
+    narrow = _planted(d=20)
+    auto, f32 = _fit(narrow, precision="auto"), _fit(narrow, precision="float32")
+    assert auto.precision_ == "float32"
+    assert_array_equal(auto.decision_scores_, f32.decision_scores_)
+
+
+def test_auto_falls_back_to_float32_without_the_units(monkeypatch):
+    monkeypatch.setattr(kernels, "bf16_units", lambda: False)
+    X = _planted()
+    auto = _fit(X, precision="auto")
+    assert auto.precision_ == "float32"
+    assert_array_equal(auto.decision_scores_, _fit(X, precision="float32").decision_scores_)
+    if kernels.AVAILABLE:
+        with pytest.warns(RuntimeWarning, match="bfloat16"):
+            asked = _fit(X, precision="bfloat16", engine="kernel")
+        assert asked.precision_ == "float32"
+
+
+def test_resolve_precision_rules(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(kernels, "bf16_units", lambda: True)
+    wide, narrow = defaults.WIDE_FEATURES + 1, defaults.WIDE_FEATURES
+    assert defaults.resolve_precision("auto", "kernel", cpu, wide) == "bfloat16"
+    assert defaults.resolve_precision("auto", "kernel", cpu, narrow) == "float32"
+    assert defaults.resolve_precision("auto", "eager", cpu, wide) == "float32"
+    assert defaults.resolve_precision("bfloat16", "eager", cpu, narrow) == "bfloat16"
+    assert defaults.resolve_precision("float32", "kernel", cpu, wide) == "float32"
+
+
+def test_bad_precision_is_a_clear_error():
+    with pytest.raises(ValueError, match="precision"):
+        ODIM(precision="float16").fit(np.random.rand(20, 3))
+
+
+def test_saved_model_keeps_precision(tmp_path):
+    clf = _fit(_planted(d=20), precision="float32")
+    arrays, fields = clf._get_fitted_state()
+    assert fields["fitted"]["precision"] == "float32"
+    fields["fitted"]["precision"] = "bfloat16"
+    assert ODIM._from_fitted_state(fields, arrays).precision_ == "bfloat16"
+    del fields["fitted"]["precision"]  # a file from before the parameter
+    assert ODIM._from_fitted_state(fields, arrays).precision_ == "float32"
+    path = tmp_path / "model.odim"
+    clf.save(str(path))
+    import pyod_odim
+
+    assert pyod_odim.load(str(path)).precision_ == "float32"
