@@ -84,6 +84,27 @@ class CleanedNeighborStage:
         self.max_reference = max_reference
         self.n_jobs = n_jobs
 
+    def reference_rows(self, odim_scores, seed, trusted=None):
+        """Sorted indices of the reference rows among the fitting rows (see :meth:`fit`)."""
+        eligible = np.ones(len(odim_scores), bool) if trusted is None else trusted
+        cut = np.quantile(odim_scores[eligible], 1.0 - self.share)
+        rows = np.flatnonzero(eligible & (odim_scores <= cut))
+        if len(rows) > self.max_reference:
+            rng = np.random.default_rng(seed)
+            rows = np.sort(rng.choice(rows, self.max_reference, replace=False))
+        return rows
+
+    def fit_moments(self, odim_scores, distance):
+        """Set the robust moments from the fitting rows' ODIM scores and distances."""
+        self.moments_ = np.array(robust_moments(odim_scores) + robust_moments(distance))
+
+    def set_reference(self, reference, moments=None):
+        """Set the scaled reference rows, and the moments when given (a model file has both)."""
+        self._set_reference(np.asarray(reference))
+        if moments is not None:
+            self.moments_ = np.asarray(moments, dtype=np.float64)
+        return self
+
     def fit(self, X_scaled, odim_scores, seed, trusted=None):
         """Choose the reference rows and the robust moments; return the training scores.
 
@@ -107,27 +128,6 @@ class CleanedNeighborStage:
         distance = self.distance(X_scaled)
         self.fit_moments(odim_scores, distance)
         return self.combine(odim_scores, distance)
-
-    def reference_rows(self, odim_scores, seed, trusted=None):
-        """Sorted indices of the reference rows among the fitting rows (see :meth:`fit`)."""
-        eligible = np.ones(len(odim_scores), bool) if trusted is None else trusted
-        cut = np.quantile(odim_scores[eligible], 1.0 - self.share)
-        rows = np.flatnonzero(eligible & (odim_scores <= cut))
-        if len(rows) > self.max_reference:
-            rng = np.random.default_rng(seed)
-            rows = np.sort(rng.choice(rows, self.max_reference, replace=False))
-        return rows
-
-    def fit_moments(self, odim_scores, distance):
-        """Set the robust moments from the fitting rows' ODIM scores and distances."""
-        self.moments_ = np.array(robust_moments(odim_scores) + robust_moments(distance))
-
-    def set_reference(self, reference, moments=None):
-        """Set the scaled reference rows, and the moments when given (a model file has both)."""
-        self._set_reference(np.asarray(reference))
-        if moments is not None:
-            self.moments_ = np.asarray(moments, dtype=np.float64)
-        return self
 
     def __getstate__(self):
         # The search is rebuilt from the reference rows, exactly: pickles (and
