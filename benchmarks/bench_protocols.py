@@ -76,7 +76,8 @@ MORE_PEERS = ["COPOD", "ECOD", "GMM", "KDE", "LODA", "INNE", "DIF", "LUNAR", "Au
 PEERS = PYOD_SCRIPT + MORE_PEERS
 
 # ODIM variants: a dict of parameters over the defaults each.
-VARIANTS = {"ODIM": {}, "ODIM, paper score": {"score_stage": "paper"}}
+# "ODIM, neighbour stage": the opt-in stage after the score (score_stage="auto").
+VARIANTS = {"ODIM": {}, "ODIM, neighbour stage": {"score_stage": "auto"}}
 
 DEFAULT_CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "results",
                              "protocols.jsonl")
