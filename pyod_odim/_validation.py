@@ -6,6 +6,16 @@ import numpy as np
 
 from .sparse import check_sparse, is_sparse
 
+def is_count(n):
+    """Whether ``n`` is a non-negative Python int (a bool is not), as JSON metadata gives counts."""
+    return isinstance(n, int) and not isinstance(n, bool) and n >= 0
+
+
+def is_number(value):
+    """Whether ``value`` is a real number (Python or NumPy), not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 FLOAT_DTYPES = (np.float64, np.float32)
 """Input dtypes used as they are; anything else becomes float64."""
 

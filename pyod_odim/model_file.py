@@ -71,6 +71,7 @@ import zlib
 
 import numpy as np
 
+from ._validation import is_count
 from ._version import __version__
 
 try:  # the compiled CRC-32 (PCLMULQDQ) is several times faster than zlib's
@@ -314,10 +315,6 @@ def _check_digest(meta):
                              "edited or corrupted")
 
 
-def _is_count(n):
-    return isinstance(n, int) and not isinstance(n, bool) and n >= 0
-
-
 @functools.lru_cache(maxsize=None)
 def _dtype(text):
     return np.dtype(text)
@@ -332,8 +329,8 @@ def _array_specs(meta, with_offsets=True):
     out = {}
     for name, spec in specs.items():
         ok = (isinstance(spec, list) and len(spec) == length and isinstance(spec[0], str)
-              and isinstance(spec[1], list) and all(_is_count(n) for n in spec[1])
-              and (not with_offsets or _is_count(spec[2])))
+              and isinstance(spec[1], list) and all(is_count(n) for n in spec[1])
+              and (not with_offsets or is_count(spec[2])))
         if not ok:
             raise ModelFileError(f"array {name!r}: malformed entry in {_META}")
         try:
@@ -361,7 +358,7 @@ def _read_blob(f, archive, meta, verify):
         info = archive.getinfo(_BLOB)
     except KeyError:
         raise ModelFileError(f"{_BLOB} is missing") from None
-    if not _is_count(size) or info.file_size != size or info.compress_type != zipfile.ZIP_STORED:
+    if not is_count(size) or info.file_size != size or info.compress_type != zipfile.ZIP_STORED:
         raise ModelFileError(f"{_BLOB} holds {info.file_size} bytes (compression "
                              f"{info.compress_type}), but {_META} says {size!r} stored bytes")
     # Read the stored bytes past the local header ourselves: zipfile would

@@ -12,18 +12,9 @@ import math
 
 import numpy as np
 
+from ._validation import is_count, is_number
 from .defaults import LEARNING_RATES, NARROW_DEFAULTS, WIDE_DEFAULTS
-
-_PARAMETER_KINDS = ("enc_w", "enc_b", "dec_w", "dec_b", "bn_mean", "bn_var")
-
-
-def _is_count(n):
-    return isinstance(n, int) and not isinstance(n, bool) and n >= 0
-
-
-def _is_number(value):
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
+from .scorer import PARAMETER_KINDS
 
 ADAM_STEP = (1 - 0.9) / math.sqrt((1 - 0.999) * (1 - 0.9 ** 2 / 0.999))
 """float: the most one Adam update moves a parameter, in units of the learning rate.
@@ -73,7 +64,7 @@ def check_parameter_range(meta, scorer, extremes=None):
         (:func:`pyod_odim.load` adds the file's name).
     """
     params = scorer.params
-    arrays = {f"params/{key}": params[key] for key in _PARAMETER_KINDS}
+    arrays = {f"params/{key}": params[key] for key in PARAMETER_KINDS}
     arrays.update({"score_eps": [scorer.score_eps], "member_mean": [scorer.member_mean],
                    "member_std": [scorer.member_std]})
     bounds = parameter_bounds(meta, scorer.architecture, scorer.likelihood, params)
@@ -182,14 +173,14 @@ def _training_extent(meta, likelihood):
     given = meta.get("params") if isinstance(meta.get("params"), dict) else {}
     fitted = meta.get("fitted") if isinstance(meta.get("fitted"), dict) else {}
     lr = given.get("lr")
-    lr = float(lr) if _is_number(lr) and 0 < lr < math.inf else LEARNING_RATES[likelihood]
+    lr = float(lr) if is_number(lr) and 0 < lr < math.inf else LEARNING_RATES[likelihood]
     n_updates = fitted.get("n_updates", given.get("max_updates"))
-    if not _is_count(n_updates):
+    if not is_count(n_updates):
         raise ValueError("the number of updates is missing or malformed")
 
     def count(name, default):
         value = given.get(name)
-        return value if _is_count(value) and value > 0 else default
+        return value if is_count(value) and value > 0 else default
 
     batch = min(count("batch_size", _MAX_STAT_ROWS), _MAX_STAT_ROWS)
     # n_samples_train="auto" (or None) takes a width default or n_samples_iwae.
