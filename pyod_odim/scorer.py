@@ -590,10 +590,8 @@ class FittedScorer:
             fitted = neighbors.fit(self.scale(X_fit), fit_scores, labeled)
         if fit_rows is None:
             return fitted
-        blended = np.empty(X.shape[0])
-        for rows in chunk_slices(X.shape[0], chunk):
-            blended[rows] = neighbors.score(self.scale(dense(X[rows])), scores[rows])
-        return blended
+        return _by_chunks(X, working_memory,
+                          lambda rows: neighbors.score(self.scale(dense(X[rows])), scores[rows]))
 
 
 def _by_chunks(X, working_memory, score_rows, out=None):
