@@ -76,8 +76,8 @@ MORE_PEERS = ["COPOD", "ECOD", "GMM", "KDE", "LODA", "INNE", "DIF", "LUNAR", "Au
 PEERS = PYOD_SCRIPT + MORE_PEERS
 
 # ODIM variants: a dict of parameters over the defaults each.
-# "ODIM, neighbour stage": the opt-in stage after the score (score_stage="auto").
-VARIANTS = {"ODIM": {}, "ODIM, neighbour stage": {"score_stage": "auto"}}
+# "ODIM, paper's score": the ensemble's score alone, without the neighbour stage.
+VARIANTS = {"ODIM": {}, "ODIM, paper's score": {"score_stage": "paper"}}
 
 DEFAULT_CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "results",
                              "protocols.jsonl")

@@ -147,11 +147,12 @@ class ODIM(BaseDetector):
     inlier_quantile : float in (0, 1], optional (default=0.7)
         Unlabeled rows scoring at most this quantile are the reference inliers.
 
-    score_stage : {"paper", "auto", "neighbors"}, optional (default="paper")
-        "paper": the ensemble's score. "neighbors": the higher of that and
-        the distance to the 5th nearest row ODIM trusts (all but its 15 %
-        highest scores), each in robust units (:mod:`pyod_odim.neighbor_stage`).
-        "auto": "neighbors" up to 256 features, "paper" above.
+    score_stage : {"auto", "neighbors", "paper"}, optional (default="auto")
+        "paper": the ensemble's score alone, as the paper describes.
+        "neighbors": the higher of that and the distance to the 5th nearest
+        row ODIM trusts (all but its 15 % highest scores), each in robust
+        units (:mod:`pyod_odim.neighbor_stage`). "auto": "neighbors" up to
+        256 features, "paper" above.
 
     engine : {"auto", "kernel", "inductor", "eager"}, optional (default="auto")
         What runs the network (:mod:`pyod_odim.engines`): "kernel" the
@@ -251,7 +252,7 @@ class ODIM(BaseDetector):
                  batch_size=128, lr="auto", hidden_sizes=None, latent_dim=None, likelihood="auto",
                  batch_norm=True, distance="sigma", selection_size="auto", combination="mean",
                  use_labels=False, cubo_weight=1.0, cubo_order=2.0, label_selection="rank",
-                 neighbor_weight=0.8, n_neighbors=5, inlier_quantile=0.7, score_stage="paper",
+                 neighbor_weight=0.8, n_neighbors=5, inlier_quantile=0.7, score_stage="auto",
                  engine="auto", precision="float32", device=None, n_jobs=1, random_state=None,
                  verbose=0, max_fit_rows=None, working_memory=256, scaling_fence=1000.0):
         super().__init__(contamination=contamination)

@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 from pyod_odim import ODIM, load
 from pyod_odim.neighbor_stage import CleanedNeighborStage
 
-FAST = dict(score_stage="auto", n_estimators=3, n_samples_iwae=16, patience=2, check_every=5, max_updates=80,
+FAST = dict(n_estimators=3, n_samples_iwae=16, patience=2, check_every=5, max_updates=80,
             min_updates=0, random_state=0)
 
 
@@ -61,6 +61,11 @@ def test_auto_finds_local_and_global_outliers(data, fitted):
     assert local > 0.8 and far > 0.95  # the stage finds both
     assert np.array_equal(paper.likelihood_scores_, paper.decision_scores_)
     assert fitted.scorer_.stage is not None and paper.scorer_.stage is None
+
+
+def test_the_default_is_auto():
+    # The default runs the stage on narrow data: FAST leaves score_stage alone.
+    assert ODIM().score_stage == "auto" and "score_stage" not in FAST
 
 
 def test_auto_leaves_wide_data_to_the_likelihood():
