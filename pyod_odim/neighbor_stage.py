@@ -152,9 +152,10 @@ class CleanedNeighborStage:
             self.reference_.astype(np.float64))
 
     def neighbors(self, X_scaled):
-        """(distance, index) of each row's ``n_neighbors``-th nearest reference row."""
+        """(distance, indices): the distance to each row's ``n_neighbors``-th nearest
+        reference row, and the indices of its ``n_neighbors`` nearest, nearest first."""
         dist, index = self.search_.kneighbors(_clipped(X_scaled))
-        return dist[:, -1], index[:, -1]
+        return dist[:, -1], index
 
     def distance(self, X_scaled):
         """Distance of each row to its ``n_neighbors``-th nearest reference row."""
@@ -177,9 +178,12 @@ class CleanedNeighborStage:
 
         A row whose ODIM part wins gets ODIM's contributions divided by
         ODIM's spread; its rest is ``(odim_rest - median) / spread``. A row
-        whose distance wins gets ``(x_j - r_j)^2 / (distance * spread)`` for
-        its ``n_neighbors``-th nearest reference row ``r`` (they sum to
-        ``distance / spread``); its rest is ``-median / spread``. In both,
+        whose distance wins splits ``distance / spread`` over the features in
+        proportion to ``(x_j - m_j)^2``, where ``m`` is the mean of its
+        ``n_neighbors`` nearest reference rows: the features in which the row
+        differs from what the trusted rows around it look like (the mean
+        is steadier than any one neighbour, whose own noise would spread
+        the blame); its rest is ``-median / spread``. In both,
         ``score = sum_j contribution_j + rest`` exactly.
 
         Parameters
@@ -199,9 +203,13 @@ class CleanedNeighborStage:
         distance, index = self.neighbors(X_scaled)
         z_odim, z_dist = self.z_parts(odim_scores, distance)
         c_o, s_o, c_d, s_d = self.moments_
-        gap = (_clipped(X_scaled) - self.reference_[index].astype(np.float64)) ** 2
-        safe = np.where(distance > 0, distance, 1.0)
-        by_distance = gap / (safe * s_d)[:, None]
+        local_mean = self.reference_[index].astype(np.float64).mean(axis=1)
+        gap = (_clipped(X_scaled) - local_mean) ** 2
+        total = gap.sum(axis=1)
+        # A row at its neighbours' mean (total 0) splits evenly.
+        share = np.where(total[:, None] > 0, gap / np.where(total > 0, total, 1.0)[:, None],
+                         1.0 / gap.shape[1])
+        by_distance = share * (distance / s_d)[:, None]
         use_odim = z_odim >= z_dist
         out = np.where(use_odim[:, None], odim_contributions / s_o, by_distance)
         rest = np.where(use_odim, (odim_rest - c_o) / s_o, -c_d / s_d)

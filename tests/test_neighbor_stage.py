@@ -165,3 +165,36 @@ def test_sparse_input_scores_as_dense_with_the_stage(data):
     assert np.array_equal(sparse_fit.decision_scores_, dense_fit.decision_scores_)
     assert np.array_equal(sparse_fit.decision_function(sparse.csc_matrix(X[:50])),
                           dense_fit.decision_function(X[:50]))
+
+
+def broken_dependences(d=30, n=1000, n_planted=30, seed=1):
+    """Rows of a factor model (groups of 5 features share a factor, communality 0.85);
+    in ``n_planted`` rows, whose group mean lies 1 to 2.5 from 0, one feature is set
+    to minus the mean of the rest of its group.
+
+    Returns the rows, the planted rows and their planted feature.
+    """
+    rng = np.random.default_rng(seed)
+    loading = np.zeros((d, d // 5))
+    loading[np.arange(d), np.arange(d) // 5] = np.sqrt(0.85)
+    X = rng.normal(size=(n, d // 5)) @ loading.T + rng.normal(0, np.sqrt(0.15), (n, d))
+    rows = rng.choice(n, n_planted, replace=False)
+    features = rng.integers(0, d, n_planted)
+    for i, j in zip(rows, features):
+        others = (np.arange(d) // 5 == j // 5) & (np.arange(d) != j)
+        while not 1.0 <= abs(X[i, others].mean()) <= 2.5:  # a row whose group is clearly off 0
+            X[i] = loading @ rng.normal(size=d // 5) + rng.normal(0, np.sqrt(0.15), d)
+        X[i, j] = -X[i, others].mean()
+    return X, rows, features
+
+
+def test_stage_contributions_blame_a_broken_dependence():
+    # The planted value lies within the feature's range, but far from what the
+    # row's nearest trusted rows hold there: the stage's split finds it.
+    from pyod.models.ecod import ECOD
+
+    X, rows, features = broken_dependences()
+    clf = ODIM(**FAST).fit(X)
+    top1 = np.mean(clf.feature_contributions(X[rows]).argmax(axis=1) == features)
+    ecod_top1 = np.mean(ECOD().fit(X).O[rows].argmax(axis=1) == features)
+    assert top1 >= 0.75 and top1 > ecod_top1 + 0.3
