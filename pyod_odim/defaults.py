@@ -180,15 +180,26 @@ def architecture(n_features, hidden_sizes=None, latent_dim=None):
     return network.Architecture(n_features, hidden, latent)
 
 
-def score_stage(value, n_features):
+def score_stage(value, n_features, known_outliers=False):
     """``"neighbors"`` or ``"paper"``; "auto": the neighbour stage up to :data:`WIDE_FEATURES`.
 
     Above it, on image and text embeddings, ODIM's likelihood score leads
-    alone (docs/decisions.md, "Tabular data: a scoring stage beyond the
+    alone; with known outliers in use, their neighbour blend
+    (:mod:`pyod_odim.neighbors`) already looks at local structure, and the
+    stage under it lowered the AUC on the unlabeled rows at small labeled
+    shares (docs/decisions.md, "Tabular data: a scoring stage beyond the
     early checkpoint").
+
+    Parameters
+    ----------
+    value : {"auto", "neighbors", "paper"}
+    n_features : int
+    known_outliers : bool, optional (default=False)
+        Whether the fit uses known outliers (``use_labels`` with at least
+        one labeled row).
     """
     if value == "auto":
-        return "neighbors" if n_features <= WIDE_FEATURES else "paper"
+        return "neighbors" if n_features <= WIDE_FEATURES and not known_outliers else "paper"
     return value
 
 

@@ -152,7 +152,7 @@ class ODIM(BaseDetector):
         "neighbors": the higher of that and the distance to the 5th nearest
         row ODIM trusts (all but its 15 % highest scores), each in robust
         units (:mod:`pyod_odim.neighbor_stage`). "auto": "neighbors" up to
-        256 features, "paper" above.
+        256 features without known outliers, else "paper".
 
     engine : {"auto", "kernel", "inductor", "eager"}, optional (default="auto")
         What runs the network (:mod:`pyod_odim.engines`): "kernel" the
@@ -332,7 +332,8 @@ class ODIM(BaseDetector):
             started = time.perf_counter()
             scores = self._score_training_rows(scorer, result, X, fitting, fit_rows, engine)
             staged = scores  # ODIM's scores, through the neighbour stage if asked for
-            if score_stage(self.score_stage, X.shape[1]) == "neighbors":
+            known = labeled is not None and bool(labeled.any())
+            if score_stage(self.score_stage, X.shape[1], known) == "neighbors":
                 staged = scorer.fit_stage(CleanedNeighborStage(n_jobs=config.n_threads), X,
                                           fit_rows, scores, labeled, seed, self.working_memory)
             scorer.fit_contribution_reference(X_reference, engine=self.engine,

@@ -135,11 +135,24 @@ def test_contributions_sum_to_the_stage_score(data, fitted):
     assert quantiles.shape == (101, X.shape[1]) and np.all(np.diff(quantiles, axis=0) >= 0)
 
 
+def test_auto_leaves_known_outliers_to_their_neighbour_blend(data):
+    X, kind = data
+    y = (kind == 1).astype(int)
+    y[np.flatnonzero(y)[5:]] = 0
+    auto = ODIM(**dict(FAST, use_labels=True)).fit(X, y)
+    paper = ODIM(**dict(FAST, use_labels=True, score_stage="paper")).fit(X, y)
+    assert auto.scorer_.stage is None and auto.scorer_.neighbors is not None
+    assert np.array_equal(auto.decision_scores_, paper.decision_scores_)
+    # use_labels without a labeled row is an unsupervised fit: the stage runs.
+    unlabeled = ODIM(**dict(FAST, use_labels=True)).fit(X, np.zeros(len(X), int))
+    assert unlabeled.scorer_.stage is not None
+
+
 def test_semi_supervised_and_capped_fits_run_the_stage(data):
     X, kind = data
     y = (kind == 1).astype(int)
     y[np.flatnonzero(y)[5:]] = 0  # five known local outliers
-    semi = ODIM(**dict(FAST, use_labels=True)).fit(X, y)
+    semi = ODIM(**dict(FAST, use_labels=True, score_stage="neighbors")).fit(X, y)
     assert semi.scorer_.stage is not None and semi.scorer_.neighbors is not None
     reference = semi.scorer_.stage.reference_.astype(np.float64)
     labeled = semi.scorer_.scaling.transform(X[y == 1])
