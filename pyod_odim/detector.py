@@ -32,8 +32,8 @@ class ODIM(BaseDetector):
     Deep generative models fit inliers before they fit outliers. ODIM trains
     an ensemble of importance-weighted autoencoders (IWAE) briefly, keeps
     each member's checkpoint whose losses split best into two Gaussian
-    components, and scores a row by its mean negative IWAE bound there.
-    Every ``"auto"`` is settled at fit time (:mod:`pyod_odim.defaults`).
+    components, and scores a row by its mean negative IWAE bound there (and,
+    up to 256 features, its distance to the rows ODIM trusts: ``score_stage``).
 
     Parameters
     ----------
@@ -332,8 +332,8 @@ class ODIM(BaseDetector):
             started = time.perf_counter()
             scores = self._score_training_rows(scorer, result, X, fitting, fit_rows, engine)
             staged = scores  # ODIM's scores, through the neighbour stage if asked for
-            known = labeled is not None and bool(labeled.any())
-            if score_stage(self.score_stage, X.shape[1], known) == "neighbors":
+            if score_stage(self.score_stage, X.shape[1],
+                           labeled is not None and bool(labeled.any())) == "neighbors":
                 staged = scorer.fit_stage(CleanedNeighborStage(n_jobs=config.n_threads), X,
                                           fit_rows, scores, labeled, seed, self.working_memory)
             scorer.fit_contribution_reference(X_reference, engine=self.engine,

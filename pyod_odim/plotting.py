@@ -125,10 +125,20 @@ def plot_score_histogram(detector, y=None, ax=None, scores=None, bins=50):
         ax.set_ylabel("density")
     ax.axvline(fitted_score_threshold(detector), color="black", ls="--", lw=1,
                label=_threshold_label(detector.contamination))
-    ax.set_xlabel("outlier score (negative IWAE bound)")
+    ax.set_xlabel(_score_label(detector))
     ax.set_title("Outlier scores")
     ax.legend(fontsize="small", frameon=False)
     return fig
+
+
+def _score_label(detector):
+    """What the detector's scores are, for an axis."""
+    scorer = getattr(detector, "scorer_", None)
+    if getattr(scorer, "neighbors", None) is not None:
+        return "outlier score (blended with the known outliers' neighbour ratio)"
+    if getattr(scorer, "stage", None) is not None:
+        return "outlier score (robust z: IWAE bound or neighbour distance)"
+    return "outlier score (negative IWAE bound)"
 
 
 def _threshold_label(contamination):
