@@ -55,7 +55,13 @@ from _common import (
 )
 
 # The tables of this run (docs/results.md, section "export").
-REPORT = ResultsText()
+# One results section per benchmark section (export-throughput, export-load, ...).
+REPORTS = {}
+
+
+def report(section):
+    """The kept text of ``section``, written to its own results section."""
+    return REPORTS.setdefault(section, ResultsText())
 from _grid import SHARED_SETS
 import pyod_odim
 from pyod_odim import ODIM
@@ -142,13 +148,14 @@ def throughput(args):
         ])
         size_rows.append([name, f"{sizes['odim'] / 1024:.0f}", f"{len(pickled) / 1024:.0f}",
                           f"{sizes['pt'] / 1024:.0f}", f"{sizes['onnx'] / 1024:.0f}"])
-    REPORT.add("\n### Scoring throughput, one thread (rows per second; ratio against the kernels)\n")
-    REPORT.add(markdown_table(
+    out = report("throughput")
+    out.add("\n### Scoring throughput, one thread (rows per second; ratio against the kernels)\n")
+    out.add(markdown_table(
         ["data", "fit s", "decision_function (kernels)", "TorchScript", "TorchScript float32",
          "ONNX Runtime", "max rel. diff TorchScript / float32 / ONNX"], rows))
-    REPORT.add("\n### File sizes (KiB)\n")
-    REPORT.add(markdown_table(["data", "model file (.odim)", "pickle", "TorchScript", "ONNX"],
-                              size_rows))
+    out.add("\n### File sizes (KiB)\n")
+    out.add(markdown_table(["data", "model file (.odim)", "pickle", "TorchScript", "ONNX"],
+                       size_rows))
 
 
 def interleaved_medians(loaders, repeats):
@@ -207,9 +214,10 @@ def load_times(args):
                                                    f" ({loads[k] / base:.2f}x)") for k in loads])
         header = ["data (model file)"] + list(loads)
         print(f"  {name}: done", file=sys.stderr, flush=True)
-    REPORT.add(f"\n### Load times (median ms of {args.load_repeats} interleaved loads; "
+    out = report("load")
+    out.add(f"\n### Load times (median ms of {args.load_repeats} interleaved loads; "
                "ratio against pyod_odim.load)\n")
-    REPORT.add(markdown_table(header, rows))
+    out.add(markdown_table(header, rows))
 
 
 def corruptions(args):
@@ -252,9 +260,10 @@ def parity(args):
         worst = max(worst, *errors)
         rows.append([name, f"{X.shape[0]} x {X.shape[1]}", f"{errors[0]:.1e}", f"{errors[1]:.1e}"])
         print(f"  {name}: {errors[0]:.1e} {errors[1]:.1e}", file=sys.stderr, flush=True)
-    REPORT.add("\n### Export parity with decision_function (max |a - b| / max(|b|, 1), all rows)\n")
-    REPORT.add(markdown_table(["data", "n x d", "TorchScript", "ONNX Runtime"], rows))
-    REPORT.add(f"\nlargest difference over {len(rows)} sets: {worst:.1e}")
+    out = report("parity")
+    out.add("\n### Export parity with decision_function (max |a - b| / max(|b|, 1), all rows)\n")
+    out.add(markdown_table(["data", "n x d", "TorchScript", "ONNX Runtime"], rows))
+    out.add(f"\nlargest difference over {len(rows)} sets: {worst:.1e}")
 
 
 def main():
@@ -283,7 +292,8 @@ def main():
          "corruptions": corruptions}[section](args)
     print(f"\n(bench_export ran {time.perf_counter() - t0:.0f} s)")
     if args.write_results:
-        write_results("export", versions + "\n" + REPORT.text())
+        for section, text in REPORTS.items():
+            write_results(f"export-{section}", versions + "\n" + text.text())
 
 
 if __name__ == "__main__":

@@ -130,16 +130,11 @@ class CleanedNeighborStage:
         return self.combine(odim_scores, distance)
 
     def __getstate__(self):
-        # The search is rebuilt from the reference rows, exactly: pickles (and
-        # Dask's shipped models) carry the rows once, not the tree's copy too.
+        # The search is rebuilt from the reference rows, exactly, on first use:
+        # pickles (and Dask's shipped models) carry the rows once, not the tree too.
         state = self.__dict__.copy()
         state.pop("search_", None)
         return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        if "reference_" in state:
-            self._set_reference(self.reference_)
 
     def _set_reference(self, rows):
         # Stored in float32 (half the file); the search runs on exactly these values.
@@ -147,14 +142,20 @@ class CleanedNeighborStage:
         if rows.size and np.abs(rows).max() > STAGE_CLIP:
             rows = np.clip(rows, -STAGE_CLIP, STAGE_CLIP)
         self.reference_ = rows
-        k = min(self.n_neighbors, self.reference_.shape[0])
-        self.search_ = NearestNeighbors(n_neighbors=k, n_jobs=self.n_jobs).fit(
-            self.reference_.astype(np.float64))
+        self.__dict__.pop("search_", None)
+
+    def _search(self):
+        # Built on first use, not at load: loading a model stays a read of arrays.
+        if "search_" not in self.__dict__:
+            k = min(self.n_neighbors, self.reference_.shape[0])
+            self.search_ = NearestNeighbors(n_neighbors=k, n_jobs=self.n_jobs).fit(
+                self.reference_.astype(np.float64))
+        return self.search_
 
     def neighbors(self, X_scaled):
         """(distance, indices): the distance to each row's ``n_neighbors``-th nearest
         reference row, and the indices of its ``n_neighbors`` nearest, nearest first."""
-        dist, index = self.search_.kneighbors(_clipped(X_scaled))
+        dist, index = self._search().kneighbors(_clipped(X_scaled))
         return dist[:, -1], index
 
     def distance(self, X_scaled):
