@@ -206,10 +206,9 @@ class CleanedNeighborStage:
         c_o, s_o, c_d, s_d = self.moments_
         local_mean = self.reference_[index].astype(np.float64).mean(axis=1)
         gap = (_clipped(X_scaled) - local_mean) ** 2
-        total = gap.sum(axis=1)
+        total = gap.sum(axis=1, keepdims=True)
         # A row at its neighbours' mean (total 0) splits evenly.
-        share = np.where(total[:, None] > 0, gap / np.where(total > 0, total, 1.0)[:, None],
-                         1.0 / gap.shape[1])
+        share = np.divide(gap, total, out=np.full_like(gap, 1.0 / gap.shape[1]), where=total > 0)
         by_distance = share * (distance / s_d)[:, None]
         use_odim = z_odim >= z_dist
         out = np.where(use_odim[:, None], odim_contributions / s_o, by_distance)
