@@ -367,9 +367,17 @@ def section_products(rounds=3, calls=20):
                     torch.bmm(a, b)
         return run
 
+    members = [[(a[i].numpy(), b[i].numpy()) for i in range(a.shape[0])] for a, b in f32]
+
+    def kernel_products():
+        for pairs in members:
+            for a, b in pairs:
+                kernels.bf16_matmul(a, b)
+
     runs = {"kernels, float32 update": kernel(False)}
     if kernels.bf16_units():
         runs["kernels, bfloat16 update"] = kernel(True)
+        runs["kernels, bfloat16 products alone"] = kernel_products
     runs.update({"torch bmm float32": matmuls(f32), "torch bmm bfloat16": matmuls(b16),
                  "torch bmm bfloat16 with casts": matmuls(f32, cast=True)})
     seconds = {label: [] for label in runs}
@@ -384,8 +392,11 @@ def section_products(rounds=3, calls=20):
     bf16_torch = best["torch bmm bfloat16"]
     rows = [[label, f"{1e3 * t:.2f}", f"{flops / t / 1e9:.0f}", f"{t / bf16_torch:.2f}x"]
             for label, t in best.items()]
-    note = (f"{len(shapes)} products, {flops / 1e9:.2f} GFLOP per update; the kernels' time is "
-            f"the whole update (products and everything else).\n\n")
+    note = (f"{len(shapes)} products, {flops / 1e9:.2f} GFLOP per update. An update's time "
+            "is the whole update (products and everything else); \"products alone\" runs "
+            "the update's products one member at a time through the kernels' bfloat16 "
+            "product (operand rounding and packing included, from float32 row-major "
+            "operands, one call each).\n\n")
     return note + markdown_table(["what", "ms (median of 3 rounds)", "GFLOP/s",
                                   "time / torch bf16 bmm"], rows)
 

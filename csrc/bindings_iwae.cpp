@@ -252,6 +252,24 @@ py::array_t<double> train_step(const py::sequence& params, iwae::Likelihood like
   return objectives;
 }
 
+py::array_t<float> bf16_matmul(const py::object& a, const py::object& b) {
+  if (!iwae::bf16_available()) {
+    throw py::value_error("bf16_matmul: this CPU (or build) has no AMX with AVX512-BF16");
+  }
+  const F32 A = f32(a, "a"), B = f32(b, "b");
+  if (A.ndim() != 2 || B.ndim() != 2 || A.shape(1) != B.shape(0)) {
+    throw py::value_error("bf16_matmul: a (M, K) and b (K, N) expected");
+  }
+  const std::size_t M = A.shape(0), K = A.shape(1), N = B.shape(1);
+  py::array_t<float> c({static_cast<py::ssize_t>(M), static_cast<py::ssize_t>(N)});
+  float* out = c.mutable_data();
+  {
+    py::gil_scoped_release release;
+    iwae::bf16_matmul(A.data(), B.data(), M, K, N, out);
+  }
+  return c;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_iwae, m) {
@@ -276,6 +294,9 @@ PYBIND11_MODULE(_iwae, m) {
         "gradients and the running statistics in place, returns the "
         "objective of each member (M,). bf16_products runs the wide "
         "products in bfloat16 with float32 accumulation (AMX).");
+  m.def("bf16_matmul", &bf16_matmul, py::arg("a"), py::arg("b"),
+        "a @ b with the training updates' bfloat16 products: operands rounded "
+        "to bfloat16, float32 accumulation on the AMX tiles.");
   m.def("bf16_available", &iwae::bf16_available,
         "Whether this build and CPU can run bfloat16 products on AMX tiles.");
   m.attr("openmp") = iwae::openmp_enabled();

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -29,8 +30,10 @@ using detail::LayerGrad;
 using detail::Net;
 using detail::NetGrad;
 using detail::Norm;
+using detail::kPanel;
 using detail::padded;
 using detail::panel_offset;
+using detail::panel_width;
 
 namespace {
 
@@ -146,6 +149,16 @@ struct ColumnMap {
   std::size_t ld() const { return half ? 2 * padded(half) : padded(out); }
 };
 
+// dst (cm.out) = the logical columns of one padded row src (cm.ld()).
+void copy_logical_columns(const ColumnMap& cm, const float* src, float* dst) {
+  if (!cm.half) {
+    std::memcpy(dst, src, cm.out * sizeof(float));
+    return;
+  }
+  std::memcpy(dst, src, cm.half * sizeof(float));
+  std::memcpy(dst + cm.half, src + padded(cm.half), (cm.out - cm.half) * sizeof(float));
+}
+
 // The layers of every member, repacked (and, for scoring, with batch
 // normalization folded in), in one block of floats.
 class PackedEnsemble {
@@ -179,7 +192,8 @@ class PackedEnsemble {
         if (transposes) total += round16(ld * padded(in));
       }
     }
-    store_.assign(total, 0.0f);
+    // Left uninitialized: pack_layer writes every element a kernel reads.
+    store_.reset(new float[total]);
     for (std::size_t m = 0; m < m_count; ++m) {
       for (std::size_t li = 0; li < per_member; ++li) {
         pack_layer(params, m, li, fold_norms, transposes);
@@ -294,6 +308,26 @@ class PackedEnsemble {
     return h < ne ? shape_.enc_hidden[h] : shape_.dec_hidden[h - ne];
   }
 
+  // Calls fn(c, to, len) for the runs of logical columns [c, c + len) that
+  // map to consecutive padded columns [to, to + len) inside one panel.
+  template <class Fn>
+  static void for_each_run(const ColumnMap& cm, Fn fn) {
+    const std::size_t ld = cm.ld();
+    const std::size_t parts = cm.half ? 2 : 1;
+    const std::size_t part_len = cm.half ? cm.half : cm.out;
+    for (std::size_t part = 0; part < parts; ++part) {
+      const std::size_t first = part * part_len;
+      std::size_t c = first;
+      while (c < first + part_len) {
+        const std::size_t to = cm.to_padded(c);
+        const std::size_t panel_end = to / kPanel * kPanel + panel_width(to, ld);
+        const std::size_t len = std::min(first + part_len - c, panel_end - to);
+        fn(c, to, len);
+        c += len;
+      }
+    }
+  }
+
   void pack_layer(const Params& p, std::size_t m, std::size_t li, bool fold,
                   bool transposes) {
     const bool enc = li < n_enc_layers_;
@@ -305,8 +339,8 @@ class PackedEnsemble {
     w_src += m * in * out;
     b_src += m * out;
     const Offsets& o = offsets_[m * layers_per_member() + li];
-    float* w = store_.data() + o.w;
-    float* b = store_.data() + o.b;
+    float* w = store_.get() + o.w;
+    float* b = store_.get() + o.b;
 
     const long ni = fold ? norm_index(li) : -1;
     std::vector<double> scale(out, 1.0), shift(out, 0.0);
@@ -319,25 +353,45 @@ class PackedEnsemble {
       }
     }
     // A layer without a folded norm (every layer in training) keeps its
-    // weights as they are, without the round trip through double.
+    // weights as they are, without the round trip through double: each run
+    // of columns that stays inside one panel is one copy.
     const bool folded = ni >= 0;
+    if (ld != out) std::fill(w, w + in * ld, 0.0f);  // padding columns
     for (std::size_t i = 0; i < in; ++i) {
       const float* row = w_src + i * out;
-      for (std::size_t c = 0; c < out; ++c) {
-        w[panel_offset(i, cm.to_padded(c), in, ld)] =
-            folded ? static_cast<float>(row[c] * scale[c]) : row[c];
-      }
+      for_each_run(cm, [&](std::size_t c, std::size_t to, std::size_t len) {
+        float* dst = w + panel_offset(i, to, in, ld);
+        if (!folded && len == kPanel) {
+          std::memcpy(dst, row + c, kPanel * sizeof(float));  // a constant size: inlined
+          return;
+        }
+        if (!folded) {
+          for (std::size_t k = 0; k < len; ++k) dst[k] = row[c + k];
+          return;
+        }
+        for (std::size_t k = 0; k < len; ++k) {
+          dst[k] = static_cast<float>(row[c + k] * scale[c + k]);
+        }
+      });
     }
+    std::fill(b, b + ld, 0.0f);
     for (std::size_t c = 0; c < out; ++c) {
       b[cm.to_padded(c)] = static_cast<float>((b_src[c] - shift[c]) * scale[c]);
     }
     float* wt = nullptr;
     const std::size_t in_ld = padded(in);
     if (transposes) {
-      wt = store_.data() + o.wt;
-      for (std::size_t i = 0; i < in; ++i) {
-        for (std::size_t c = 0; c < ld; ++c) {
-          wt[panel_offset(c, i, ld, in_ld)] = w[panel_offset(i, c, in, ld)];
+      // In blocks of 16 x 16, which are contiguous in both layouts.
+      wt = store_.get() + o.wt;
+      for (std::size_t i0 = 0; i0 < in_ld; i0 += kPanel) {
+        const std::size_t i1 = std::min(i0 + kPanel, in_ld);
+        for (std::size_t c0 = 0; c0 < ld; c0 += kPanel) {
+          const std::size_t c1 = std::min(c0 + kPanel, ld);
+          for (std::size_t c = c0; c < c1; ++c) {
+            for (std::size_t i = i0; i < i1; ++i) {
+              wt[panel_offset(c, i, ld, in_ld)] = i < in ? w[panel_offset(i, c, in, ld)] : 0.0f;
+            }
+          }
         }
       }
     }
@@ -347,7 +401,7 @@ class PackedEnsemble {
   Shape shape_;
   Dims dims_{};
   std::size_t n_enc_layers_ = 0, n_dec_layers_ = 0;
-  std::vector<float> store_;
+  std::unique_ptr<float[]> store_;
   std::vector<Offsets> offsets_;
   std::vector<ColumnMap> maps_;
   std::vector<Layer> layers_;
@@ -393,7 +447,9 @@ void parallel_tasks(std::size_t count, std::size_t work_floats, int n_threads,
                     const Task& task) {
   const int threads = static_cast<int>(
       std::min<std::size_t>(static_cast<std::size_t>(resolve_threads(n_threads)), count));
-  std::vector<float> work(static_cast<std::size_t>(threads) * work_floats);
+  // Left uninitialized: every kernel writes its scratch before reading it,
+  // as it must, since the tasks of one thread reuse the same block.
+  std::unique_ptr<float[]> work(new float[static_cast<std::size_t>(threads) * work_floats]);
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (long i = 0; i < static_cast<long>(count); ++i) {
@@ -402,7 +458,7 @@ void parallel_tasks(std::size_t count, std::size_t work_floats, int n_threads,
 #else
     const int tid = 0;
 #endif
-    task(static_cast<std::size_t>(i), work.data() + tid * work_floats);
+    task(static_cast<std::size_t>(i), work.get() + tid * work_floats);
   }
 }
 
@@ -518,8 +574,7 @@ void train_step(const Shape& shape, const Params& params, const Batch& batch,
   const std::size_t work_floats = count.used + grad_floats + 16;
 
   parallel_tasks(M, work_floats, n_threads, [&](std::size_t m, float* mine) {
-    float* g = mine;
-    std::fill(g, g + grad_floats, 0.0f);
+    float* g = mine;  // written over by the first backward pass
     LayerGrad lg[2 * detail::kMaxHidden + 2];
     for (std::size_t li = 0; li < per_member; ++li) {
       const std::size_t in = net.layer_in(li), ld = net.map(li).ld();
@@ -555,9 +610,9 @@ void train_step(const Shape& shape, const Params& params, const Batch& batch,
       float* gw = (enc ? grads.enc_w : grads.dec_w)[idx] + m * in * out;
       float* gb = (enc ? grads.enc_b : grads.dec_b)[idx] + m * out;
       for (std::size_t i = 0; i < in; ++i) {
-        for (std::size_t c = 0; c < out; ++c) gw[i * out + c] = lg[li].w[i * ld + cm.to_padded(c)];
+        copy_logical_columns(cm, lg[li].w + i * ld, gw + i * out);
       }
-      for (std::size_t c = 0; c < out; ++c) gb[c] = lg[li].b[cm.to_padded(c)];
+      copy_logical_columns(cm, lg[li].b, gb);
     }
   });
 }
@@ -571,5 +626,17 @@ const char* isa() { return use_avx2() ? "avx2+fma" : "generic"; }
 void allow_avx2(bool allowed) { avx2_allowed = allowed; }
 
 bool bf16_available() { return use_amx(); }
+
+void bf16_matmul(const float* A, const float* B, std::size_t M, std::size_t K, std::size_t N,
+                 float* C) {
+  if (!use_amx()) throw std::invalid_argument("bf16_matmul needs AMX and AVX512-BF16");
+#ifdef IWAE_HAVE_AMX_BUILD
+  const auto r32 = [](std::size_t n) { return (n + 31) / 32 * 32; };
+  std::vector<std::uint16_t> a(r32(M) * r32(K)), b(r32(K) * r32(N));
+  detail::kernel_amx::bf16_matmul(A, B, M, K, N, C, a.data(), b.data());
+#else
+  (void)A, (void)B, (void)M, (void)K, (void)N, (void)C;
+#endif
+}
 
 }  // namespace iwae

@@ -130,4 +130,10 @@ void allow_avx2(bool allowed);
 // operating system (XCR0), and, on Linux, the tile data permission granted.
 bool bf16_available();
 
+// C (M x N) = A (M x K) B (K x N), row-major float32, with the products of
+// bf16_products (operands rounded to bfloat16, float32 accumulation on the
+// AMX tiles); for tests and the benchmarks. Needs bf16_available().
+void bf16_matmul(const float* A, const float* B, std::size_t M, std::size_t K, std::size_t N,
+                 float* C);
+
 }  // namespace iwae

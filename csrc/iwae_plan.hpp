@@ -271,6 +271,10 @@ IWAE_DECLARE_KERNELS(kernel_avx2)
     ((defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && __GNUC__ >= 11))
 #define IWAE_HAVE_AMX_BUILD 1
 IWAE_DECLARE_KERNELS(kernel_amx)
+namespace kernel_amx {
+void bf16_matmul(const float* A, const float* B, std::size_t M, std::size_t K, std::size_t N,
+                 float* C, std::uint16_t* scratch_a, std::uint16_t* scratch_b);
+}
 #endif
 
 }  // namespace detail

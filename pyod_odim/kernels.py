@@ -63,6 +63,26 @@ def bf16_units():
 MAX_HIDDEN_LAYERS = 16
 
 
+def bf16_matmul(a, b):
+    """``a @ b`` with the training updates' bfloat16 products (AMX tiles).
+
+    The operands are rounded to bfloat16 (to nearest even) and packed, and
+    the tiles accumulate in float32: the same code as every product of a
+    ``bf16=True`` :func:`train_step`, for tests and benchmarks. Needs
+    :func:`bf16_units`.
+
+    Parameters
+    ----------
+    a : ndarray of shape (M, K), float32, C-contiguous
+    b : ndarray of shape (K, N), float32, C-contiguous
+
+    Returns
+    -------
+    c : ndarray of shape (M, N), float32
+    """
+    return _ext.bf16_matmul(a, b)
+
+
 def supports(arch, device):
     """Whether the kernels can run this network on this device.
 

@@ -128,6 +128,57 @@ def test_results_do_not_depend_on_threads():
             assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("bf16", [False, True])
+@pytest.mark.parametrize("with_labels", [False, True])
+def test_training_step_does_not_read_stale_memory(bf16, with_labels):
+    # The kernels' scratch and gradient blocks are not zeroed: each update
+    # writes them before reading them. Another update of different shapes in
+    # between leaves other values in the memory that a second run reuses.
+    if bf16 and not kernels.bf16_units():
+        pytest.skip("no AMX with AVX512-BF16")
+    params, latent, gen = _network(37, "rectified", True)
+    batch = (_rows((3, 17, 37), "rectified", gen), torch.randn((3, 5, 17, latent), generator=gen))
+    labeled = None
+    if with_labels:
+        labeled = (_rows((3, 4, 37), "rectified", gen),
+                   torch.randn((3, 5, 4, latent), generator=gen))
+    other, other_latent, other_gen = _network(130, "gaussian", True, seed=4)
+    other_batch = (torch.rand((3, 70, 130), generator=other_gen),
+                   torch.randn((3, 6, 70, other_latent), generator=other_gen))
+
+    def update():
+        p = {k: [t.clone() for t in v] for k, v in params.items()}
+        objectives = kernels.train_step(p, *batch, "rectified", labeled, bf16=bf16)
+        return objectives, [t.grad.numpy().copy() for t in network.flat_parameters(p)]
+
+    first = update()
+    kernels.train_step({k: [t.clone() for t in v] for k, v in other.items()}, *other_batch,
+                       "gaussian", bf16=bf16)
+    again = update()
+    assert_array_equal(first[0], again[0])
+    for a, b in zip(first[1], again[1]):
+        assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(not kernels.bf16_units(), reason="no AMX with AVX512-BF16")
+@pytest.mark.parametrize("m, k, n", [(64, 128, 1024), (37, 45, 70), (1, 1, 1), (300, 17, 33)])
+def test_bf16_matmul_against_float32(m, k, n):
+    gen = torch.Generator().manual_seed(m + k + n)
+    a = torch.randn((m, k), generator=gen)
+    b = torch.randn((k, n), generator=gen)
+    got = kernels.bf16_matmul(a.numpy(), b.numpy())
+    # The same rounded operands multiplied in float32: only the order of the
+    # float32 sums differs.
+    rounded = (a.bfloat16().float() @ b.bfloat16().float()).numpy()
+    scale = float(np.abs(a.numpy()).max() * np.abs(b.numpy()).max() * k)
+    assert_allclose(got, rounded, rtol=0, atol=1e-6 * scale)
+    # Against float32 operands, bfloat16's 8-bit significands show.
+    exact = (a @ b).numpy()
+    assert np.abs(got - exact).max() <= 2 ** -7 * scale
+    if k > 1:
+        assert not np.array_equal(got, exact)
+
+
 def test_bad_shapes_raise_value_error():
     params, latent, gen = _network(9, "gaussian", True)
     eps = torch.randn((3, 5, 1, latent), generator=gen)
