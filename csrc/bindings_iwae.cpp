@@ -301,7 +301,11 @@ PYBIND11_MODULE(_iwae, m) {
         "Whether this build and CPU can run bfloat16 products on AMX tiles.");
   m.attr("openmp") = iwae::openmp_enabled();
   m.def("default_threads", &iwae::default_threads);
-  m.def("isa", &iwae::isa, "Code path of the hot loops: 'avx2+fma' or 'generic'.");
+  m.def("isa", &iwae::isa,
+        "Code path of the hot loops: 'avx512+amx', 'avx2+fma' or 'generic'.");
+  m.def("allow_avx512", &iwae::allow_avx512, py::arg("allowed"),
+        "Let float32 work run on the AMX build (AVX-512) where the CPU has it "
+        "(default), or keep it on the AVX2 build (for tests).");
   m.def("allow_avx2", &iwae::allow_avx2, py::arg("allowed"),
         "Let the AVX2 build run where the CPU has it (default), or force the "
         "generic build (for tests).");

@@ -89,10 +89,25 @@ bool use_amx() {
 #endif
 }
 
+bool avx512_allowed = true;
+
+// The AMX build (compiled for AVX-512 too) also serves float32 work where
+// it may run.
+bool use_avx512() { return use_avx2() && avx512_allowed && use_amx(); }
+
 void score_block(const Dims& dims, const Net& net, const float* x,
                  std::size_t rows, const float* eps, const float* eps_sq,
                  std::size_t samples, std::size_t tile, float* work,
                  double* out) {
+#ifdef IWAE_HAVE_AMX_BUILD
+  // The AMX build's float32 path: the AVX2 build's arithmetic lane for lane
+  // (the likelihood in 16-float packs, summed as 8-float ones), so the
+  // same bits, faster.
+  if (use_avx512()) {
+    detail::kernel_amx::score_block(dims, net, x, rows, eps, eps_sq, samples, tile, work, out);
+    return;
+  }
+#endif
 #ifdef IWAE_HAVE_AVX2_BUILD
   if (use_avx2()) {
     detail::kernel_avx2::score_block(dims, net, x, rows, eps, eps_sq, samples,
@@ -108,6 +123,13 @@ void contrib_block(const Dims& dims, const Net& net, const float* x,
                    std::size_t rows, const float* eps, const float* eps_sq,
                    std::size_t samples, std::size_t tile, float* work,
                    float* c_out, double* r_out) {
+#ifdef IWAE_HAVE_AMX_BUILD
+  if (use_avx512()) {  // as in score_block
+    detail::kernel_amx::contrib_block(dims, net, x, rows, eps, eps_sq, samples, tile, work,
+                                      c_out, r_out);
+    return;
+  }
+#endif
 #ifdef IWAE_HAVE_AVX2_BUILD
   if (use_avx2()) {
     detail::kernel_avx2::contrib_block(dims, net, x, rows, eps, eps_sq, samples,
@@ -123,7 +145,10 @@ double train_update(const Dims& dims, const Net& net,
                     const detail::PassInput& in, const detail::PassInput* labeled,
                     const NetGrad& grad, float* work) {
 #ifdef IWAE_HAVE_AMX_BUILD
-  if (dims.bf16) return detail::kernel_amx::train_update(dims, net, in, labeled, grad, work);
+  // bfloat16 products, or float32 as in score_block.
+  if (dims.bf16 || use_avx512()) {
+    return detail::kernel_amx::train_update(dims, net, in, labeled, grad, work);
+  }
 #endif
 #ifdef IWAE_HAVE_AVX2_BUILD
   if (use_avx2()) {
@@ -621,9 +646,14 @@ bool openmp_enabled() { return odim_openmp::enabled(); }
 
 int default_threads() { return odim_openmp::default_threads(); }
 
-const char* isa() { return use_avx2() ? "avx2+fma" : "generic"; }
+const char* isa() {
+  if (use_avx512()) return "avx512+amx";
+  return use_avx2() ? "avx2+fma" : "generic";
+}
 
 void allow_avx2(bool allowed) { avx2_allowed = allowed; }
+
+void allow_avx512(bool allowed) { avx512_allowed = allowed; }
 
 bool bf16_available() { return use_amx(); }
 

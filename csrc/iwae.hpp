@@ -117,13 +117,20 @@ void train_step(const Shape& shape, const Params& params, const Batch& batch,
 
 bool openmp_enabled();
 int default_threads();
-// Code path of the hot loops on this CPU: "avx2+fma" or "generic" (float32;
-// bfloat16 updates run the AMX build where bf16_available()).
+// Code path of the hot loops on this CPU: "avx512+amx" (the AMX build, for
+// float32 work too: the same bits as "avx2+fma", its likelihood in 16-float
+// packs), "avx2+fma" or "generic". bfloat16 updates always run the AMX
+// build, where bf16_available().
 const char* isa();
 
 // Whether the AVX2 build may be used where the CPU has it (default true);
 // false forces the generic build, for tests that compare the two.
 void allow_avx2(bool allowed);
+
+// Whether the AMX build may run float32 work where the CPU has it (default
+// true); false keeps float32 work on the AVX2 build, for tests that compare
+// the two.
+void allow_avx512(bool allowed);
 
 // Whether this build and CPU can run bf16_products: AVX-512F, AVX512-BF16,
 // AMX-TILE and AMX-BF16 by cpuid, their register state enabled by the
