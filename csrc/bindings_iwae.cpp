@@ -297,6 +297,8 @@ PYBIND11_MODULE(_iwae, m) {
   m.def("bf16_matmul", &bf16_matmul, py::arg("a"), py::arg("b"),
         "a @ b with the training updates' bfloat16 products: operands rounded "
         "to bfloat16, float32 accumulation on the AMX tiles.");
+  m.def("release_scratch", &iwae::release_scratch,
+        "Free the scratch train_step keeps in this thread between updates.");
   m.def("bf16_available", &iwae::bf16_available,
         "Whether this build and CPU can run bfloat16 products on AMX tiles.");
   m.attr("openmp") = iwae::openmp_enabled();

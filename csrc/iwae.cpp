@@ -464,17 +464,41 @@ struct PaddedDraws {
   }
 };
 
+// The training updates' scratch, kept by each calling thread from one
+// update to the next (release_scratch frees it): a wide network's update
+// needs hundreds of MB, and fresh pages cost a page fault each, every
+// update.
+struct ScratchCache {
+  std::unique_ptr<float[]> block;
+  std::size_t floats = 0;
+};
+thread_local ScratchCache update_scratch;
+
 // Calls task(i, work) for every i in [0, count), spread over threads, each
-// thread with its own work_floats of scratch. Every task writes its own
-// outputs, so results do not depend on the thread count.
+// thread with its own work_floats of scratch (from update_scratch when
+// cached, else a fresh block). Every task writes its own outputs, so
+// results do not depend on the thread count.
 template <class Task>
 void parallel_tasks(std::size_t count, std::size_t work_floats, int n_threads,
-                    const Task& task) {
+                    const Task& task, bool cached = false) {
   const int threads = static_cast<int>(
       std::min<std::size_t>(static_cast<std::size_t>(resolve_threads(n_threads)), count));
   // Left uninitialized: every kernel writes its scratch before reading it,
   // as it must, since the tasks of one thread reuse the same block.
-  std::unique_ptr<float[]> work(new float[static_cast<std::size_t>(threads) * work_floats]);
+  const std::size_t total = static_cast<std::size_t>(threads) * work_floats;
+  std::unique_ptr<float[]> fresh;
+  float* base = nullptr;
+  if (cached) {
+    if (update_scratch.floats < total) {
+      update_scratch.block.reset();  // the old block goes before the new one comes
+      update_scratch.block.reset(new float[total]);
+      update_scratch.floats = total;
+    }
+    base = update_scratch.block.get();
+  } else {
+    fresh.reset(new float[total]);
+    base = fresh.get();
+  }
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (long i = 0; i < static_cast<long>(count); ++i) {
@@ -483,7 +507,7 @@ void parallel_tasks(std::size_t count, std::size_t work_floats, int n_threads,
 #else
     const int tid = 0;
 #endif
-    task(static_cast<std::size_t>(i), work.get() + tid * work_floats);
+    task(static_cast<std::size_t>(i), base + tid * work_floats);
   }
 }
 
@@ -639,7 +663,7 @@ void train_step(const Shape& shape, const Params& params, const Batch& batch,
       }
       copy_logical_columns(cm, lg[li].b, gb);
     }
-  });
+  }, /*cached=*/true);
 }
 
 bool openmp_enabled() { return odim_openmp::enabled(); }
@@ -656,6 +680,8 @@ void allow_avx2(bool allowed) { avx2_allowed = allowed; }
 void allow_avx512(bool allowed) { avx512_allowed = allowed; }
 
 bool bf16_available() { return use_amx(); }
+
+void release_scratch() { update_scratch = ScratchCache{}; }
 
 void bf16_matmul(const float* A, const float* B, std::size_t M, std::size_t K, std::size_t N,
                  float* C) {

@@ -137,6 +137,10 @@ void allow_avx512(bool allowed);
 // operating system (XCR0), and, on Linux, the tile data permission granted.
 bool bf16_available();
 
+// Frees the scratch that train_step keeps, in the calling thread, from one
+// update to the next (call it when the updates are done).
+void release_scratch();
+
 // C (M x N) = A (M x K) B (K x N), row-major float32, with the products of
 // bf16_products (operands rounded to bfloat16, float32 accumulation on the
 // AMX tiles); for tests and the benchmarks. Needs bf16_available().

@@ -126,6 +126,9 @@ class TorchEngine:
         loss.backward()
         live.apply_gradients()
 
+    def release(self):
+        """Nothing to free: PyTorch manages its own memory."""
+
     def _chunks(self, pass_, params, X, score_eps):
         """``pass_(rows, score_eps, params, likelihood)`` over row chunks, without gradients."""
         p = network.detached(params)
@@ -213,6 +216,10 @@ class KernelEngine:
             self.cubo_order, self.n_threads, bf16=self.precision == "bfloat16",
         )
         live.apply_gradients()
+
+    def release(self):
+        """Free the scratch the updates kept between them (:func:`kernels.release_scratch`)."""
+        kernels.release_scratch()
 
     def score(self, params, X, score_eps):
         return kernels.score_losses(params, X, score_eps, self.likelihood, self.n_threads).numpy()

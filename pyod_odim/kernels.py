@@ -67,6 +67,17 @@ def bf16_units():
 MAX_HIDDEN_LAYERS = 16
 
 
+def release_scratch():
+    """Free the scratch :func:`train_step` keeps in the calling thread.
+
+    Each thread's updates reuse one block of scratch, so that a wide
+    network's update does not map hundreds of MB of fresh pages every time;
+    the training loop calls this when its updates are done.
+    """
+    if AVAILABLE:
+        _ext.release_scratch()
+
+
 def bf16_matmul(a, b):
     """``a @ b`` with the training updates' bfloat16 products (AMX tiles).
 

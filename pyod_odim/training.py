@@ -441,11 +441,14 @@ def train_ensemble(
     TrainingResult
     """
     fit = EnsembleFit(X, arch, config, generator, engine, labeled_index, selection_criterion)
-    while not fit.finished():
-        fit.train_until_check()
-        fit.keep_or_stop(*fit.check())
-        if on_check is not None:
-            on_check(fit.n_updates, int(fit.live.ids.size))
+    try:
+        while not fit.finished():
+            fit.train_until_check()
+            fit.keep_or_stop(*fit.check())
+            if on_check is not None:
+                on_check(fit.n_updates, int(fit.live.ids.size))
+    finally:
+        engine.release()
     return fit.result()
 
 
