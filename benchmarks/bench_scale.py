@@ -4,6 +4,7 @@
                                      [--cap 200000] [--quick]
                                      [--seeds 0,1] [--cover-caps 20000,none]
                                      [--synth-caps 50000,none] [--sparse-updates N]
+                                     [--sparse-precisions float32,bfloat16]
 
 Every measurement runs in a fresh child process, one at a time, single
 threaded (``n_jobs=1``, one torch thread), so its peak RSS
@@ -20,8 +21,9 @@ threaded (``n_jobs=1``, one torch thread), so its peak RSS
   (synchronous scheduler), which only gathers the sample.
 * ``sparse``: a default fit on a synthetic sparse TF-IDF matrix of the
   paper's Reuters shape (1,800 x 26,147, :func:`synthetic_text`): fit time,
-  its parts, peak RSS and the NumPy peak (``tracemalloc``), AUC
-  (``--sparse-updates N`` caps the fit for a quicker reading).
+  its parts, peak RSS and the NumPy peak (``tracemalloc``), AUC, once per
+  ``precision`` of ``--sparse-precisions`` (``--sparse-updates N`` caps the
+  fits for a quicker reading).
 * ``throughput``: rows per second of scoring 200k synthetic rows with a
   fitted model, in-process and on a ``distributed.LocalCluster`` of 2
   worker processes x 1 thread (data generated and held on the workers
@@ -278,7 +280,7 @@ def job_sparse_fit(seed, **params):
     import torch
     from sklearn.metrics import roc_auc_score
 
-    from pyod_odim import ODIM
+    from pyod_odim import ODIM, kernels
 
     torch.set_num_threads(1)
     X, y = synthetic_text(seed=seed)
@@ -300,7 +302,7 @@ def job_sparse_fit(seed, **params):
         nnz_per_row=float(X.nnz / X.shape[0]), sparse_mb=float(
             (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 2**20),
         dense_mb=dense_mb, data_mb=data_mb, peak_mb=peak_rss_mb(),
-        numpy_peak_mb=numpy_peak_mb, outliers=int(y.sum()),
+        numpy_peak_mb=numpy_peak_mb, outliers=int(y.sum()), isa=kernels.ISA,
     )
 
 
@@ -396,9 +398,10 @@ def section_throughput(args, cache):
 
 def section_sparse(args, cache):
     """The paper's Reuters shape as synthetic sparse TF-IDF (docs/results.md, "scale-sparse")."""
-    params = {} if args.sparse_updates is None else dict(max_updates=args.sparse_updates)
-    res = cache("sparse_fit", seed=0, **params)
-    n_checks = max(1, res["updates"] // 10)
+    capped = {} if args.sparse_updates is None else dict(max_updates=args.sparse_updates)
+    runs = [(precision, cache("sparse_fit", seed=0, precision=precision, **capped))
+            for precision in args.sparse_precisions.split(",")]
+    first = runs[0][1]
     how = ("the default fit" if args.sparse_updates is None else
            f"capped at max_updates={args.sparse_updates}, NOT the default fit")
     SPARSE_REPORT.add(
@@ -406,31 +409,37 @@ def section_sparse(args, cache):
         f"{TEXT_FEATURES:,}, synthetic; {how})\n")
     SPARSE_REPORT.add(
         f"Synthetic data (`synthetic_text` in benchmarks/bench_scale.py): a Zipf vocabulary "
-        f"reweighted by {TEXT_TOPICS} topics, {res['outliers']} outlier documents "
+        f"reweighted by {TEXT_TOPICS} topics, {first['outliers']} outlier documents "
         f"({TEXT_CONTAMINATION:.0%}) from {TEXT_OUTLIER_TOPICS} topics of their own, "
-        f"scikit-learn's TF-IDF (L2 rows), {res['nnz_per_row']:.0f} non-zeros per row "
-        f"({res['nnz_per_row'] / TEXT_FEATURES:.2%}); CSR float64, "
-        f"{res['sparse_mb']:.1f} MB (its dense copy: {res['dense_mb']:.0f} MB). ODIM's "
-        f"defaults, seed 0, one thread, float32 kernels; likelihood "
-        f"{res['likelihood']!r}, {res['members']} members.\n")
+        f"scikit-learn's TF-IDF (L2 rows), {first['nnz_per_row']:.0f} non-zeros per row "
+        f"({first['nnz_per_row'] / TEXT_FEATURES:.2%}); CSR float64, "
+        f"{first['sparse_mb']:.1f} MB (its dense copy: {first['dense_mb']:.0f} MB). ODIM's "
+        f"defaults but `precision`, seed 0, one thread, kernels {first.get('isa', '?')}; "
+        f"likelihood {first['likelihood']!r}, {first['members']} members. `precision` sets "
+        f"the training updates' products; the checks and the final scoring run in float32.\n")
     SPARSE_REPORT.add(markdown_table(
-        ["updates", "fit s", "updates s", "s per update", "checks s", "final scoring s",
-         "RSS after loading MB", "peak RSS MB", "NumPy peak (tracemalloc) MB", "AUC"],
-        [[res["updates"], f"{res['fit_s']:.0f}", f"{res['train_s']:.0f}",
-          f"{res['train_s'] / max(1, res['updates']):.1f}", f"{res['checks_s']:.0f}",
+        ["precision", "updates", "fit s", "updates s", "s per update", "checks s",
+         "final scoring s", "RSS after loading MB", "peak RSS MB",
+         "NumPy peak (tracemalloc) MB", "AUC"],
+        [[precision, res["updates"], f"{res['fit_s']:.0f}", f"{res['train_s']:.0f}",
+          f"{res['train_s'] / max(1, res['updates']):.2f}", f"{res['checks_s']:.0f}",
           f"{res['final_s']:.0f}", f"{res['data_mb']:.0f}", f"{res['peak_mb']:.0f}",
-          f"{res['numpy_peak_mb']:.0f}", f"{res['auc']:.3f}"]]))
+          f"{res['numpy_peak_mb']:.0f}", f"{res['auc']:.3f}"] for precision, res in runs]))
     if args.sparse_updates is not None:
         # A default fit runs at least the warm-up and `patience` checks after it.
         from pyod_odim.defaults import WIDE_DEFAULTS
 
         least = WIDE_DEFAULTS.min_updates + 10 * WIDE_DEFAULTS.patience
-        projected = (res["final_s"] + least * res["train_s"] / max(1, res["updates"])
-                     + (least // 10) * res["checks_s"] / n_checks)
+        projections = []
+        for precision, res in runs:
+            n_checks = max(1, res["updates"] // 10)
+            projected = (res["final_s"] + least * res["train_s"] / max(1, res["updates"])
+                         + (least // 10) * res["checks_s"] / n_checks)
+            projections.append(f"{projected / 60:.0f} minutes in {precision}")
         SPARSE_REPORT.add(
             f"\nA default fit runs at least {least} updates (warm-up "
             f"{WIDE_DEFAULTS.min_updates}, then {WIDE_DEFAULTS.patience} checks of patience "
-            f"every 10): at these rates at least {projected / 60:.0f} minutes (a projection "
+            f"every 10): at these rates at least {', '.join(projections)} (a projection "
             f"from the rates above, not a measurement).")
 
 
@@ -441,6 +450,8 @@ def main():
     parser.add_argument("--sparse-updates", type=int, default=None, metavar="N",
                         help="cap the sparse section's fit at N updates (default: none, "
                              "the default fit)")
+    parser.add_argument("--sparse-precisions", default="float32,bfloat16",
+                        help="precisions of the sparse section's fits (comma-separated)")
     parser.add_argument("--cap", type=int, default=200_000,
                         help="max_fit_rows of the growth section")
     parser.add_argument("--quick", action="store_true",

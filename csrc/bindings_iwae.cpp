@@ -188,15 +188,20 @@ iwae::Grads read_grads(const Ensemble& e, std::vector<F32>& grads) {
 }
 
 py::array_t<double> score(const py::sequence& params, iwae::Likelihood likelihood,
-                          const py::object& x, const py::object& eps, int n_threads) {
+                          const py::object& x, const py::object& eps, int n_threads,
+                          bool bf16_products) {
   const Ensemble e = read_ensemble(params, likelihood);
+  if (bf16_products && !iwae::bf16_available()) {
+    throw py::value_error("bf16_products: this CPU (or build) has no AMX with AVX512-BF16");
+  }
   const ScoringInputs in = read_scoring_inputs(e.shape, x, eps);
   py::array_t<double> losses({static_cast<py::ssize_t>(e.shape.n_members),
                               static_cast<py::ssize_t>(in.n)});
   double* out = losses.mutable_data();
   {
     py::gil_scoped_release release;
-    iwae::score(e.shape, e.params, in.x.data(), in.n, in.eps.data(), in.samples, out, n_threads);
+    iwae::score(e.shape, e.params, in.x.data(), in.n, in.eps.data(), in.samples, out, n_threads,
+                bf16_products);
   }
   return losses;
 }
@@ -279,9 +284,10 @@ PYBIND11_MODULE(_iwae, m) {
       .value("rectified", iwae::Likelihood::kRectified)
       .value("bernoulli", iwae::Likelihood::kBernoulli);
   m.def("score", &score, py::arg("params"), py::arg("likelihood"), py::arg("x"),
-        py::arg("eps"), py::arg("n_threads") = 0,
+        py::arg("eps"), py::arg("n_threads") = 0, py::arg("bf16_products") = false,
         "Negative IWAE bound (M, n) of every row under every member; batch "
-        "normalization in evaluation mode.");
+        "normalization in evaluation mode. bf16_products runs the products "
+        "in bfloat16 with float32 accumulation (AMX).");
   m.def("contributions", &contributions, py::arg("params"), py::arg("likelihood"),
         py::arg("x"), py::arg("eps"), py::arg("n_threads") = 0,
         "Per-feature shares (M, n, d) float32 and the rest (M, n) float64 of "

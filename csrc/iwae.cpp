@@ -103,7 +103,7 @@ void score_block(const Dims& dims, const Net& net, const float* x,
   // The AMX build's float32 path: the AVX2 build's arithmetic lane for lane
   // (the likelihood in 16-float packs, summed as 8-float ones), so the
   // same bits, faster.
-  if (use_avx512()) {
+  if (dims.bf16 || use_avx512()) {
     detail::kernel_amx::score_block(dims, net, x, rows, eps, eps_sq, samples, tile, work, out);
     return;
   }
@@ -188,8 +188,10 @@ void copy_logical_columns(const ColumnMap& cm, const float* src, float* dst) {
 // normalization folded in), in one block of floats.
 class PackedEnsemble {
  public:
+  // bf16_weights (scoring with bfloat16 products, the AMX build only) also
+  // rounds every layer's weights to bfloat16 for the tiles (Layer::w16).
   PackedEnsemble(const Shape& shape, const Params& params, bool fold_norms,
-                 bool transposes)
+                 bool transposes, bool bf16_weights = false)
       : shape_(shape) {
     check(shape, params);
     dims_ = make_dims(shape);
@@ -236,6 +238,7 @@ class PackedEnsemble {
       }
     }
     dims_.batch_norm = shape.batch_norm && !fold_norms;
+    if (bf16_weights) pack_bf16_weights();
     nets_.resize(m_count);
     for (std::size_t m = 0; m < m_count; ++m) {
       Layer* base = layers_.data() + m * per_member;
@@ -333,6 +336,26 @@ class PackedEnsemble {
     return h < ne ? shape_.enc_hidden[h] : shape_.dec_hidden[h - ne];
   }
 
+  void pack_bf16_weights() {
+#ifdef IWAE_HAVE_AMX_BUILD
+    const auto r32 = [](std::size_t n) { return (n + 31) / 32 * 32; };
+    std::vector<std::size_t> offset(layers_.size() + 1, 0);
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      offset[i + 1] = offset[i] + r32(layers_[i].in) * r32(layers_[i].ld) + 32;
+    }
+    store16_.reset(new std::uint16_t[offset.back()]);
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      Layer& ly = layers_[i];
+      std::uint16_t* dst = store16_.get() + offset[i];
+      detail::kernel_amx::pack_weight_pairs(ly.w, ly.in, ly.ld, dst);
+      ly.w16 = dst;
+    }
+    dims_.bf16 = true;
+#else
+    throw std::invalid_argument("bfloat16 products need the AMX build");
+#endif
+  }
+
   // Calls fn(c, to, len) for the runs of logical columns [c, c + len) that
   // map to consecutive padded columns [to, to + len) inside one panel.
   template <class Fn>
@@ -420,13 +443,14 @@ class PackedEnsemble {
         }
       }
     }
-    layers_[m * layers_per_member() + li] = Layer{w, wt, b, in, in_ld, ld};
+    layers_[m * layers_per_member() + li] = Layer{w, wt, b, in, in_ld, ld, nullptr};
   }
 
   Shape shape_;
   Dims dims_{};
   std::size_t n_enc_layers_ = 0, n_dec_layers_ = 0;
   std::unique_ptr<float[]> store_;
+  std::unique_ptr<std::uint16_t[]> store16_;  // Layer::w16 of every layer
   std::vector<Offsets> offsets_;
   std::vector<ColumnMap> maps_;
   std::vector<Layer> layers_;
@@ -534,10 +558,11 @@ void for_each_block(std::size_t n, std::size_t rows, std::size_t members,
 template <class Block, class ExtraScratch>
 void scoring_pass(const Shape& shape, const Params& params, std::size_t n, const float* eps,
                   std::size_t n_samples, int n_threads, const ExtraScratch& extra_scratch,
-                  const Block& block) {
+                  const Block& block, bool bf16_products = false) {
   if (n == 0) return;
   if (n_samples == 0) throw std::invalid_argument("n_samples must be positive");
-  const PackedEnsemble net(shape, params, /*fold_norms=*/true, /*transposes=*/false);
+  const PackedEnsemble net(shape, params, /*fold_norms=*/true, /*transposes=*/false,
+                           bf16_products);
   const Dims& dims = net.dims();
   const std::size_t lp = padded(shape.latent);
   const PaddedDraws draws(eps, shape.n_members * n_samples, shape.latent);
@@ -559,7 +584,10 @@ void scoring_pass(const Shape& shape, const Params& params, std::size_t n, const
 
 void score(const Shape& shape, const Params& params, const float* x,
            std::size_t n, const float* eps, std::size_t n_samples,
-           double* losses, int n_threads) {
+           double* losses, int n_threads, bool bf16_products) {
+  if (bf16_products && !use_amx()) {
+    throw std::invalid_argument("bfloat16 products need AMX and AVX512-BF16 on this CPU");
+  }
   const std::size_t d = shape.n_features;
   scoring_pass(shape, params, n, eps, n_samples, n_threads,
                [](const Dims&, detail::Arena&, std::size_t) {},
@@ -568,7 +596,8 @@ void score(const Shape& shape, const Params& params, const float* x,
                    float* work) {
                  score_block(dims, net, x + r0 * d, r_count, e, e_sq, n_samples, tile, work,
                              losses + m * n + r0);
-               });
+               },
+               bf16_products);
 }
 
 void contributions(const Shape& shape, const Params& params, const float* x,

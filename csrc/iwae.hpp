@@ -83,9 +83,12 @@ struct CuboTerm {
 // eps (M, K, L) holds one set of K draws per member shared by all rows, so
 // a row's loss does not depend on the rows scored with it. losses is
 // (M, n). n_threads <= 0 uses OpenMP's default.
+// bf16_products: every layer's products in bfloat16 with float32
+// accumulation on the AMX tiles (the weights, batch normalization folded
+// in, rounded once per call); needs bf16_available().
 void score(const Shape& shape, const Params& params, const float* x,
            std::size_t n, const float* eps, std::size_t n_samples,
-           double* losses, int n_threads);
+           double* losses, int n_threads, bool bf16_products = false);
 
 // The scoring pass with each row's loss split by feature. Under the
 // normalized weights w~_k = softmax_k(log w_k) of the draws that score the

@@ -49,6 +49,9 @@ struct Layer {
   std::size_t in;   // logical inputs
   std::size_t in_ld;
   std::size_t ld;   // padded outputs
+  // w rounded to bfloat16 in the AMX tiles' pairs of rows (iwae_amx.inc),
+  // for scoring passes with bfloat16 products; nullptr otherwise.
+  const std::uint16_t* w16;
 };
 
 // Per hidden layer batch normalization (no affine part). Training uses the
@@ -81,7 +84,7 @@ struct Dims {
   std::size_t max_ld;           // widest padded block of any layer
   Likelihood likelihood;
   bool batch_norm;
-  bool bf16;                    // training products in bfloat16 (AMX build)
+  bool bf16;                    // products in bfloat16 (AMX build)
 };
 
 // Gradients of one member: (in, ld) row-major and (ld), in the padded
@@ -111,6 +114,7 @@ struct Arena {
 // Scratch of one score_block call: R rows, K samples in tiles of kt.
 struct ScoreBuffers {
   float *xp, *act0, *act1, *mu, *sd, *sumlv, *lpr, *lw;
+  std::uint16_t* a16;  // bfloat16 rows of a product (Dims::bf16), else nullptr
 };
 
 inline ScoreBuffers carve_score(const Dims& dm, Arena& a, std::size_t rows,
@@ -125,6 +129,13 @@ inline ScoreBuffers carve_score(const Dims& dm, Arena& a, std::size_t rows,
   s.sumlv = a.take(rows);
   s.lpr = a.take(tile_rows);
   s.lw = a.take(rows * samples);
+  s.a16 = nullptr;
+  if (dm.bf16) {
+    // The widest product's rows, both dimensions rounded up to 32.
+    const auto r32 = [](std::size_t n) { return (n + 31) / 32 * 32; };
+    const std::size_t most = r32(tile_rows > rows ? tile_rows : rows) * r32(dm.max_ld);
+    s.a16 = reinterpret_cast<std::uint16_t*>(a.take(most / 2 + 16));
+  }
   return s;
 }
 
@@ -272,6 +283,9 @@ IWAE_DECLARE_KERNELS(kernel_avx2)
 #define IWAE_HAVE_AMX_BUILD 1
 IWAE_DECLARE_KERNELS(kernel_amx)
 namespace kernel_amx {
+// dst = w (in x ld, panel layout) rounded to bfloat16 in the tiles' pairs
+// of rows: round32(in) x round32(ld) values.
+void pack_weight_pairs(const float* w, std::size_t in, std::size_t ld, std::uint16_t* dst);
 void bf16_matmul(const float* A, const float* B, std::size_t M, std::size_t K, std::size_t N,
                  float* C, std::uint16_t* scratch_a, std::uint16_t* scratch_b);
 }

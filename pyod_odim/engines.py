@@ -81,8 +81,8 @@ def _objective(x: torch.Tensor, eps: torch.Tensor, params: network.Parameters, l
 
 
 def _score_chunk(x: torch.Tensor, eps: torch.Tensor, params: network.Parameters,
-                 likelihood: str):
-    log_w = network.log_importance_weights(x, eps, params, False, likelihood)
+                 likelihood: str, bf16: bool = False):
+    log_w = network.log_importance_weights(x, eps, params, False, likelihood, 0, bf16)
     return network.iwae_loss(log_w)
 
 
@@ -101,8 +101,8 @@ class TorchEngine:
     Attributes
     ----------
     precision : {"float32", "bfloat16"}
-        The products of the training updates (set by the caller; scoring
-        always runs in float32).
+        The products of the training updates and of their checks (set by
+        the caller); the final scores are float32.
     """
 
     precision = "float32"
@@ -137,7 +137,7 @@ class TorchEngine:
             for start in range(0, X.shape[0], chunk):
                 yield pass_(X[start:start + chunk], score_eps, p, self.likelihood)
 
-    def score(self, params, X, score_eps):
+    def score(self, params, X, score_eps, bf16=False):
         """Negative IWAE bound of every row of ``X`` for every member.
 
         Parameters
@@ -147,12 +147,18 @@ class TorchEngine:
         score_eps : Tensor of shape (M, K, 1, L)
             Draws shared by all rows: a row's score does not depend on its
             neighbours.
+        bf16 : bool, optional (default=False)
+            Products in bfloat16 with float32 accumulation (the checks of a
+            bfloat16 fit).
 
         Returns
         -------
         losses : ndarray of shape (M, n), float64
         """
-        out = list(self._chunks(self._score_chunk, params, X, score_eps))
+        def chunk(x, eps, p, likelihood):
+            return self._score_chunk(x, eps, p, likelihood, bf16)
+
+        out = list(self._chunks(chunk, params, X, score_eps))
         return torch.cat(out, dim=1).double().cpu().numpy()
 
     def contributions(self, params, X, score_eps):
@@ -193,9 +199,9 @@ class KernelEngine:
     Attributes
     ----------
     precision : {"float32", "bfloat16"}
-        The products of the training updates (set by the caller; bfloat16
-        needs :func:`pyod_odim.kernels.bf16_units`; scoring always runs in
-        float32).
+        The products of the training updates and of their checks (set by
+        the caller; bfloat16 needs :func:`pyod_odim.kernels.bf16_units`);
+        the final scores are float32.
     """
 
     name = "kernel"
@@ -221,8 +227,10 @@ class KernelEngine:
         """Free the scratch the updates kept between them (:func:`kernels.release_scratch`)."""
         kernels.release_scratch()
 
-    def score(self, params, X, score_eps):
-        return kernels.score_losses(params, X, score_eps, self.likelihood, self.n_threads).numpy()
+    def score(self, params, X, score_eps, bf16=False):
+        """As :meth:`TorchEngine.score`, by the fused kernel pass."""
+        return kernels.score_losses(params, X, score_eps, self.likelihood, self.n_threads,
+                                    bf16).numpy()
 
     def contributions(self, params, X, score_eps):
         """As :meth:`TorchEngine.contributions`, by the fused kernel pass."""

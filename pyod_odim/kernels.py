@@ -144,7 +144,7 @@ def _draws(score_eps):
     return _view(score_eps.reshape(score_eps.shape[0], score_eps.shape[1], -1).contiguous())
 
 
-def score_losses(params, X, score_eps, likelihood, n_threads=1):
+def score_losses(params, X, score_eps, likelihood, n_threads=1, bf16=False):
     """Negative IWAE bound of every row under every member.
 
     Parameters
@@ -159,6 +159,11 @@ def score_losses(params, X, score_eps, likelihood, n_threads=1):
         The decoder distribution.
     n_threads : int, optional (default=1)
         OpenMP threads; members and row blocks are spread over them.
+    bf16 : bool, optional (default=False)
+        Run every layer's products in bfloat16 with float32 accumulation on
+        the AMX tiles (the weights, batch normalization folded in, rounded
+        once per call); needs :func:`bf16_units`. The checks of a
+        ``precision="bfloat16"`` fit score this way.
 
     Returns
     -------
@@ -166,7 +171,7 @@ def score_losses(params, X, score_eps, likelihood, n_threads=1):
     """
     return torch.from_numpy(_ext.score(
         **_arguments(params, likelihood, n_threads), x=_view(X.contiguous()),
-        eps=_draws(score_eps)))
+        eps=_draws(score_eps), bf16_products=bool(bf16)))
 
 
 def score_contributions(params, X, score_eps, likelihood, n_threads=1):

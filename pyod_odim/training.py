@@ -192,6 +192,7 @@ class EnsembleFit:
         self.config = config
         self.generator = generator
         self.engine = engine
+        self.bf16_checks = engine.precision == "bfloat16"
         self.device = X.device
         n_rows = X.n_rows
         M = config.n_members
@@ -289,8 +290,11 @@ class EnsembleFit:
         """Selection-set losses (M_live, m) and criterion (M_live,) of the live members."""
         t0 = time.perf_counter()
         ids = self.live.ids
+        # A bfloat16 fit's checks run its products in bfloat16 too: they are
+        # part of training (which update to keep), not the final scores.
         losses = self.X_select.losses(
-            self.engine, self.live.detached(), self.score_eps[ids, : self.k_check]
+            self.engine, self.live.detached(), self.score_eps[ids, : self.k_check],
+            self.bf16_checks,
         )
         t1 = time.perf_counter()
         self.timings["score"] += t1 - t0
@@ -399,8 +403,11 @@ class EnsembleFit:
             best_params = network.select_members(best_params, keep)
             score_eps = score_eps[keep]
             best_losses = best_losses[usable]
+        # The checks' losses serve as the final training scores only when
+        # they are those scores: every row, every draw, float32 products.
         all_rows_scored = (
             self.selection_index is None and self.k_check == self.config.n_samples
+            and not self.bf16_checks
         )
         return TrainingResult(
             params=best_params,

@@ -70,9 +70,12 @@ class DenseTrainingRows:
         values = self.values[index]
         return DenseTrainingRows(values, self.costs[index.cpu().numpy()], detached=False)
 
-    def losses(self, engine, params, score_eps):
-        """The engine's member losses (M, n) of every row's training values."""
-        return engine.score(params, self.values, score_eps)
+    def losses(self, engine, params, score_eps, bf16=False):
+        """The engine's member losses (M, n) of every row's training values.
+
+        ``bf16`` runs the products in bfloat16 (the checks of a bfloat16 fit).
+        """
+        return engine.score(params, self.values, score_eps, bf16)
 
     def scoring_chunk(self, rows):
         """The scoring values (Tensor) and overshoot costs (ndarray) of the row slice ``rows``."""
@@ -142,9 +145,9 @@ class SparseTrainingRows:
         return SparseTrainingRows(self.matrix[index], self.background, self.costs[index],
                                   self.detached, self.device, self.chunk_rows)
 
-    def losses(self, engine, params, score_eps):
+    def losses(self, engine, params, score_eps, bf16=False):
         """As :meth:`DenseTrainingRows.losses`, ``chunk_rows`` rows at a time."""
-        parts = [engine.score(params, self._dense(rows, self.detached), score_eps)
+        parts = [engine.score(params, self._dense(rows, self.detached), score_eps, bf16)
                  for rows in chunk_slices(self.n_rows, self.chunk_rows)]
         return np.concatenate(parts, axis=1)
 

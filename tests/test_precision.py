@@ -156,6 +156,40 @@ def test_bf16_fit_is_deterministic_and_differs_from_float32():
 
 
 @needs_units
+@pytest.mark.parametrize("likelihood", network.LIKELIHOODS)
+@pytest.mark.parametrize("shape", ["wide", "odd"])
+def test_kernel_bf16_scoring(likelihood, shape):
+    # The checks' scoring pass: against float32 and against PyTorch's
+    # emulation (batch normalization folded into the weights before their
+    # rounding in the kernels, applied after it in PyTorch).
+    d, hidden, latent, members, _, _ = SHAPES[shape]
+    params, gen = random_parameters(network.Architecture(d, hidden, latent), likelihood,
+                                    True, members, 3)
+    X = torch.rand(57, d, generator=gen)
+    eps = torch.randn(members, 10, 1, latent, generator=gen)
+    b16 = kernels.score_losses(params, X, eps, likelihood, bf16=True).numpy()
+    f32 = kernels.score_losses(params, X, eps, likelihood).numpy()
+    emulated = engines.TorchEngine(likelihood).score(params, X, eps, bf16=True)
+    assert_array_equal(b16, kernels.score_losses(params, X, eps, likelihood, bf16=True).numpy())
+    assert not np.array_equal(b16, f32)
+    for reference in (f32, emulated):
+        assert np.abs(b16 - reference).max() < 1e-2 * np.abs(reference).max()
+        # The rows keep their order.
+        for m in range(members):
+            assert np.corrcoef(b16[m], reference[m])[0, 1] > 0.999
+
+
+@pytest.mark.parametrize("engine", [pytest.param("kernel", marks=needs_units), "eager"])
+def test_bf16_fit_scores_its_rows_in_float32(engine):
+    # The checks run in bfloat16, but the training rows' scores are the
+    # float32 scores decision_function gives, even where every row is
+    # checked with every draw (the checks' losses are then not reused).
+    X = _planted()
+    clf = _fit(X, precision="bfloat16", engine=engine, n_samples_check=10)
+    assert_array_equal(clf.decision_scores_, clf.decision_function(X))
+
+
+@needs_units
 def test_auto_is_bfloat16_for_wide_rows_only():
     assert _fit(_planted(), precision="auto").precision_ == "bfloat16"
     narrow = _planted(d=20)
