@@ -416,7 +416,8 @@ def section_sparse(args, cache):
         f"{first['sparse_mb']:.1f} MB (its dense copy: {first['dense_mb']:.0f} MB). ODIM's "
         f"defaults but `precision`, seed 0, one thread, kernels {first.get('isa', '?')}; "
         f"likelihood {first['likelihood']!r}, {first['members']} members. `precision` sets "
-        f"the training updates' products; the checks and the final scoring run in float32.\n")
+        f"the products of the training updates and of their checks; the final scoring runs "
+        f"in float32.\n")
     SPARSE_REPORT.add(markdown_table(
         ["precision", "updates", "fit s", "updates s", "s per update", "checks s",
          "final scoring s", "RSS after loading MB", "peak RSS MB",
