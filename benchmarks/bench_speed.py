@@ -573,7 +573,10 @@ def main():
     if "scoring" in sections:
         out.append(("scoring", "Scoring throughput (shuttle)", section_scoring()))
     if "updates" in sections:
-        with torch_threads(1):
+        # Subnormals flushed, as in a fit (pyod_odim._device.cpu_fast_math): after a
+        # few updates on one repeated batch, unflushed subnormals slowed every
+        # engine's update at d = 512 about fivefold.
+        with torch_threads(1), cpu_fast_math(torch.device("cpu")):
             out.append(("updates", "One training update, 10 members, batch 128, one thread",
                         section_updates()))
     if "concurrent" in sections:

@@ -1,4 +1,4 @@
-"""Helpers shared by the selection tests: scripted checks and recorded configs."""
+"""Helpers shared by the tests: scripted checks, recorded configs, quick fits."""
 
 import numpy as np
 import torch
@@ -6,6 +6,19 @@ import torch
 from pyod_odim import network
 from pyod_odim.engines import make_engine
 from pyod_odim.training import EnsembleFit, TrainingConfig
+
+
+# A fit of a few seconds' worth of nothing: two members, a few updates.
+QUICK_FIT = dict(n_estimators=2, n_samples_iwae=8, patience=2, check_every=5, max_updates=60,
+                 min_updates=0, random_state=0)
+
+
+def planted_rows(seed, n, d, n_outliers, shift):
+    """Training rows (n, d) whose first ``n_outliers`` are shifted by ``shift``, and 50 new rows."""
+    rng = np.random.RandomState(seed)
+    X = rng.randn(n, d)
+    X[:n_outliers] += shift
+    return X, rng.randn(50, d)
 
 
 def scripted_fit(script, smoothing=1, patience=4, min_updates=0, losses=None, keep_last=False):

@@ -12,18 +12,14 @@ from numpy.testing import assert_array_equal
 import pyod_odim
 from pyod_odim import ODIM
 from pyod_odim import model_file
+from fit_helpers import QUICK_FIT as FAST
+from fit_helpers import planted_rows
 from model_fixture import VERSIONS, expected_path, model_path
-
-FAST = dict(n_estimators=2, n_samples_iwae=8, patience=2, check_every=5, max_updates=60,
-            min_updates=0, random_state=0)
 
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.RandomState(0)
-    X = rng.randn(400, 5)
-    X[:20] += 4.0
-    return X, rng.randn(50, 5)
+    return planted_rows(0, 400, 5, 20, 4.0)
 
 
 @pytest.fixture(scope="module")

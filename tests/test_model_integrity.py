@@ -10,18 +10,14 @@ from numpy.testing import assert_array_equal
 import pyod_odim
 from pyod_odim import ODIM, model_file, parameter_bounds
 from model_corruption import corruption_counts
+from fit_helpers import QUICK_FIT as FAST
+from fit_helpers import planted_rows
 from model_fixture import VERSIONS, expected_path, model_path
-
-FAST = dict(n_estimators=2, n_samples_iwae=8, patience=2, check_every=5, max_updates=60,
-            min_updates=0, random_state=0)
 
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.RandomState(1)
-    X = rng.randn(300, 7)
-    X[:10] += 5.0
-    return X, rng.randn(40, 7)
+    return planted_rows(1, 300, 7, 10, 5.0)
 
 
 @pytest.fixture(scope="module")
