@@ -101,8 +101,8 @@ void score_block(const Dims& dims, const Net& net, const float* x,
                  double* out) {
 #ifdef IWAE_HAVE_AMX_BUILD
   // The AMX build's float32 path: the AVX2 build's arithmetic lane for lane
-  // (the likelihood in 16-float packs, summed as 8-float ones), so the
-  // same bits, faster.
+  // (the likelihood and the products in 16-float packs, the sums in the
+  // 8-float packs' order), so the same bits, faster.
   if (dims.bf16 || use_avx512()) {
     detail::kernel_amx::score_block(dims, net, x, rows, eps, eps_sq, samples, tile, work, out);
     return;

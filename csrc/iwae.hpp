@@ -121,8 +121,8 @@ void train_step(const Shape& shape, const Params& params, const Batch& batch,
 bool openmp_enabled();
 int default_threads();
 // Code path of the hot loops on this CPU: "avx512+amx" (the AMX build, for
-// float32 work too: the same bits as "avx2+fma", its likelihood in 16-float
-// packs), "avx2+fma" or "generic". bfloat16 updates always run the AMX
+// float32 work too: the same bits as "avx2+fma", its likelihood and
+// products in 16-float packs), "avx2+fma" or "generic". bfloat16 updates always run the AMX
 // build, where bf16_available().
 const char* isa();
 

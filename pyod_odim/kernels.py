@@ -42,8 +42,8 @@ ISA = _ext.isa() if AVAILABLE else None
 """str or None: the hot loops' build: "avx512+amx", "avx2+fma" or "generic".
 
 "avx512+amx" computes exactly what "avx2+fma" computes in float32 (the
-likelihood's elementwise steps in 16-float packs), faster; bfloat16
-products need it (:func:`bf16_units`)."""
+likelihood's elementwise steps and the products in 16-float packs),
+faster; bfloat16 products need it (:func:`bf16_units`)."""
 
 _BF16_UNITS = AVAILABLE and _ext.bf16_available()
 
