@@ -338,10 +338,9 @@ class PackedEnsemble {
 
   void pack_bf16_weights() {
 #ifdef IWAE_HAVE_AMX_BUILD
-    const auto r32 = [](std::size_t n) { return (n + 31) / 32 * 32; };
     std::vector<std::size_t> offset(layers_.size() + 1, 0);
     for (std::size_t i = 0; i < layers_.size(); ++i) {
-      offset[i + 1] = offset[i] + r32(layers_[i].in) * r32(layers_[i].ld) + 32;
+      offset[i + 1] = offset[i] + detail::round32(layers_[i].in) * detail::round32(layers_[i].ld) + 32;
     }
     store16_.reset(new std::uint16_t[offset.back()]);
     for (std::size_t i = 0; i < layers_.size(); ++i) {
@@ -716,8 +715,8 @@ void bf16_matmul(const float* A, const float* B, std::size_t M, std::size_t K, s
                  float* C) {
   if (!use_amx()) throw std::invalid_argument("bf16_matmul needs AMX and AVX512-BF16");
 #ifdef IWAE_HAVE_AMX_BUILD
-  const auto r32 = [](std::size_t n) { return (n + 31) / 32 * 32; };
-  std::vector<std::uint16_t> a(r32(M) * r32(K)), b(r32(K) * r32(N));
+  using detail::round32;
+  std::vector<std::uint16_t> a(round32(M) * round32(K)), b(round32(K) * round32(N));
   detail::kernel_amx::bf16_matmul(A, B, M, K, N, C, a.data(), b.data());
 #else
   (void)A, (void)B, (void)M, (void)K, (void)N, (void)C;

@@ -20,6 +20,9 @@ constexpr std::size_t padded(std::size_t n) {
   return (n + kLanes - 1) / kLanes * kLanes;
 }
 
+// The AMX tiles' operands are padded to multiples of 32 in every dimension.
+constexpr std::size_t round32(std::size_t n) { return (n + 31) / 32 * 32; }
+
 // Weight matrices are stored as column panels: the columns [c, c + 16) of
 // an (rows x cols) matrix form one contiguous (rows x 16) block starting at
 // offset c * rows, and a last panel of 8 columns follows when cols % 16 is
@@ -131,9 +134,8 @@ inline ScoreBuffers carve_score(const Dims& dm, Arena& a, std::size_t rows,
   s.lw = a.take(rows * samples);
   s.a16 = nullptr;
   if (dm.bf16) {
-    // The widest product's rows, both dimensions rounded up to 32.
-    const auto r32 = [](std::size_t n) { return (n + 31) / 32 * 32; };
-    const std::size_t most = r32(tile_rows > rows ? tile_rows : rows) * r32(dm.max_ld);
+    // The widest product's rows (tile_rows >= rows), both dimensions rounded.
+    const std::size_t most = round32(tile_rows) * round32(dm.max_ld);
     s.a16 = reinterpret_cast<std::uint16_t*>(a.take(most / 2 + 16));
   }
   return s;
@@ -242,11 +244,10 @@ inline Bf16Buffers carve_bf16(const Dims& dm, Arena& a, const PassInput& in,
                               const PassInput* labeled) {
   Bf16Buffers s;
   if (!dm.bf16) return s;
-  const auto r32 = [](std::size_t n) { return (n + 31) / 32 * 32; };
   std::size_t rows = in.rows * in.samples;
   if (labeled && labeled->rows * labeled->samples > rows) rows = labeled->rows * labeled->samples;
-  const std::size_t outer = r32(rows > kGradChunk ? rows : kGradChunk);
-  const std::size_t width = r32(dm.max_ld);
+  const std::size_t outer = round32(rows > kGradChunk ? rows : kGradChunk);
+  const std::size_t width = round32(dm.max_ld);
   const std::size_t count = (outer > width ? outer : width) * width;  // bfloat16 values
   s.a = reinterpret_cast<std::uint16_t*>(a.take(count / 2 + 16));
   s.b = reinterpret_cast<std::uint16_t*>(a.take(count / 2 + 16));
