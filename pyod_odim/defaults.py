@@ -19,7 +19,7 @@ import torch
 
 from . import gmm, kernels, network, thresholds
 from ._validation import check_choice, check_float, check_int
-from .engines import ENGINES
+from .engines import ENGINES, bf16_units
 from .known_outliers import LABEL_SELECTIONS
 from .neighbor_stage import SCORE_STAGES
 from .scorer import COMBINATIONS
@@ -319,27 +319,6 @@ def training_config(params, X_fit, n_unlabeled, n_threads):
     )
     arch = architecture(n_features, params["hidden_sizes"], params["latent_dim"])
     return arch, config
-
-
-def bf16_units(engine_name, device):
-    """Whether the training products can run in bfloat16 at speed here.
-
-    Parameters
-    ----------
-    engine_name : {"kernel", "inductor", "eager"}
-    device : torch.device
-
-    Returns
-    -------
-    bool
-        The kernels: the CPU's AMX tiles with AVX512-BF16
-        (:func:`pyod_odim.kernels.bf16_units`); PyTorch: a CUDA device with
-        bfloat16 support. PyTorch on the CPU has no fast path here (it rounds
-        the operands and multiplies in float32).
-    """
-    if engine_name == "kernel":
-        return kernels.bf16_units()
-    return device.type == "cuda" and torch.cuda.is_bf16_supported()
 
 
 def resolve_precision(precision, engine_name, device, n_features):

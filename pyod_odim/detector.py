@@ -326,6 +326,7 @@ class ODIM(BaseDetector):
         engine = make_engine(self.engine, device, arch, config.likelihood, config.cubo_weight,
                              config.cubo_order, config.n_threads)
         engine.precision = resolve_precision(self.precision, engine.name, device, arch.n_features)
+        scorer.precision = engine.precision
         with torch_threads(config.n_threads), cpu_fast_math(device):
             result = train_members(fitting, labeled, arch, config, engine, seed,
                                    self.label_selection, self.verbose)

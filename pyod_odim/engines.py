@@ -86,6 +86,27 @@ def _score_chunk(x: torch.Tensor, eps: torch.Tensor, params: network.Parameters,
     return network.iwae_loss(log_w)
 
 
+def bf16_units(engine_name, device):
+    """Whether ``engine_name`` runs bfloat16 products at speed on ``device``.
+
+    Parameters
+    ----------
+    engine_name : {"kernel", "inductor", "eager"}
+    device : torch.device
+
+    Returns
+    -------
+    bool
+        The kernels: the CPU's AMX tiles with AVX512-BF16
+        (:func:`pyod_odim.kernels.bf16_units`); PyTorch: a CUDA device with
+        bfloat16 support. PyTorch on the CPU has no fast path here (it rounds
+        the operands and multiplies in float32).
+    """
+    if engine_name == "kernel":
+        return kernels.bf16_units()
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
 class TorchEngine:
     """PyTorch operations, eager or compiled; runs on any device.
 
@@ -102,7 +123,8 @@ class TorchEngine:
     ----------
     precision : {"float32", "bfloat16"}
         The products of the training updates and of their checks (set by
-        the caller); the final scores are float32.
+        the caller); the scores follow
+        :attr:`pyod_odim.scorer.FittedScorer.precision`.
     """
 
     precision = "float32"
@@ -148,8 +170,8 @@ class TorchEngine:
             Draws shared by all rows: a row's score does not depend on its
             neighbours.
         bf16 : bool, optional (default=False)
-            Products in bfloat16 with float32 accumulation (the checks of a
-            bfloat16 fit).
+            Products in bfloat16 with float32 accumulation (a bfloat16 fit's
+            checks and scores).
 
         Returns
         -------
@@ -201,7 +223,7 @@ class KernelEngine:
     precision : {"float32", "bfloat16"}
         The products of the training updates and of their checks (set by
         the caller; bfloat16 needs :func:`pyod_odim.kernels.bf16_units`);
-        the final scores are float32.
+        the scores follow :attr:`pyod_odim.scorer.FittedScorer.precision`.
     """
 
     name = "kernel"

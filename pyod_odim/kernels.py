@@ -162,8 +162,8 @@ def score_losses(params, X, score_eps, likelihood, n_threads=1, bf16=False):
     bf16 : bool, optional (default=False)
         Run every layer's products in bfloat16 with float32 accumulation on
         the AMX tiles (the weights, batch normalization folded in, rounded
-        once per call); needs :func:`bf16_units`. The checks of a
-        ``precision="bfloat16"`` fit score this way.
+        once per call); needs :func:`bf16_units`. A
+        ``precision="bfloat16"`` fit's checks and scores run this way.
 
     Returns
     -------

@@ -27,13 +27,16 @@ from ._validation import stored_array, stored_field
 from ._device import cpu_fast_math, scoring_device
 from ._threads import torch_threads
 from .chunking import MemberMoments, chunk_slices, rows_per_chunk, scoring_row_bytes
-from .engines import make_engine
+from .engines import bf16_units, make_engine
 from .neighbor_stage import STAGE_ARRAYS, CleanedNeighborStage
 from .neighbors import NeighborScorer
 from .scaling import FeatureScaling, network_box
 from .sparse import dense, is_sparse
 
 COMBINATIONS = ("mean", "standardized")
+
+PRECISIONS = ("float32", "bfloat16")
+"""tuple of str: the values of :attr:`FittedScorer.precision`."""
 
 PARAMETER_KINDS = ("enc_w", "enc_b", "dec_w", "dec_b", "bn_mean", "bn_var")
 """tuple of str: the kinds of network parameters, one flat array each in a model file."""
@@ -94,6 +97,12 @@ class FittedScorer:
     contribution_quantiles : ndarray of shape (101, n_features) or None
         Percentiles 0 to 100 of the fitting rows' contributions (after the
         reference), the cut-off bands of ``ODIM.explain_outlier``.
+    precision : {"float32", "bfloat16"}, optional (default="float32")
+        The products of the network's scoring passes: a bfloat16 fit's
+        (``ODIM.precision_``). bfloat16 runs where the scoring engine has
+        the units (:func:`pyod_odim.engines.bf16_units`), float32 elsewhere
+        (within the bfloat16 tolerance, docs/parameters.md); feature
+        contributions and the exports always compute in full precision.
 
     Attributes
     ----------
@@ -104,10 +113,12 @@ class FittedScorer:
     def __init__(self, scaling, architecture, likelihood, params, score_eps,
                  combination="mean", member_mean=None, member_std=None,
                  neighbors=None, feature_reference=None, contribution_quantiles=None,
-                 stage=None):
+                 stage=None, precision="float32"):
         network.check_likelihood(likelihood)
         if combination not in COMBINATIONS:
             raise ValueError(f"combination must be one of {COMBINATIONS}, got {combination!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.scaling = scaling
         self.architecture = architecture
         self.likelihood = likelihood
@@ -120,6 +131,7 @@ class FittedScorer:
         self.stage = stage
         self.feature_reference = feature_reference
         self.contribution_quantiles = contribution_quantiles
+        self.precision = precision
 
     @property
     def n_members(self):
@@ -165,6 +177,7 @@ class FittedScorer:
                              "latent_dim": int(arch.latent_dim)},
             "likelihood": self.likelihood,
             "combination": self.combination,
+            "precision": self.precision,
             "batch_norm": len(self.params["bn_mean"]) > 0,
             "neighbors": None if nb is None else {
                 "weight": nb.weight, "n_neighbors": nb.n_neighbors,
@@ -209,6 +222,10 @@ class FittedScorer:
         combination = stored_field(fields, "combination", str)
         if likelihood not in network.LIKELIHOODS or combination not in COMBINATIONS:
             raise ValueError(f"unknown likelihood {likelihood!r} or combination {combination!r}")
+        # Files from before the field scored in float32.
+        precision = fields.get("precision", "float32")
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}")
         eps = stored_array(arrays, "score_eps")
         if (eps.ndim != 4 or eps.shape[2] != 1 or eps.shape[3] != arch.latent_dim
                 or eps.dtype != np.float32):
@@ -240,7 +257,8 @@ class FittedScorer:
                    combination=combination, member_mean=mean, member_std=std,
                    neighbors=_stored_neighbors(fields, arrays, arch.n_features),
                    feature_reference=reference, contribution_quantiles=quantiles,
-                   stage=_stored_stage(fields, arrays, arch.n_features))
+                   stage=_stored_stage(fields, arrays, arch.n_features),
+                   precision=precision)
 
     # ------------------------------------------------------------ pieces
     def scale(self, X):
@@ -269,6 +287,11 @@ class FittedScorer:
         device = scoring_device(device) if not isinstance(device, torch.device) else device
         return make_engine(engine, device, self.architecture, self.likelihood,
                            n_threads=n_threads)
+
+    def losses(self, engine, params, X, score_eps):
+        """Member losses (M, n) of scaled rows ``X`` (a tensor) in the scorer's precision."""
+        bf16 = self.precision == "bfloat16" and bf16_units(engine.name, X.device)
+        return engine.score(params, X, score_eps, bf16)
 
     def torch_params(self, device):
         """The parameters and draws as tensors on ``device`` (no copy on the CPU)."""
@@ -337,7 +360,7 @@ class FittedScorer:
             else:
                 x, cost = self.scale_with_cost(dense(source[rows]))
                 tensor = torch.as_tensor(x, dtype=torch.float32, device=device)
-            yield rows, x, engine.score(params, tensor, eps), cost
+            yield rows, x, self.losses(engine, params, tensor, eps), cost
 
     # ------------------------------------------------------------ scoring
     def score(self, X, *, engine="auto", device=None, n_jobs=1, working_memory=256):
@@ -409,7 +432,7 @@ class FittedScorer:
         if fit_losses is None and fit_rows is None and X.shape[0] <= chunk:
             params, eps = self.torch_params(device)
             # One chunk holds every row.
-            fit_losses = engine.score(params, fitting.scoring_chunk(slice(None))[0], eps)
+            fit_losses = self.losses(engine, params, fitting.scoring_chunk(slice(None))[0], eps)
         if fit_losses is not None:
             self.member_mean = fit_losses.mean(axis=1)
             self.member_std = fit_losses.std(axis=1)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from . import network
-from .engines import Batch
+from .engines import Batch, bf16_units
 from .gmm import fit_gmm2
 from .known_outliers import label_aware_criterion
 from .progress import make_progress
@@ -193,6 +193,10 @@ class EnsembleFit:
         self.generator = generator
         self.engine = engine
         self.bf16_checks = engine.precision == "bfloat16"
+        # The final scores' products (FittedScorer.losses): bfloat16 only
+        # where the engine has the units; PyTorch on the CPU emulates it in
+        # the checks but scores in float32.
+        self.bf16_scores = self.bf16_checks and bf16_units(engine.name, X.device)
         self.device = X.device
         n_rows = X.n_rows
         M = config.n_members
@@ -404,10 +408,10 @@ class EnsembleFit:
             score_eps = score_eps[keep]
             best_losses = best_losses[usable]
         # The checks' losses serve as the final training scores only when
-        # they are those scores: every row, every draw, float32 products.
+        # they are those scores: every row, every draw, the same products.
         all_rows_scored = (
             self.selection_index is None and self.k_check == self.config.n_samples
-            and not self.bf16_checks
+            and self.bf16_checks == self.bf16_scores
         )
         return TrainingResult(
             params=best_params,

@@ -179,14 +179,51 @@ def test_kernel_bf16_scoring(likelihood, shape):
             assert np.corrcoef(b16[m], reference[m])[0, 1] > 0.999
 
 
-@pytest.mark.parametrize("engine", [pytest.param("kernel", marks=needs_units), "eager"])
-def test_bf16_fit_scores_its_rows_in_float32(engine):
-    # The checks run in bfloat16, but the training rows' scores are the
-    # float32 scores decision_function gives, even where every row is
-    # checked with every draw (the checks' losses are then not reused).
+def _scored_in(clf, precision, X):
+    """``clf``'s scores of ``X`` with its scorer's products set to ``precision``."""
+    copy = ODIM(**clf.get_params())
+    copy.__dict__.update(clf.__dict__)
+    copy.scorer_ = copy.scorer_.__class__.__new__(copy.scorer_.__class__)
+    copy.scorer_.__dict__.update(clf.scorer_.__dict__, precision=precision)
+    return copy.decision_function(X)
+
+
+def _near(a, b):
+    """Scores within the bfloat16 tolerance: 1 % of their range, the same order."""
+    assert np.abs(a - b).max() < 1e-2 * np.ptp(b)
+    assert np.corrcoef(a, b)[0, 1] > 0.999
+
+
+@needs_units
+def test_bf16_fit_scores_its_rows_in_bf16():
+    # Every row is checked with every draw (n_samples_check = n_samples_iwae),
+    # so the checks' bfloat16 losses are the training scores; they are what
+    # decision_function gives, and differ from float32 scoring within the
+    # tolerance.
     X = _planted()
-    clf = _fit(X, precision="bfloat16", engine=engine, n_samples_check=10)
+    clf = _fit(X, precision="bfloat16", engine="kernel", n_samples_check=10)
+    assert clf.scorer_.precision == "bfloat16"
     assert_array_equal(clf.decision_scores_, clf.decision_function(X))
+    f32 = _scored_in(clf, "float32", X)
+    assert not np.array_equal(clf.decision_scores_, f32)
+    _near(clf.decision_scores_, f32)
+
+
+def test_bf16_scores_in_float32_without_the_units(monkeypatch):
+    # PyTorch on the CPU (emulated bfloat16 checks) and a CPU without AMX
+    # score a bfloat16 model in float32, within the tolerance.
+    X = _planted()
+    eager = _fit(X, precision="bfloat16", engine="eager", n_samples_check=10)
+    assert eager.scorer_.precision == "bfloat16"
+    assert_array_equal(eager.decision_scores_, eager.decision_function(X))
+    assert_array_equal(eager.decision_scores_, _scored_in(eager, "float32", X))
+    if not kernels.bf16_units():
+        return
+    clf = _fit(X, precision="bfloat16", engine="kernel")
+    monkeypatch.setattr(kernels, "bf16_units", lambda: False)
+    fallback = clf.decision_function(X)
+    assert_array_equal(fallback, _scored_in(clf, "float32", X))
+    _near(fallback, clf.decision_scores_)
 
 
 @needs_units
@@ -239,3 +276,35 @@ def test_saved_model_keeps_precision(tmp_path):
     import pyod_odim
 
     assert pyod_odim.load(str(path)).precision_ == "float32"
+
+
+@needs_units
+def test_saved_bf16_model_scores_as_before(tmp_path):
+    import pyod_odim
+
+    X = _planted()
+    clf = _fit(X, precision="bfloat16")
+    path = tmp_path / "model.odim"
+    clf.save(str(path))
+    loaded = pyod_odim.load(str(path))
+    assert loaded.scorer_.precision == "bfloat16"
+    assert_array_equal(loaded.decision_function(X), clf.decision_scores_)
+    arrays, fields = clf._get_fitted_state()
+    assert fields["precision"] == "bfloat16"
+    del fields["precision"]  # a file from before scoring followed precision_
+    assert ODIM._from_fitted_state(fields, arrays).scorer_.precision == "float32"
+    fields["precision"] = "float16"
+    with pytest.raises(ValueError, match="precision"):
+        ODIM._from_fitted_state(fields, arrays)
+
+
+@needs_units
+def test_bf16_model_exports_full_precision_scores(tmp_path):
+    # The exports compute in full precision: float32 scoring's scores, and
+    # the bfloat16 model's own within the tolerance.
+    X = _planted()
+    clf = _fit(X, precision="bfloat16", score_stage="paper")
+    module = clf.to_torchscript(tmp_path / "m.pt")
+    exported = module(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(exported, _scored_in(clf, "float32", X), rtol=1e-5)
+    _near(exported, clf.decision_function(X))
