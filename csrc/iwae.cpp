@@ -184,12 +184,32 @@ void copy_logical_columns(const ColumnMap& cm, const float* src, float* dst) {
   std::memcpy(dst + cm.half, src + padded(cm.half), (cm.out - cm.half) * sizeof(float));
 }
 
+// The bfloat16 weights of a training update, kept by the calling thread from
+// one update to the next (a fresh block would fault its pages in every
+// update); release_scratch frees them.
+struct WeightCache {
+  std::unique_ptr<std::uint16_t[]> block;
+  std::size_t values = 0;
+};
+thread_local WeightCache training_weights16;
+
+std::uint16_t* cached_weights16(std::size_t values) {
+  if (training_weights16.values < values) {
+    training_weights16.block.reset();
+    training_weights16.block.reset(new std::uint16_t[values]);
+    training_weights16.values = values;
+  }
+  return training_weights16.block.get();
+}
+
 // The layers of every member, repacked (and, for scoring, with batch
 // normalization folded in), in one block of floats.
 class PackedEnsemble {
  public:
-  // bf16_weights (scoring with bfloat16 products, the AMX build only) also
-  // rounds every layer's weights to bfloat16 for the tiles (Layer::w16).
+  // bf16_weights (bfloat16 products, the AMX build only) also rounds every
+  // layer's weights to bfloat16 for the tiles (Layer::w16); with transposes
+  // (training) the transposes too (Layer::wt16), both straight from
+  // PyTorch's layout, and the float32 panels are left out.
   PackedEnsemble(const Shape& shape, const Params& params, bool fold_norms,
                  bool transposes, bool bf16_weights = false)
       : shape_(shape) {
@@ -204,6 +224,7 @@ class PackedEnsemble {
     offsets_.resize(m_count * per_member);
 
     // First pass: sizes and offsets; second: copy.
+    const bool panels = !(bf16_weights && transposes);
     std::size_t total = 0;
     for (std::size_t li = 0; li < per_member; ++li) maps_[li] = column_map(li);
     for (std::size_t m = 0; m < m_count; ++m) {
@@ -212,18 +233,18 @@ class PackedEnsemble {
         const std::size_t ld = maps_[li].ld();
         Offsets& o = offsets_[m * per_member + li];
         o.w = total;
-        total += round16(in * ld);
+        if (panels) total += round16(in * ld);
         o.b = total;
         total += round16(ld);
         o.wt = total;
-        if (transposes) total += round16(ld * padded(in));
+        if (panels && transposes) total += round16(ld * padded(in));
       }
     }
     // Left uninitialized: pack_layer writes every element a kernel reads.
     store_.reset(new float[total]);
     for (std::size_t m = 0; m < m_count; ++m) {
       for (std::size_t li = 0; li < per_member; ++li) {
-        pack_layer(params, m, li, fold_norms, transposes);
+        pack_layer(params, m, li, fold_norms, transposes, panels);
       }
     }
     if (shape.batch_norm && !fold_norms) {
@@ -238,7 +259,11 @@ class PackedEnsemble {
       }
     }
     dims_.batch_norm = shape.batch_norm && !fold_norms;
-    if (bf16_weights) pack_bf16_weights();
+    if (bf16_weights && !panels) {
+      pack_bf16_training(params);
+    } else if (bf16_weights) {
+      pack_bf16_weights();
+    }
     nets_.resize(m_count);
     for (std::size_t m = 0; m < m_count; ++m) {
       Layer* base = layers_.data() + m * per_member;
@@ -336,6 +361,44 @@ class PackedEnsemble {
     return h < ne ? shape_.enc_hidden[h] : shape_.dec_hidden[h - ne];
   }
 
+  void pack_bf16_training(const Params& p) {
+#ifdef IWAE_HAVE_AMX_BUILD
+    const std::size_t per_member = layers_per_member();
+    std::vector<std::size_t> offset(layers_.size() + 1, 0);
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
+      const Layer& ly = layers_[i];
+      const std::size_t in32 = detail::round32(ly.in), ld32 = detail::round32(ly.ld);
+      offset[i + 1] = offset[i] + in32 * ld32 + ld32 * detail::round32(ly.in_ld) + 64;
+    }
+    std::uint16_t* block = cached_weights16(offset.back());
+    for (std::size_t li = 0; li < per_member; ++li) {
+      const ColumnMap& cm = maps_[li];
+      std::vector<std::int32_t> source(detail::round32(cm.ld()), -1);
+      for (std::size_t c = 0; c < cm.out; ++c) {
+        source[cm.to_padded(c)] = static_cast<std::int32_t>(c);
+      }
+      const bool enc = li < n_enc_layers_;
+      const std::size_t idx = enc ? li : li - n_enc_layers_;
+      for (std::size_t m = 0; m < shape_.n_members; ++m) {
+        const std::size_t i = m * per_member + li;
+        Layer& ly = layers_[i];
+        const float* w = (enc ? p.enc_w : p.dec_w)[idx] + m * ly.in * cm.out;
+        std::uint16_t* rows = block + offset[i];
+        std::uint16_t* cols = rows + detail::round32(ly.in) * detail::round32(ly.ld);
+        detail::kernel_amx::pack_weight_rows(w, ly.in, cm.out, source.data(), ly.ld, rows);
+        detail::kernel_amx::pack_weight_columns(w, ly.in, cm.out, source.data(), ly.ld,
+                                                ly.in_ld, cols);
+        ly.w16 = rows;
+        ly.wt16 = cols;
+      }
+    }
+    dims_.bf16 = true;
+#else
+    (void)p;
+    throw std::invalid_argument("bfloat16 products need the AMX build");
+#endif
+  }
+
   void pack_bf16_weights() {
 #ifdef IWAE_HAVE_AMX_BUILD
     std::vector<std::size_t> offset(layers_.size() + 1, 0);
@@ -375,8 +438,9 @@ class PackedEnsemble {
     }
   }
 
+  // With panels false (training with bfloat16 products) only the bias.
   void pack_layer(const Params& p, std::size_t m, std::size_t li, bool fold,
-                  bool transposes) {
+                  bool transposes, bool panels) {
     const bool enc = li < n_enc_layers_;
     const std::size_t idx = enc ? li : li - n_enc_layers_;
     const float* w_src = (enc ? p.enc_w : p.dec_w)[idx];
@@ -403,8 +467,8 @@ class PackedEnsemble {
     // weights as they are, without the round trip through double: each run
     // of columns that stays inside one panel is one copy.
     const bool folded = ni >= 0;
-    if (ld != out) std::fill(w, w + in * ld, 0.0f);  // padding columns
-    for (std::size_t i = 0; i < in; ++i) {
+    if (panels && ld != out) std::fill(w, w + in * ld, 0.0f);  // padding columns
+    for (std::size_t i = 0; panels && i < in; ++i) {
       const float* row = w_src + i * out;
       for_each_run(cm, [&](std::size_t c, std::size_t to, std::size_t len) {
         float* dst = w + panel_offset(i, to, in, ld);
@@ -427,7 +491,8 @@ class PackedEnsemble {
     }
     float* wt = nullptr;
     const std::size_t in_ld = padded(in);
-    if (transposes) {
+    if (!panels) w = nullptr;
+    if (panels && transposes) {
       // In blocks of 16 x 16, which are contiguous in both layouts.
       wt = store_.get() + o.wt;
       for (std::size_t i0 = 0; i0 < in_ld; i0 += kPanel) {
@@ -442,7 +507,7 @@ class PackedEnsemble {
         }
       }
     }
-    layers_[m * layers_per_member() + li] = Layer{w, wt, b, in, in_ld, ld, nullptr};
+    layers_[m * layers_per_member() + li] = Layer{w, wt, b, in, in_ld, ld, nullptr, nullptr};
   }
 
   Shape shape_;
@@ -622,9 +687,9 @@ void train_step(const Shape& shape, const Params& params, const Batch& batch,
   if (bf16_products && !use_amx()) {
     throw std::invalid_argument("bfloat16 products need AMX and AVX512-BF16 on this CPU");
   }
-  const PackedEnsemble net(shape, params, /*fold_norms=*/false, /*transposes=*/true);
+  const PackedEnsemble net(shape, params, /*fold_norms=*/false, /*transposes=*/true,
+                           bf16_products);
   Dims dims = net.dims();
-  dims.bf16 = bf16_products;
   const std::size_t M = shape.n_members, d = shape.n_features, L = shape.latent;
   const bool labeled = cubo.batch.rows > 0;
 
@@ -709,7 +774,10 @@ void allow_avx512(bool allowed) { avx512_allowed = allowed; }
 
 bool bf16_available() { return use_amx(); }
 
-void release_scratch() { update_scratch = ScratchCache{}; }
+void release_scratch() {
+  update_scratch = ScratchCache{};
+  training_weights16 = WeightCache{};
+}
 
 void bf16_matmul(const float* A, const float* B, std::size_t M, std::size_t K, std::size_t N,
                  float* C) {

@@ -53,8 +53,11 @@ struct Layer {
   std::size_t in_ld;
   std::size_t ld;   // padded outputs
   // w rounded to bfloat16 in the AMX tiles' pairs of rows (iwae_amx.inc),
-  // for scoring passes with bfloat16 products; nullptr otherwise.
+  // for passes with bfloat16 products; nullptr otherwise.
   const std::uint16_t* w16;
+  // wt the same way, for a training update with bfloat16 products (whose
+  // layers then have neither w nor wt); nullptr otherwise.
+  const std::uint16_t* wt16;
 };
 
 // Per hidden layer batch normalization (no affine part). Training uses the
@@ -287,6 +290,14 @@ namespace kernel_amx {
 // dst = w (in x ld, panel layout) rounded to bfloat16 in the tiles' pairs
 // of rows: round32(in) x round32(ld) values.
 void pack_weight_pairs(const float* w, std::size_t in, std::size_t ld, std::uint16_t* dst);
+// The same for PyTorch's row-major w (in x out) whose logical column
+// source[n] sits at padded column n (-1: padding; round32(ld) entries), and
+// for its transpose (ld x in_ld): round32(ld) x round32(in_ld) values.
+void pack_weight_rows(const float* w, std::size_t in, std::size_t out,
+                      const std::int32_t* source, std::size_t ld, std::uint16_t* dst);
+void pack_weight_columns(const float* w, std::size_t in, std::size_t out,
+                         const std::int32_t* source, std::size_t ld, std::size_t in_ld,
+                         std::uint16_t* dst);
 void bf16_matmul(const float* A, const float* B, std::size_t M, std::size_t K, std::size_t N,
                  float* C, std::uint16_t* scratch_a, std::uint16_t* scratch_b);
 }
