@@ -715,14 +715,26 @@ void train_step(const Shape& shape, const Params& params, const Batch& batch,
   }
   const std::size_t work_floats = count.used + grad_floats + 16;
 
+  const std::size_t n_enc_layers = shape.enc_hidden.size() + 1;
+  // PyTorch's gradients of layer li of member m, and whether the padded
+  // layout is PyTorch's (no padding column): then the kernels write there.
+  const auto torch_grads = [&](std::size_t m, std::size_t li) {
+    const bool enc = li < n_enc_layers;
+    const std::size_t idx = enc ? li : li - n_enc_layers;
+    const std::size_t in = net.layer_in(li), out = net.map(li).out;
+    return LayerGrad{(enc ? grads.enc_w : grads.dec_w)[idx] + m * in * out,
+                     (enc ? grads.enc_b : grads.dec_b)[idx] + m * out};
+  };
+  const auto same_layout = [&](std::size_t li) { return net.map(li).ld() == net.map(li).out; };
+
   parallel_tasks(M, work_floats, n_threads, [&](std::size_t m, float* mine) {
     float* g = mine;  // written over by the first backward pass
     LayerGrad lg[2 * detail::kMaxHidden + 2];
     for (std::size_t li = 0; li < per_member; ++li) {
       const std::size_t in = net.layer_in(li), ld = net.map(li).ld();
-      lg[li] = LayerGrad{g + grad_offset[li], g + grad_offset[li] + in * ld};
+      lg[li] = same_layout(li) ? torch_grads(m, li)
+                               : LayerGrad{g + grad_offset[li], g + grad_offset[li] + in * ld};
     }
-    const std::size_t n_enc_layers = shape.enc_hidden.size() + 1;
     const NetGrad ng{lg, lg + n_enc_layers};
     float* scratch = mine + grad_floats;
     // Rounded up so that the scratch starts 64-byte aligned like the rest.
@@ -743,18 +755,16 @@ void train_step(const Shape& shape, const Params& params, const Batch& batch,
     objectives[m] = train_update(dims, net.net(m), pass, labeled ? &lpass : nullptr, ng,
                                  scratch);
 
-    // Back to PyTorch's layout.
+    // Back to PyTorch's layout, where the padding made them differ.
     for (std::size_t li = 0; li < per_member; ++li) {
-      const bool enc = li < n_enc_layers;
-      const std::size_t idx = enc ? li : li - n_enc_layers;
+      if (same_layout(li)) continue;
       const ColumnMap& cm = net.map(li);
-      const std::size_t in = net.layer_in(li), out = cm.out, ld = cm.ld();
-      float* gw = (enc ? grads.enc_w : grads.dec_w)[idx] + m * in * out;
-      float* gb = (enc ? grads.enc_b : grads.dec_b)[idx] + m * out;
+      const std::size_t in = net.layer_in(li), ld = cm.ld();
+      const LayerGrad to = torch_grads(m, li);
       for (std::size_t i = 0; i < in; ++i) {
-        copy_logical_columns(cm, lg[li].w + i * ld, gw + i * out);
+        copy_logical_columns(cm, lg[li].w + i * ld, to.w + i * cm.out);
       }
-      copy_logical_columns(cm, lg[li].b, gb);
+      copy_logical_columns(cm, lg[li].b, to.b);
     }
   }, /*cached=*/true);
 }
