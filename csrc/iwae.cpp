@@ -794,8 +794,10 @@ void bf16_matmul(const float* A, const float* B, std::size_t M, std::size_t K, s
   if (!use_amx()) throw std::invalid_argument("bf16_matmul needs AMX and AVX512-BF16");
 #ifdef IWAE_HAVE_AMX_BUILD
   using detail::round32;
-  std::vector<std::uint16_t> a(round32(M) * round32(K)), b(round32(K) * round32(N));
-  detail::kernel_amx::bf16_matmul(A, B, M, K, N, C, a.data(), b.data());
+  // Packing writes every value of both operands' scratch.
+  std::unique_ptr<std::uint16_t[]> a(new std::uint16_t[round32(M) * round32(K)]);
+  std::unique_ptr<std::uint16_t[]> b(new std::uint16_t[round32(K) * round32(N)]);
+  detail::kernel_amx::bf16_matmul(A, B, M, K, N, C, a.get(), b.get());
 #else
   (void)A, (void)B, (void)M, (void)K, (void)N, (void)C;
 #endif
