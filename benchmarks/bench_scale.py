@@ -396,14 +396,34 @@ def section_throughput(args, cache):
                f"IForest {res['iforest_identical']}.")
 
 
+def sparse_caps(value, precisions):
+    """``max_updates`` of each precision's sparse fit (None: the default fit).
+
+    ``value`` is None (every fit a default fit), a count for every fit, or
+    ``precision=count`` pairs ("none" for a default fit), e.g.
+    ``float32=10,bfloat16=none``.
+    """
+    def count(v):
+        return None if v in (None, "none") else int(v)
+
+    if value is None or "=" not in value:
+        return {p: count(value) for p in precisions}
+    caps = dict(item.split("=", 1) for item in value.split(","))
+    return {p: count(caps.get(p)) for p in precisions}
+
+
 def section_sparse(args, cache):
     """The paper's Reuters shape as synthetic sparse TF-IDF (docs/results.md, "scale-sparse")."""
-    capped = {} if args.sparse_updates is None else dict(max_updates=args.sparse_updates)
-    runs = [(precision, cache("sparse_fit", seed=0, precision=precision, **capped))
-            for precision in args.sparse_precisions.split(",")]
+    precisions = args.sparse_precisions.split(",")
+    caps = sparse_caps(args.sparse_updates, precisions)
+    runs = [(precision, cache("sparse_fit", seed=0, precision=precision,
+                              **({} if caps[precision] is None
+                                 else dict(max_updates=caps[precision]))))
+            for precision in precisions]
     first = runs[0][1]
-    how = ("the default fit" if args.sparse_updates is None else
-           f"capped at max_updates={args.sparse_updates}, NOT the default fit")
+    how = "; ".join(f"{p}: " + ("the default fit" if caps[p] is None else
+                                f"capped at max_updates={caps[p]}, NOT the default fit")
+                    for p in precisions)
     SPARSE_REPORT.add(
         f"\n### Sparse TF-IDF input, the paper's Reuters shape ({TEXT_ROWS:,} x "
         f"{TEXT_FEATURES:,}, synthetic; {how})\n")
@@ -416,8 +436,8 @@ def section_sparse(args, cache):
         f"{first['sparse_mb']:.1f} MB (its dense copy: {first['dense_mb']:.0f} MB). ODIM's "
         f"defaults but `precision`, seed 0, one thread, kernels {first.get('isa', '?')}; "
         f"likelihood {first['likelihood']!r}, {first['members']} members. `precision` sets "
-        f"the products of the training updates and of their checks; the final scoring runs "
-        f"in float32.\n")
+        f"the products of the training updates, of their checks and of the final scoring "
+        f"(\"final\" also holds the feature contributions' reference, in float32).\n")
     SPARSE_REPORT.add(markdown_table(
         ["precision", "updates", "fit s", "updates s", "s per update", "checks s",
          "final scoring s", "RSS after loading MB", "peak RSS MB",
@@ -426,13 +446,14 @@ def section_sparse(args, cache):
           f"{res['train_s'] / max(1, res['updates']):.2f}", f"{res['checks_s']:.0f}",
           f"{res['final_s']:.0f}", f"{res['data_mb']:.0f}", f"{res['peak_mb']:.0f}",
           f"{res['numpy_peak_mb']:.0f}", f"{res['auc']:.3f}"] for precision, res in runs]))
-    if args.sparse_updates is not None:
+    capped = [(precision, res) for precision, res in runs if caps[precision] is not None]
+    if capped:
         # A default fit runs at least the warm-up and `patience` checks after it.
         from pyod_odim.defaults import WIDE_DEFAULTS
 
         least = WIDE_DEFAULTS.min_updates + 10 * WIDE_DEFAULTS.patience
         projections = []
-        for precision, res in runs:
+        for precision, res in capped:
             n_checks = max(1, res["updates"] // 10)
             projected = (res["final_s"] + least * res["train_s"] / max(1, res["updates"])
                          + (least // 10) * res["checks_s"] / n_checks)
@@ -440,17 +461,17 @@ def section_sparse(args, cache):
         SPARSE_REPORT.add(
             f"\nA default fit runs at least {least} updates (warm-up "
             f"{WIDE_DEFAULTS.min_updates}, then {WIDE_DEFAULTS.patience} checks of patience "
-            f"every 10): at these rates at least {', '.join(projections)} (a projection "
-            f"from the rates above, not a measurement).")
+            f"every 10): for the capped fits, at these rates at least {', '.join(projections)} "
+            f"(a projection from the rates above, not a measurement).")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--job", help=argparse.SUPPRESS)
     parser.add_argument("--sections", default="sample,growth,throughput,sparse")
-    parser.add_argument("--sparse-updates", type=int, default=None, metavar="N",
-                        help="cap the sparse section's fit at N updates (default: none, "
-                             "the default fit)")
+    parser.add_argument("--sparse-updates", default=None, metavar="N",
+                        help="cap the sparse section's fits at N updates, or per precision "
+                             "(float32=10,bfloat16=none) (default: none, the default fit)")
     parser.add_argument("--sparse-precisions", default="float32,bfloat16",
                         help="precisions of the sparse section's fits (comma-separated)")
     parser.add_argument("--cap", type=int, default=200_000,
