@@ -209,7 +209,8 @@ py::array_t<double> score(const py::sequence& params, iwae::Likelihood likelihoo
 // Per-feature shares c (M, n, d) float32 and the rest r (M, n) float64 of
 // every row's loss under every member (see iwae::contributions).
 py::tuple contributions(const py::sequence& params, iwae::Likelihood likelihood,
-                        const py::object& x, const py::object& eps, int n_threads) {
+                        const py::object& x, const py::object& eps, int n_threads,
+                        bool bf16_products) {
   const Ensemble e = read_ensemble(params, likelihood);
   const ScoringInputs in = read_scoring_inputs(e.shape, x, eps);
   const auto M = static_cast<py::ssize_t>(e.shape.n_members);
@@ -221,7 +222,7 @@ py::tuple contributions(const py::sequence& params, iwae::Likelihood likelihood,
   {
     py::gil_scoped_release release;
     iwae::contributions(e.shape, e.params, in.x.data(), in.n, in.eps.data(), in.samples, c_out,
-                        r_out, n_threads);
+                        r_out, n_threads, bf16_products);
   }
   return py::make_tuple(contribs, rest);
 }
@@ -290,8 +291,10 @@ PYBIND11_MODULE(_iwae, m) {
         "in bfloat16 with float32 accumulation (AMX).");
   m.def("contributions", &contributions, py::arg("params"), py::arg("likelihood"),
         py::arg("x"), py::arg("eps"), py::arg("n_threads") = 0,
+        py::arg("bf16_products") = false,
         "Per-feature shares (M, n, d) float32 and the rest (M, n) float64 of "
-        "every row's negative IWAE bound; they add up to score's losses.");
+        "every row's negative IWAE bound; they add up to score's losses "
+        "(with the same bf16_products).");
   m.def("train_step", &train_step, py::arg("params"), py::arg("likelihood"),
         py::arg("grads"), py::arg("x"), py::arg("eps"), py::arg("x_labeled"),
         py::arg("eps_labeled"), py::arg("cubo_weight"), py::arg("cubo_order"),

@@ -124,7 +124,7 @@ void contrib_block(const Dims& dims, const Net& net, const float* x,
                    std::size_t samples, std::size_t tile, float* work,
                    float* c_out, double* r_out) {
 #ifdef IWAE_HAVE_AMX_BUILD
-  if (use_avx512()) {  // as in score_block
+  if (dims.bf16 || use_avx512()) {  // as in score_block
     detail::kernel_amx::contrib_block(dims, net, x, rows, eps, eps_sq, samples, tile, work,
                                       c_out, r_out);
     return;
@@ -666,7 +666,10 @@ void score(const Shape& shape, const Params& params, const float* x,
 
 void contributions(const Shape& shape, const Params& params, const float* x,
                    std::size_t n, const float* eps, std::size_t n_samples,
-                   float* contribs, double* rest, int n_threads) {
+                   float* contribs, double* rest, int n_threads, bool bf16_products) {
+  if (bf16_products && !use_amx()) {
+    throw std::invalid_argument("bfloat16 products need AMX and AVX512-BF16 on this CPU");
+  }
   const std::size_t d = shape.n_features;
   scoring_pass(shape, params, n, eps, n_samples, n_threads,
                [&](const Dims& dims, detail::Arena& count, std::size_t rows) {
@@ -677,7 +680,8 @@ void contributions(const Shape& shape, const Params& params, const float* x,
                    float* work) {
                  contrib_block(dims, net, x + r0 * d, r_count, e, e_sq, n_samples, tile, work,
                                contribs + (m * n + r0) * d, rest + m * n + r0);
-               });
+               },
+               bf16_products);
 }
 
 void train_step(const Shape& shape, const Params& params, const Batch& batch,

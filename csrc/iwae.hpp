@@ -100,7 +100,7 @@ void score(const Shape& shape, const Params& params, const float* x,
 // contribs is (M, n, d), rest (M, n); the other arguments as for score.
 void contributions(const Shape& shape, const Params& params, const float* x,
                    std::size_t n, const float* eps, std::size_t n_samples,
-                   float* contribs, double* rest, int n_threads);
+                   float* contribs, double* rest, int n_threads, bool bf16_products = false);
 
 // One training update's forward and backward pass for every member:
 // objective_m = mean_b IWAE loss of batch row b

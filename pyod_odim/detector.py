@@ -161,7 +161,9 @@ class ODIM(BaseDetector):
         alias). "auto": the kernels on the CPU when built, else eager.
 
     precision : {"float32", "auto", "bfloat16"}, optional (default="float32")
-        The training products' operands; "auto": bfloat16 if wide (docs/parameters.md).
+        The products' operands in training and in scoring (bfloat16 where
+        the units are, float32 elsewhere); "auto": bfloat16 if wide
+        (docs/parameters.md).
 
     device : str, torch.device or None, optional (default=None)
         Training device; ``None`` uses CUDA when available, else the CPU.
@@ -217,7 +219,8 @@ class ODIM(BaseDetector):
 
     gmm_backend_, device_, engine_, likelihood_, precision_ : str
         What ran the GMM-2 fits ("cpp" or "numpy"), the device, the network
-        ("kernel", "inductor" or "eager"), the decoder, the training products.
+        ("kernel", "inductor" or "eager"), the decoder, the products'
+        precision (training's and the scores').
 
     timings_ : dict
         Seconds spent in "train", "score" (checks), "gmm", "final_score".

@@ -183,7 +183,7 @@ class TorchEngine:
         out = list(self._chunks(chunk, params, X, score_eps))
         return torch.cat(out, dim=1).double().cpu().numpy()
 
-    def contributions(self, params, X, score_eps):
+    def contributions(self, params, X, score_eps, bf16=False):
         """Per-feature shares of every row's loss for every member.
 
         See :func:`pyod_odim.network.feature_nll`: ``c.sum(-1) + r`` is
@@ -195,14 +195,20 @@ class TorchEngine:
         params : pyod_odim.network.Parameters or dict of str to list of Tensor
         X : Tensor of shape (n, d), on the parameters' device
         score_eps : Tensor of shape (M, K, 1, L)
+        bf16 : bool, optional (default=False)
+            As for :meth:`score`, whose ``bf16`` losses the shares then add
+            up to.
 
         Returns
         -------
         contributions : ndarray of shape (M, n, d), float64
         rest : ndarray of shape (M, n), float64
         """
+        def chunk(x, eps, p, likelihood):
+            return network.feature_nll(x, eps, p, likelihood, bf16)
+
         cs, rs = [], []
-        for c, r in self._chunks(network.feature_nll, params, X, score_eps):
+        for c, r in self._chunks(chunk, params, X, score_eps):
             cs.append(c.double().cpu().numpy())
             rs.append(r.double().cpu().numpy())
         return np.concatenate(cs, axis=1), np.concatenate(rs, axis=1)
@@ -254,9 +260,10 @@ class KernelEngine:
         return kernels.score_losses(params, X, score_eps, self.likelihood, self.n_threads,
                                     bf16).numpy()
 
-    def contributions(self, params, X, score_eps):
+    def contributions(self, params, X, score_eps, bf16=False):
         """As :meth:`TorchEngine.contributions`, by the fused kernel pass."""
-        c, r = kernels.score_contributions(params, X, score_eps, self.likelihood, self.n_threads)
+        c, r = kernels.score_contributions(params, X, score_eps, self.likelihood, self.n_threads,
+                                           bf16)
         return c.numpy().astype(np.float64), r.numpy()
 
 

@@ -174,7 +174,7 @@ def score_losses(params, X, score_eps, likelihood, n_threads=1, bf16=False):
         eps=_draws(score_eps), bf16_products=bool(bf16)))
 
 
-def score_contributions(params, X, score_eps, likelihood, n_threads=1):
+def score_contributions(params, X, score_eps, likelihood, n_threads=1, bf16=False):
     """Per-feature shares of every row's negative IWAE bound under every member.
 
     The kernel twin of :func:`pyod_odim.network.feature_nll`: with the
@@ -191,8 +191,9 @@ def score_contributions(params, X, score_eps, likelihood, n_threads=1):
 
     Parameters
     ----------
-    params, X, score_eps, likelihood, n_threads
-        As for :func:`score_losses`.
+    params, X, score_eps, likelihood, n_threads, bf16
+        As for :func:`score_losses`; with ``bf16`` the shares add up to
+        :func:`score_losses`'s ``bf16`` losses.
 
     Returns
     -------
@@ -204,7 +205,7 @@ def score_contributions(params, X, score_eps, likelihood, n_threads=1):
     """
     c, r = _ext.contributions(
         **_arguments(params, likelihood, n_threads), x=_view(X.contiguous()),
-        eps=_draws(score_eps))
+        eps=_draws(score_eps), bf16_products=bool(bf16))
     return torch.from_numpy(c), torch.from_numpy(r)
 
 

@@ -516,6 +516,7 @@ def feature_nll(
     eps: torch.Tensor,
     params: Parameters,
     likelihood: str,
+    bf16: bool = False,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-feature shares of each row's negative IWAE bound.
 
@@ -552,6 +553,8 @@ def feature_nll(
         As for :func:`log_importance_weights`; the running statistics are
         used and left unchanged.
     likelihood : {"gaussian", "bernoulli", "rectified"}
+    bf16 : bool, optional (default=False)
+        Products in bfloat16, as for :func:`log_importance_weights`.
 
     Returns
     -------
@@ -562,7 +565,8 @@ def feature_nll(
         :func:`iwae_loss`.
     """
     n_samples = eps.shape[1]
-    xb, first, second, log_prior_ratio = _decoder_outputs(x, eps, params, False, likelihood, 0)
+    xb, first, second, log_prior_ratio = _decoder_outputs(x, eps, params, False, likelihood, 0,
+                                                          bf16)
     if likelihood == "bernoulli":
         nll = F.softplus(first) - xb * first
     elif likelihood == "rectified":

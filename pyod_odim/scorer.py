@@ -101,8 +101,9 @@ class FittedScorer:
         The products of the network's scoring passes: a bfloat16 fit's
         (``ODIM.precision_``). bfloat16 runs where the scoring engine has
         the units (:func:`pyod_odim.engines.bf16_units`), float32 elsewhere
-        (within the bfloat16 tolerance, docs/parameters.md); feature
-        contributions and the exports always compute in full precision.
+        (within the bfloat16 tolerance, docs/parameters.md), and so do the
+        feature contributions, which add up to the scores; the exports
+        always compute in full precision.
 
     Attributes
     ----------
@@ -288,10 +289,13 @@ class FittedScorer:
         return make_engine(engine, device, self.architecture, self.likelihood,
                            n_threads=n_threads)
 
+    def bf16_products(self, engine, device):
+        """Whether ``engine`` scores on ``device`` with bfloat16 products (:attr:`precision`)."""
+        return self.precision == "bfloat16" and bf16_units(engine.name, device)
+
     def losses(self, engine, params, X, score_eps):
         """Member losses (M, n) of scaled rows ``X`` (a tensor) in the scorer's precision."""
-        bf16 = self.precision == "bfloat16" and bf16_units(engine.name, X.device)
-        return engine.score(params, X, score_eps, bf16)
+        return engine.score(params, X, score_eps, self.bf16_products(engine, X.device))
 
     def torch_params(self, device):
         """The parameters and draws as tensors on ``device`` (no copy on the CPU)."""
@@ -514,7 +518,8 @@ class FittedScorer:
                 x, cost = self.scaling.transform_clipped(dense(X[rows]), self.box,
                                                          per_feature=True, floor=self.floor)
                 tensor = torch.as_tensor(x, dtype=torch.float32, device=device)
-                c, r = engine.contributions(params, tensor, eps)
+                c, r = engine.contributions(params, tensor, eps,
+                                            self.bf16_products(engine, device))
                 if self.combination == "standardized":
                     std = np.where(self.member_std > 0, self.member_std, 1.0)
                     c = c / std[:, None, None]

@@ -308,3 +308,18 @@ def test_bf16_model_exports_full_precision_scores(tmp_path):
     exported = module(torch.from_numpy(X)).numpy()
     np.testing.assert_allclose(exported, _scored_in(clf, "float32", X), rtol=1e-5)
     _near(exported, clf.decision_function(X))
+
+
+@needs_units
+def test_bf16_contributions_add_up_to_the_bf16_scores():
+    # The split follows the scores' products: against float32 contributions
+    # the sums would be off by the bfloat16 tolerance, not float rounding.
+    X = _planted()
+    clf = _fit(X, precision="bfloat16", score_stage="paper")
+    new = X[:40] * 1.5
+    c = clf.feature_contributions(new)
+    _, rest = clf.scorer_.contributions(new)
+    total = c.sum(axis=1) + clf.scorer_.feature_reference.sum() + rest
+    np.testing.assert_allclose(total, clf.decision_function(new), rtol=1e-5, atol=1e-4)
+    f32 = _scored_in(clf, "float32", new)
+    assert np.abs(total - f32).max() > 1e-3 * np.ptp(f32)
