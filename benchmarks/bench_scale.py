@@ -437,7 +437,7 @@ def section_sparse(args, cache):
         f"defaults but `precision`, seed 0, one thread, kernels {first.get('isa', '?')}; "
         f"likelihood {first['likelihood']!r}, {first['members']} members. `precision` sets "
         f"the products of the training updates, of their checks and of the final scoring "
-        f"(\"final\" also holds the feature contributions' reference, in float32).\n")
+        f"(\"final\" also holds the feature contributions' reference, in the same precision).\n")
     SPARSE_REPORT.add(markdown_table(
         ["precision", "updates", "fit s", "updates s", "s per update", "checks s",
          "final scoring s", "RSS after loading MB", "peak RSS MB",
