@@ -644,14 +644,19 @@ void scoring_pass(const Shape& shape, const Params& params, std::size_t n, const
                  });
 }
 
+// bfloat16 products run on the AMX tiles only.
+void check_bf16_products(bool bf16_products) {
+  if (bf16_products && !use_amx()) {
+    throw std::invalid_argument("bfloat16 products need AMX and AVX512-BF16 on this CPU");
+  }
+}
+
 }  // namespace
 
 void score(const Shape& shape, const Params& params, const float* x,
            std::size_t n, const float* eps, std::size_t n_samples,
            double* losses, int n_threads, bool bf16_products) {
-  if (bf16_products && !use_amx()) {
-    throw std::invalid_argument("bfloat16 products need AMX and AVX512-BF16 on this CPU");
-  }
+  check_bf16_products(bf16_products);
   const std::size_t d = shape.n_features;
   scoring_pass(shape, params, n, eps, n_samples, n_threads,
                [](const Dims&, detail::Arena&, std::size_t) {},
@@ -667,9 +672,7 @@ void score(const Shape& shape, const Params& params, const float* x,
 void contributions(const Shape& shape, const Params& params, const float* x,
                    std::size_t n, const float* eps, std::size_t n_samples,
                    float* contribs, double* rest, int n_threads, bool bf16_products) {
-  if (bf16_products && !use_amx()) {
-    throw std::invalid_argument("bfloat16 products need AMX and AVX512-BF16 on this CPU");
-  }
+  check_bf16_products(bf16_products);
   const std::size_t d = shape.n_features;
   scoring_pass(shape, params, n, eps, n_samples, n_threads,
                [&](const Dims& dims, detail::Arena& count, std::size_t rows) {
@@ -688,9 +691,7 @@ void train_step(const Shape& shape, const Params& params, const Batch& batch,
                 const CuboTerm& cubo, const Grads& grads, double* objectives,
                 int n_threads, bool bf16_products) {
   if (batch.rows == 0 || batch.samples == 0) throw std::invalid_argument("empty batch");
-  if (bf16_products && !use_amx()) {
-    throw std::invalid_argument("bfloat16 products need AMX and AVX512-BF16 on this CPU");
-  }
+  check_bf16_products(bf16_products);
   const PackedEnsemble net(shape, params, /*fold_norms=*/false, /*transposes=*/true,
                            bf16_products);
   Dims dims = net.dims();

@@ -107,6 +107,15 @@ def bf16_units(engine_name, device):
     return device.type == "cuda" and torch.cuda.is_bf16_supported()
 
 
+def scores_in_bf16(precision, engine_name, device):
+    """Whether a model fitted in ``precision`` scores with bfloat16 products here.
+
+    A bfloat16 fit's scores (and feature contributions) run in bfloat16
+    where :func:`bf16_units` holds, in float32 elsewhere.
+    """
+    return precision == "bfloat16" and bf16_units(engine_name, device)
+
+
 class TorchEngine:
     """PyTorch operations, eager or compiled; runs on any device.
 

@@ -27,7 +27,7 @@ from ._validation import stored_array, stored_field
 from ._device import cpu_fast_math, scoring_device
 from ._threads import torch_threads
 from .chunking import MemberMoments, chunk_slices, rows_per_chunk, scoring_row_bytes
-from .engines import bf16_units, make_engine
+from .engines import make_engine, scores_in_bf16
 from .neighbor_stage import STAGE_ARRAYS, CleanedNeighborStage
 from .neighbors import NeighborScorer
 from .scaling import FeatureScaling, network_box
@@ -100,7 +100,7 @@ class FittedScorer:
     precision : {"float32", "bfloat16"}, optional (default="float32")
         The products of the network's scoring passes: a bfloat16 fit's
         (``ODIM.precision_``). bfloat16 runs where the scoring engine has
-        the units (:func:`pyod_odim.engines.bf16_units`), float32 elsewhere
+        the units (:func:`pyod_odim.engines.scores_in_bf16`), float32 elsewhere
         (within the bfloat16 tolerance, docs/parameters.md), and so do the
         feature contributions, which add up to the scores; the exports
         always compute in full precision.
@@ -291,7 +291,7 @@ class FittedScorer:
 
     def bf16_products(self, engine, device):
         """Whether ``engine`` scores on ``device`` with bfloat16 products (:attr:`precision`)."""
-        return self.precision == "bfloat16" and bf16_units(engine.name, device)
+        return scores_in_bf16(self.precision, engine.name, device)
 
     def losses(self, engine, params, X, score_eps):
         """Member losses (M, n) of scaled rows ``X`` (a tensor) in the scorer's precision."""

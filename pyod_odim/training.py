@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from . import network
-from .engines import Batch, bf16_units
+from .engines import Batch, scores_in_bf16
 from .gmm import fit_gmm2
 from .known_outliers import label_aware_criterion
 from .progress import make_progress
@@ -196,7 +196,7 @@ class EnsembleFit:
         # The final scores' products (FittedScorer.losses): bfloat16 only
         # where the engine has the units; PyTorch on the CPU emulates it in
         # the checks but scores in float32.
-        self.bf16_scores = self.bf16_checks and bf16_units(engine.name, X.device)
+        self.bf16_scores = scores_in_bf16(engine.precision, engine.name, X.device)
         self.device = X.device
         n_rows = X.n_rows
         M = config.n_members
