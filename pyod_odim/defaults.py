@@ -14,8 +14,6 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
-import torch
-
 
 from . import gmm, kernels, network, thresholds
 from ._validation import check_choice, check_float, check_int
