@@ -13,6 +13,8 @@ Tolerances (measured on random wide networks, docs/decisions.md):
   products' operands).
 """
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -181,11 +183,9 @@ def test_kernel_bf16_scoring(likelihood, shape):
 
 def _scored_in(clf, precision, X):
     """``clf``'s scores of ``X`` with its scorer's products set to ``precision``."""
-    copy = ODIM(**clf.get_params())
-    copy.__dict__.update(clf.__dict__)
-    copy.scorer_ = copy.scorer_.__class__.__new__(copy.scorer_.__class__)
-    copy.scorer_.__dict__.update(clf.scorer_.__dict__, precision=precision)
-    return copy.decision_function(X)
+    twin = copy.deepcopy(clf)
+    twin.scorer_.precision = precision
+    return twin.decision_function(X)
 
 
 def _near(a, b):
