@@ -361,7 +361,7 @@ def _bf16_matmul(a, b):
     return torch.matmul(a.to(torch.bfloat16).float(), b.to(torch.bfloat16).float())
 
 
-@torch.jit.unused  # training only: scripted exports score in float32
+@torch.jit.unused  # never in the exports, which score in full precision
 def _bf16_product(a: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a @ w + b`` with the product in bfloat16 (:class:`_Bf16Product`)."""
     return _Bf16Product.apply(a, w) + b
