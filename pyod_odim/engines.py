@@ -112,6 +112,16 @@ def scores_in_bf16(precision, engine_name, device):
 
     A bfloat16 fit's scores (and feature contributions) run in bfloat16
     where :func:`bf16_units` holds, in float32 elsewhere.
+
+    Parameters
+    ----------
+    precision : {"float32", "bfloat16"}
+    engine_name : {"kernel", "inductor", "eager"}
+    device : torch.device
+
+    Returns
+    -------
+    bool
     """
     return precision == "bfloat16" and bf16_units(engine_name, device)
 

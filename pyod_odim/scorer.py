@@ -223,10 +223,8 @@ class FittedScorer:
         combination = stored_field(fields, "combination", str)
         if likelihood not in network.LIKELIHOODS or combination not in COMBINATIONS:
             raise ValueError(f"unknown likelihood {likelihood!r} or combination {combination!r}")
-        # Files from before the field scored in float32.
+        # Files from before the field scored in float32; the constructor checks the value.
         precision = fields.get("precision", "float32")
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}")
         eps = stored_array(arrays, "score_eps")
         if (eps.ndim != 4 or eps.shape[2] != 1 or eps.shape[3] != arch.latent_dim
                 or eps.dtype != np.float32):
