@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "iwae_normal_cdf.hpp"
 #include "iwae_plan.hpp"
 
 #ifdef IWAE_HAVE_AMX_BUILD

@@ -14,11 +14,15 @@ Tolerances (measured on random wide networks, docs/decisions.md):
 """
 
 import copy
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_array_equal
+from scipy.special import log_ndtr
+from scipy.stats import norm
 
 from pyod_odim import ODIM, defaults, engines, kernels, network
 from random_network import random_parameters
@@ -179,6 +183,56 @@ def test_kernel_bf16_scoring(likelihood, shape):
         # The rows keep their order.
         for m in range(members):
             assert np.corrcoef(b16[m], reference[m])[0, 1] > 0.999
+
+
+@needs_units
+@pytest.mark.parametrize("bf16", [False, True])
+def test_rectified_mass_at_zero_is_log_phi(bf16):
+    # With every weight zero, each feature's share of the loss is the
+    # rectified Gaussian's -log Phi(-mean / sd) at x = 0 exactly, from
+    # the means in the output layer's bias: u from -12 to 12 crosses the
+    # float32 chain below -8, every piece and the zeros from 8 on.
+    d = D_WIDE
+    arch = network.Architecture(d, (128, 64), 32)
+    params = network.init_parameters(arch, 1, torch.Generator().manual_seed(0),
+                                     torch.device("cpu"), "rectified", False)
+    u = torch.linspace(-12.0, 12.0, d)
+    with torch.no_grad():
+        for t in params["enc_w"] + params["dec_w"]:
+            t.zero_()
+        params["dec_b"][-1][..., :d] = -u
+        params["dec_b"][-1][..., d:] = 0.0  # log-variance 0: sd = 1
+    eps = torch.randn(1, 4, 1, 32, generator=torch.Generator().manual_seed(1))
+    shares, _ = kernels.score_contributions(params, torch.zeros(3, d), eps, "rectified",
+                                            bf16=bf16)
+    expected = -log_ndtr(u.double().numpy())
+    error = np.abs(shares.numpy()[0] - expected) / np.maximum(1.0, expected)
+    assert error.max() < 4e-7
+    # The update's gradient for those biases is phi(u) / Phi(u): the
+    # samples' weights add up to 1 in every row.
+    for name in network.TRAINABLE:
+        for t in params[name]:
+            t.requires_grad_(True)
+    draws = torch.randn(1, 3, 8, 32, generator=torch.Generator().manual_seed(2))
+    kernels.train_step(params, torch.zeros(1, 8, d), draws, "rectified", bf16=bf16)
+    ratio = np.exp(norm.logpdf(u.double().numpy()) - log_ndtr(u.double().numpy()))
+    gradient = params["dec_b"][-1].grad.numpy().reshape(-1)[:d]
+    assert (np.abs(gradient - ratio) / np.maximum(1.0, ratio)).max() < 1e-6
+
+
+def test_normal_cdf_pieces_are_their_generators_output():
+    # The header is csrc/normal_cdf_table.py's output, and its pieces,
+    # evaluated in float32, stay within the script's tolerance of SciPy.
+    script = Path(__file__).resolve().parent.parent / "csrc" / "normal_cdf_table.py"
+    if not script.exists():
+        pytest.skip("no source tree (csrc/) beside the tests")
+    spec = importlib.util.spec_from_file_location("normal_cdf_table", script)
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    fitted = table.tables()
+    assert Path(table.HEADER).read_text() == table.header_text(fitted)
+    for name, error in table.worst_errors(fitted).items():
+        assert error < table.TOLERANCE, name
 
 
 def _scored_in(clf, precision, X):
