@@ -52,7 +52,10 @@ commands run back to back. Sections:
   and in bfloat16 (operands cast beforehand, and with the casts of the
   operands in and of the results out counted). One thread, subnormals
   flushed to zero as in a fit; the five alternate, each a median of 20
-  calls, over 3 rounds; the table gives the median of the rounds.
+  calls, over 3 rounds; the table gives the median of the rounds. A
+  second table repeats the bfloat16 products alone with their operands in
+  the cache (each product called 20 times in a row on its operands), as an
+  update has them.
 * ``precision``: default fits of every shared embedding set with
   ``precision="float32"`` and ``"bfloat16"`` in turn, one pair per seed
   (``--precision-seeds``, default 0,1,2; medians), beside PyOD's VAE at
@@ -62,6 +65,7 @@ commands run back to back. Sections:
 """
 
 import argparse
+import functools
 import multiprocessing as mp
 import os
 import statistics
@@ -398,8 +402,46 @@ def section_products(rounds=3, calls=20):
             "the update's products one member at a time through the kernels' bfloat16 "
             "product (operand rounding and packing included, from float32 row-major "
             "operands, one call each).\n\n")
-    return note + markdown_table(["what", "ms (median of 3 rounds)", "GFLOP/s",
-                                  "time / torch bf16 bmm"], rows)
+    table = markdown_table(["what", "ms (median of 3 rounds)", "GFLOP/s",
+                            "time / torch bf16 bmm"], rows)
+    if not kernels.bf16_units():
+        return note + table
+    return note + table + "\n\n" + _products_in_cache(members, b16, best, rounds, calls)
+
+
+def _products_in_cache(members, b16, best, rounds, calls):
+    """The products alone with their operands in the cache, as an update has them.
+
+    Above, every product runs once per round, so its operands (49 MB of
+    float32 for the kernels, half that pre-cast for PyTorch) come from
+    memory; in an update each layer's operands were just written. Here
+    each product is called ``calls`` times in a row on the same operands
+    (after one call) and the medians are added up.
+    """
+    ours = [functools.partial(kernels.bf16_matmul, a, b) for pairs in members for a, b in pairs]
+    theirs = [functools.partial(torch.bmm, a, b) for a, b in b16]
+
+    def repeated(products):
+        total = 0.0
+        for product in products:
+            product()
+            total += median_seconds(product, calls)
+        return total
+
+    cached = {"kernels": [], "torch": []}
+    with torch_threads(1), cpu_fast_math(torch.device("cpu")):
+        for _ in range(rounds):
+            cached["kernels"].append(repeated(ours))
+            cached["torch"].append(repeated(theirs))
+    kernel_s, torch_s = (statistics.median(cached[k]) for k in ("kernels", "torch"))
+    from_memory = (best["kernels, bfloat16 products alone"], best["torch bmm bfloat16"])
+    rows = [["from memory (each product once per round, as above)",
+             f"{1e3 * from_memory[0]:.2f}", f"{1e3 * from_memory[1]:.2f}",
+             f"{from_memory[0] / from_memory[1]:.2f}x"],
+            [f"in the cache (each product {calls} times in a row on its operands)",
+             f"{1e3 * kernel_s:.2f}", f"{1e3 * torch_s:.2f}", f"{kernel_s / torch_s:.2f}x"]]
+    return markdown_table(["operands", "kernels' products alone ms", "torch bmm bfloat16 ms",
+                           "kernels / torch"], rows)
 
 
 def section_precision(names, seeds=(0, 1, 2)):
