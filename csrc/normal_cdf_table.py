@@ -11,7 +11,8 @@ Chebyshev points in float64. Run from the repository root::
     python csrc/normal_cdf_table.py --check  # compare and report the errors
 
 ``tests/test_precision.py`` checks that the header is this script's output
-and that the pieces, evaluated in float32 as the kernels evaluate them,
+and that the pieces, evaluated in float32 (Horner's rule as in the kernels,
+which fuse each multiply-add that NumPy rounds twice),
 stay within :data:`TOLERANCE` of SciPy's float64 functions.
 """
 import argparse
@@ -49,7 +50,13 @@ def fit(function):
 
 
 def evaluate(table, u):
-    """The pieces at float32 u in [LOW, -LOW), in float32 as the kernels do."""
+    """The pieces at float32 u in [LOW, -LOW), by Horner's rule in float32.
+
+    The kernels fuse each multiply-add; here each is rounded twice, so the
+    errors measured here can differ from the kernels' by about one float32
+    rounding (``test_rectified_mass_at_zero_is_log_phi`` measures the
+    kernels themselves).
+    """
     u = np.asarray(u, dtype=np.float32)
     piece = np.minimum(np.floor(u) - np.float32(LOW), np.float32(PIECES - 1))
     w = u - (piece - np.float32(-LOW - 0.5))
