@@ -209,9 +209,11 @@ class PackedEnsemble {
   // bf16_weights (bfloat16 products, the AMX build only) also rounds every
   // layer's weights to bfloat16 for the tiles (Layer::w16); with transposes
   // (training) the transposes too (Layer::wt16), both straight from
-  // PyTorch's layout, and the float32 panels are left out.
+  // PyTorch's layout, and the float32 panels are left out. blocked_output
+  // (scoring with bfloat16 products) adds a two-part output layer's
+  // Layer::w16_blocks.
   PackedEnsemble(const Shape& shape, const Params& params, bool fold_norms,
-                 bool transposes, bool bf16_weights = false)
+                 bool transposes, bool bf16_weights = false, bool blocked_output = false)
       : shape_(shape) {
     check(shape, params);
     dims_ = make_dims(shape);
@@ -262,7 +264,7 @@ class PackedEnsemble {
     if (bf16_weights && !panels) {
       pack_bf16_training(params);
     } else if (bf16_weights) {
-      pack_bf16_weights();
+      pack_bf16_weights(blocked_output && shape.likelihood != Likelihood::kBernoulli);
     }
     nets_.resize(m_count);
     for (std::size_t m = 0; m < m_count; ++m) {
@@ -399,11 +401,18 @@ class PackedEnsemble {
 #endif
   }
 
-  void pack_bf16_weights() {
+  // With blocked, each member's output layer also gets its feature-blocked
+  // copy.
+  void pack_bf16_weights(bool blocked) {
 #ifdef IWAE_HAVE_AMX_BUILD
+    const std::size_t per_member = layers_per_member();
+    const auto is_output = [&](std::size_t i) { return i % per_member == per_member - 1; };
     std::vector<std::size_t> offset(layers_.size() + 1, 0);
     for (std::size_t i = 0; i < layers_.size(); ++i) {
-      offset[i + 1] = offset[i] + detail::round32(layers_[i].in) * detail::round32(layers_[i].ld) + 32;
+      const Layer& ly = layers_[i];
+      std::size_t size = detail::round32(ly.in) * detail::round32(ly.ld);
+      if (blocked && is_output(i)) size += detail::round32(ly.in) * 2 * detail::round32(ly.ld / 2);
+      offset[i + 1] = offset[i] + size + 32;
     }
     store16_.reset(new std::uint16_t[offset.back()]);
     for (std::size_t i = 0; i < layers_.size(); ++i) {
@@ -411,9 +420,15 @@ class PackedEnsemble {
       std::uint16_t* dst = store16_.get() + offset[i];
       detail::kernel_amx::pack_weight_pairs(ly.w, ly.in, ly.ld, dst);
       ly.w16 = dst;
+      if (blocked && is_output(i)) {
+        std::uint16_t* blocks = dst + detail::round32(ly.in) * detail::round32(ly.ld);
+        detail::kernel_amx::pack_weight_feature_blocks(ly.w, ly.in, ly.ld, blocks);
+        ly.w16_blocks = blocks;
+      }
     }
     dims_.bf16 = true;
 #else
+    (void)blocked;
     throw std::invalid_argument("bfloat16 products need the AMX build");
 #endif
   }
@@ -507,7 +522,7 @@ class PackedEnsemble {
         }
       }
     }
-    layers_[m * layers_per_member() + li] = Layer{w, wt, b, in, in_ld, ld, nullptr, nullptr};
+    layers_[m * layers_per_member() + li] = Layer{w, wt, b, in, in_ld, ld, nullptr, nullptr, nullptr};
   }
 
   Shape shape_;
@@ -526,12 +541,20 @@ class PackedEnsemble {
 // 64 K floats of activations per layer stays in the L2 cache; at least 8
 // rows per block keep the encoder's products from degenerating into
 // matrix-vector products.
-void score_tiling(const Dims& dims, std::size_t samples, std::size_t* rows,
+// With blocked_output the output layer's tile is never stored, and tiles
+// of about 256 rows read each block of its weights once per 256 rows; the
+// samples are split into tiles of equal size.
+void score_tiling(const Dims& dims, std::size_t samples, bool blocked_output, std::size_t* rows,
                   std::size_t* tile) {
   const std::size_t target =
-      std::min<std::size_t>(512, std::max<std::size_t>(64, 65536 / dims.max_ld));
+      blocked_output ? 256
+                     : std::min<std::size_t>(512, std::max<std::size_t>(64, 65536 / dims.max_ld));
   *rows = std::min<std::size_t>(64, std::max<std::size_t>(8, target / samples));
   *tile = std::min(samples, std::max<std::size_t>(1, target / *rows));
+  if (blocked_output) {
+    const std::size_t tiles = (samples + *tile - 1) / *tile;
+    *tile = (samples + tiles - 1) / tiles;
+  }
 }
 
 // The draws (count x L) padded to whole packs, and each draw's squared norm.
@@ -622,19 +645,21 @@ void for_each_block(std::size_t n, std::size_t rows, std::size_t members,
 template <class Block, class ExtraScratch>
 void scoring_pass(const Shape& shape, const Params& params, std::size_t n, const float* eps,
                   std::size_t n_samples, int n_threads, const ExtraScratch& extra_scratch,
-                  const Block& block, bool bf16_products = false) {
+                  const Block& block, bool bf16_products = false,
+                  bool blocked_output = false) {
   if (n == 0) return;
   if (n_samples == 0) throw std::invalid_argument("n_samples must be positive");
   const PackedEnsemble net(shape, params, /*fold_norms=*/true, /*transposes=*/false,
-                           bf16_products);
+                           bf16_products, blocked_output && bf16_products);
   const Dims& dims = net.dims();
   const std::size_t lp = padded(shape.latent);
   const PaddedDraws draws(eps, shape.n_members * n_samples, shape.latent);
+  const bool blocked = net.net(0).dec[dims.n_dec].w16_blocks != nullptr;
 
   std::size_t rows = 0, tile = 0;
-  score_tiling(dims, n_samples, &rows, &tile);
+  score_tiling(dims, n_samples, blocked, &rows, &tile);
   detail::Arena count{nullptr};
-  detail::carve_score(dims, count, rows, n_samples, tile);
+  detail::carve_score(dims, count, rows, n_samples, tile, blocked);
   extra_scratch(dims, count, rows);
   for_each_block(n, rows, shape.n_members, count.used + 16, n_threads,
                  [&](std::size_t m, std::size_t r0, std::size_t r_count, float* work) {
@@ -666,7 +691,7 @@ void score(const Shape& shape, const Params& params, const float* x,
                  score_block(dims, net, x + r0 * d, r_count, e, e_sq, n_samples, tile, work,
                              losses + m * n + r0);
                },
-               bf16_products);
+               bf16_products, /*blocked_output=*/true);
 }
 
 void contributions(const Shape& shape, const Params& params, const float* x,

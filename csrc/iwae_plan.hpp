@@ -58,6 +58,10 @@ struct Layer {
   // wt the same way, for a training update with bfloat16 products (whose
   // layers then have neither w nor wt); nullptr otherwise.
   const std::uint16_t* wt16;
+  // A bfloat16 scoring pass's two-part output layer (Gaussian, rectified):
+  // w16 with its columns in feature blocks (iwae_amx.inc), so that the
+  // layer and the likelihood run together; nullptr otherwise.
+  const std::uint16_t* w16_blocks;
 };
 
 // Per hidden layer batch normalization (no affine part). Training uses the
@@ -120,25 +124,45 @@ struct Arena {
 // Scratch of one score_block call: R rows, K samples in tiles of kt.
 struct ScoreBuffers {
   float *xp, *act0, *act1, *mu, *sd, *sumlv, *lpr, *lw;
+  float* sums;         // 8 floats per tile row: the likelihood's running sums
+  float* lpx;          // log p(x | z) per tile row
   std::uint16_t* a16;  // bfloat16 rows of a product (Dims::bf16), else nullptr
 };
 
+// The widest layer but the output layer: hidden layers and the encoder's
+// head.
+inline std::size_t widest_hidden(const Dims& dm) {
+  std::size_t w = 2 * dm.lat_ld;
+  for (std::size_t i = 0; i < dm.n_enc; ++i) w = w > dm.enc_ld[i] ? w : dm.enc_ld[i];
+  for (std::size_t j = 0; j < dm.n_dec; ++j) w = w > dm.dec_ld[j] ? w : dm.dec_ld[j];
+  return w;
+}
+
+// With blocked_output (the output layer runs with the likelihood, its
+// outputs never stored), the activation buffers hold the hidden layers only.
 inline ScoreBuffers carve_score(const Dims& dm, Arena& a, std::size_t rows,
-                                std::size_t samples, std::size_t tile) {
+                                std::size_t samples, std::size_t tile,
+                                bool blocked_output = false) {
   ScoreBuffers s;
   const std::size_t tile_rows = rows * tile;
+  const std::size_t act_ld = blocked_output ? widest_hidden(dm) : dm.max_ld;
   s.xp = a.take(rows * dm.d_ld);
-  s.act0 = a.take(tile_rows * dm.max_ld);
-  s.act1 = a.take(tile_rows * dm.max_ld);
+  s.act0 = a.take(tile_rows * act_ld);
+  s.act1 = a.take(tile_rows * act_ld);
   s.mu = a.take(rows * dm.lat_ld);
   s.sd = a.take(rows * dm.lat_ld);
   s.sumlv = a.take(rows);
   s.lpr = a.take(tile_rows);
   s.lw = a.take(rows * samples);
+  s.sums = a.take(tile_rows * 8);
+  s.lpx = a.take(tile_rows);
   s.a16 = nullptr;
   if (dm.bf16) {
-    // The widest product's rows (tile_rows >= rows), both dimensions rounded.
-    const std::size_t most = round32(tile_rows) * round32(dm.max_ld);
+    // The widest product's rows, both dimensions rounded: the input rows,
+    // or a tile's rows through the widest other layer.
+    const std::size_t input = round32(rows) * round32(dm.d_ld);
+    const std::size_t tiles = round32(tile_rows) * round32(act_ld);
+    const std::size_t most = input > tiles ? input : tiles;
     s.a16 = reinterpret_cast<std::uint16_t*>(a.take(most / 2 + 16));
   }
   return s;
@@ -290,6 +314,11 @@ namespace kernel_amx {
 // dst = w (in x ld, panel layout) rounded to bfloat16 in the tiles' pairs
 // of rows: round32(in) x round32(ld) values.
 void pack_weight_pairs(const float* w, std::size_t in, std::size_t ld, std::uint16_t* dst);
+// The same for a two-part layer (halves at columns 0 and half_ld = ld / 2)
+// with its columns in feature blocks (Layer::w16_blocks):
+// round32(in) x 64 ceil(half_ld / 32) values.
+void pack_weight_feature_blocks(const float* w, std::size_t in, std::size_t ld,
+                                std::uint16_t* dst);
 // The same for PyTorch's row-major w (in x out) whose logical column
 // source[n] sits at padded column n (-1: padding; round32(ld) entries), and
 // for its transpose (ld x in_ld): round32(ld) x round32(in_ld) values.
