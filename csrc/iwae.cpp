@@ -264,7 +264,7 @@ class PackedEnsemble {
     if (bf16_weights && !panels) {
       pack_bf16_training(params);
     } else if (bf16_weights) {
-      pack_bf16_weights(blocked_output && shape.likelihood != Likelihood::kBernoulli);
+      pack_bf16_weights(params, blocked_output && shape.likelihood != Likelihood::kBernoulli);
     }
     nets_.resize(m_count);
     for (std::size_t m = 0; m < m_count; ++m) {
@@ -363,22 +363,52 @@ class PackedEnsemble {
     return h < ne ? shape_.enc_hidden[h] : shape_.dec_hidden[h - ne];
   }
 
+  // The logical column at each padded column of a layer (-1: padding),
+  // round32(ld) entries: where pack_weight_rows finds each column.
+  static std::vector<std::int32_t> padded_source(const ColumnMap& cm) {
+    std::vector<std::int32_t> source(detail::round32(cm.ld()), -1);
+    for (std::size_t c = 0; c < cm.out; ++c) {
+      source[cm.to_padded(c)] = static_cast<std::int32_t>(c);
+    }
+    return source;
+  }
+
+  // The same for a two-part layer's columns in feature blocks.
+  static std::vector<std::int32_t> blocked_source(const ColumnMap& cm) {
+    const std::vector<std::int32_t> source = padded_source(cm);
+    const std::size_t half_ld = cm.ld() / 2;
+    std::vector<std::int32_t> blocked(2 * detail::round32(half_ld), -1);
+    for (std::size_t c = 0; c < blocked.size(); ++c) {
+      const std::size_t at = detail::blocked_to_padded(c, half_ld);
+      if (at < cm.ld()) blocked[c] = source[at];
+    }
+    return blocked;
+  }
+
   void pack_bf16_training(const Params& p) {
 #ifdef IWAE_HAVE_AMX_BUILD
     const std::size_t per_member = layers_per_member();
+    // The two-part output layer's rows are packed in feature blocks only
+    // (Layer::w16_blocks): the forward pass runs it with the likelihood.
+    const auto blocked = [&](std::size_t li) {
+      return li == per_member - 1 && maps_[li].half != 0;
+    };
+    const auto row_columns = [&](std::size_t li) {
+      const std::size_t ld = maps_[li].ld();
+      return blocked(li) ? 2 * detail::round32(ld / 2) : detail::round32(ld);
+    };
     std::vector<std::size_t> offset(layers_.size() + 1, 0);
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       const Layer& ly = layers_[i];
       const std::size_t in32 = detail::round32(ly.in), ld32 = detail::round32(ly.ld);
-      offset[i + 1] = offset[i] + in32 * ld32 + ld32 * detail::round32(ly.in_ld) + 64;
+      offset[i + 1] = offset[i] + in32 * row_columns(i % per_member) +
+                      ld32 * detail::round32(ly.in_ld) + 64;
     }
     std::uint16_t* block = cached_weights16(offset.back());
     for (std::size_t li = 0; li < per_member; ++li) {
       const ColumnMap& cm = maps_[li];
-      std::vector<std::int32_t> source(detail::round32(cm.ld()), -1);
-      for (std::size_t c = 0; c < cm.out; ++c) {
-        source[cm.to_padded(c)] = static_cast<std::int32_t>(c);
-      }
+      const std::vector<std::int32_t> source = padded_source(cm);
+      const std::vector<std::int32_t> row_source = blocked(li) ? blocked_source(cm) : source;
       const bool enc = li < n_enc_layers_;
       const std::size_t idx = enc ? li : li - n_enc_layers_;
       for (std::size_t m = 0; m < shape_.n_members; ++m) {
@@ -386,11 +416,12 @@ class PackedEnsemble {
         Layer& ly = layers_[i];
         const float* w = (enc ? p.enc_w : p.dec_w)[idx] + m * ly.in * cm.out;
         std::uint16_t* rows = block + offset[i];
-        std::uint16_t* cols = rows + detail::round32(ly.in) * detail::round32(ly.ld);
-        detail::kernel_amx::pack_weight_rows(w, ly.in, cm.out, source.data(), ly.ld, rows);
+        std::uint16_t* cols = rows + detail::round32(ly.in) * row_columns(li);
+        detail::kernel_amx::pack_weight_rows(w, ly.in, cm.out, row_source.data(),
+                                             row_source.size(), rows, blocked(li));
         detail::kernel_amx::pack_weight_columns(w, ly.in, cm.out, source.data(), ly.ld,
                                                 ly.in_ld, cols);
-        ly.w16 = rows;
+        (blocked(li) ? ly.w16_blocks : ly.w16) = rows;
         ly.wt16 = cols;
       }
     }
@@ -402,16 +433,19 @@ class PackedEnsemble {
   }
 
   // With blocked, each member's output layer also gets its feature-blocked
-  // copy.
-  void pack_bf16_weights(bool blocked) {
+  // copy, straight from PyTorch's layout (the output layer has no folded
+  // normalization).
+  void pack_bf16_weights(const Params& p, bool blocked) {
 #ifdef IWAE_HAVE_AMX_BUILD
     const std::size_t per_member = layers_per_member();
-    const auto is_output = [&](std::size_t i) { return i % per_member == per_member - 1; };
+    const std::size_t out_li = per_member - 1;
+    const std::vector<std::int32_t> out_source =
+        blocked ? blocked_source(maps_[out_li]) : std::vector<std::int32_t>();
     std::vector<std::size_t> offset(layers_.size() + 1, 0);
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       const Layer& ly = layers_[i];
       std::size_t size = detail::round32(ly.in) * detail::round32(ly.ld);
-      if (blocked && is_output(i)) size += detail::round32(ly.in) * 2 * detail::round32(ly.ld / 2);
+      if (blocked && i % per_member == out_li) size += detail::round32(ly.in) * out_source.size();
       offset[i + 1] = offset[i] + size + 32;
     }
     store16_.reset(new std::uint16_t[offset.back()]);
@@ -420,14 +454,18 @@ class PackedEnsemble {
       std::uint16_t* dst = store16_.get() + offset[i];
       detail::kernel_amx::pack_weight_pairs(ly.w, ly.in, ly.ld, dst);
       ly.w16 = dst;
-      if (blocked && is_output(i)) {
+      if (blocked && i % per_member == out_li) {
+        const std::size_t m = i / per_member, idx = out_li - n_enc_layers_;
+        const float* w = p.dec_w[idx] + m * ly.in * maps_[out_li].out;
         std::uint16_t* blocks = dst + detail::round32(ly.in) * detail::round32(ly.ld);
-        detail::kernel_amx::pack_weight_feature_blocks(ly.w, ly.in, ly.ld, blocks);
+        detail::kernel_amx::pack_weight_rows(w, ly.in, maps_[out_li].out, out_source.data(),
+                                             out_source.size(), blocks, /*blocked=*/true);
         ly.w16_blocks = blocks;
       }
     }
     dims_.bf16 = true;
 #else
+    (void)p;
     (void)blocked;
     throw std::invalid_argument("bfloat16 products need the AMX build");
 #endif
@@ -596,7 +634,10 @@ void parallel_tasks(std::size_t count, std::size_t work_floats, int n_threads,
       std::min<std::size_t>(static_cast<std::size_t>(resolve_threads(n_threads)), count));
   // Left uninitialized: every kernel writes its scratch before reading it,
   // as it must, since the tasks of one thread reuse the same block.
-  const std::size_t total = static_cast<std::size_t>(threads) * work_floats;
+  // Each thread's block starts on a 64-byte boundary (Arena's pieces are
+  // aligned relative to it): 16 floats of slack align the first.
+  work_floats = (work_floats + 15) / 16 * 16;
+  const std::size_t total = static_cast<std::size_t>(threads) * work_floats + 16;
   std::unique_ptr<float[]> fresh;
   float* base = nullptr;
   if (cached) {
@@ -610,6 +651,7 @@ void parallel_tasks(std::size_t count, std::size_t work_floats, int n_threads,
     fresh.reset(new float[total]);
     base = fresh.get();
   }
+  base += (64 - reinterpret_cast<std::uintptr_t>(base) % 64) % 64 / sizeof(float);
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (long i = 0; i < static_cast<long>(count); ++i) {
@@ -636,9 +678,10 @@ void for_each_block(std::size_t n, std::size_t rows, std::size_t members,
 }
 
 // The setup score and contributions share: the ensemble packed with batch
-// normalization folded in, the draws padded, and the same blocks of rows
-// and tiles of samples for both, so that each row meets the same arithmetic
-// when its loss is split as when it is scored. Calls
+// normalization folded in and the draws padded. Each decoder row's
+// arithmetic does not depend on the rows that share its block or tile, so a
+// row's log weights are the same bits in both passes whatever their tiling
+// (blocked_output: the scores' tiles, see score_tiling). Calls
 // block(dims, net, m, r0, r_count, eps_m, eps_sq_m, tile, work) for every
 // member m and block of rows [r0, r0 + r_count); extra_scratch adds the
 // block's own scratch (in floats) to the scoring pass's.

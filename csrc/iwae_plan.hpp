@@ -23,6 +23,21 @@ constexpr std::size_t padded(std::size_t n) {
 // The AMX tiles' operands are padded to multiples of 32 in every dimension.
 constexpr std::size_t round32(std::size_t n) { return (n + 31) / 32 * 32; }
 
+// Features per block of a two-part output layer with blocked weights
+// (Layer::w16_blocks): each block is 2 kFeatureBlock columns, the features'
+// first halves (means or mean logits), then their second (raw
+// log-variances).
+constexpr std::size_t kFeatureBlock = 32;
+
+// Where blocked column c of such a layer is in its padded layout (halves at
+// 0 and half_ld), or half_ld * 2 for a feature at or beyond half_ld.
+constexpr std::size_t blocked_to_padded(std::size_t c, std::size_t half_ld) {
+  return (c / (2 * kFeatureBlock)) * kFeatureBlock + c % kFeatureBlock >= half_ld
+             ? 2 * half_ld
+             : (c % (2 * kFeatureBlock) < kFeatureBlock ? 0 : half_ld) +
+                   (c / (2 * kFeatureBlock)) * kFeatureBlock + c % kFeatureBlock;
+}
+
 // Weight matrices are stored as column panels: the columns [c, c + 16) of
 // an (rows x cols) matrix form one contiguous (rows x 16) block starting at
 // offset c * rows, and a last panel of 8 columns follows when cols % 16 is
@@ -199,6 +214,7 @@ struct TrainBuffers {
   float *back0, *back1, *dhead;
   float* scratch;  // 2 max_ld doubles, then 2 max_ld floats
   float* pack;     // row chunks repacked for the weight gradients
+  float* sums;     // 8 floats per decoder row: the likelihood's running sums
   float* enc_y[kMaxHidden];
   float* enc_a[kMaxHidden];
   float* enc_inv[kMaxHidden];
@@ -243,6 +259,7 @@ inline TrainBuffers carve_train(const Dims& dm, Arena& a, std::size_t rows,
   t.dhead = a.take(rows * 2 * dm.lat_ld);
   t.scratch = a.take(8 * dm.max_ld);
   t.pack = a.take(2 * kGradChunk * dm.max_ld);
+  t.sums = a.take(8 * kb);
   return t;
 }
 
@@ -314,16 +331,14 @@ namespace kernel_amx {
 // dst = w (in x ld, panel layout) rounded to bfloat16 in the tiles' pairs
 // of rows: round32(in) x round32(ld) values.
 void pack_weight_pairs(const float* w, std::size_t in, std::size_t ld, std::uint16_t* dst);
-// The same for a two-part layer (halves at columns 0 and half_ld = ld / 2)
-// with its columns in feature blocks (Layer::w16_blocks):
-// round32(in) x 64 ceil(half_ld / 32) values.
-void pack_weight_feature_blocks(const float* w, std::size_t in, std::size_t ld,
-                                std::uint16_t* dst);
 // The same for PyTorch's row-major w (in x out) whose logical column
 // source[n] sits at padded column n (-1: padding; round32(ld) entries), and
-// for its transpose (ld x in_ld): round32(ld) x round32(in_ld) values.
+// for its transpose (ld x in_ld): round32(ld) x round32(in_ld) values. With
+// blocked, source lists a two-part layer's columns in feature blocks (ld
+// of them, a multiple of 64), and dst is laid out as Layer::w16_blocks.
 void pack_weight_rows(const float* w, std::size_t in, std::size_t out,
-                      const std::int32_t* source, std::size_t ld, std::uint16_t* dst);
+                      const std::int32_t* source, std::size_t ld, std::uint16_t* dst,
+                      bool blocked = false);
 void pack_weight_columns(const float* w, std::size_t in, std::size_t out,
                          const std::int32_t* source, std::size_t ld, std::size_t in_ld,
                          std::uint16_t* dst);

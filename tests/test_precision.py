@@ -36,7 +36,10 @@ D_WIDE = defaults.WIDE_FEATURES + 44
 
 # (features, hidden, latent, members, batch, K): the wide default network, and
 # widths and rows that leave partial tiles at every edge.
-SHAPES = {"wide": (D_WIDE, (128, 64), 32, 3, 64, 3), "odd": (203, (100, 70), 20, 2, 37, 3)}
+SHAPES = {"wide": (D_WIDE, (128, 64), 32, 3, 64, 3), "odd": (203, (100, 70), 20, 2, 37, 3),
+          # 200 padded features: the log-variances start mid-tile, the last
+          # block of 32 features is partial.
+          "ragged": (197, (100, 70), 20, 2, 37, 3)}
 
 
 def _update_grads(run, likelihood, batch_norm, shape="wide", seed=0):
@@ -85,6 +88,7 @@ def _compared(grads, batch_norm):
     ("kernel float32", 1e-4, 0.15, "wide"),  # bfloat16 against float32
     ("torch bfloat16", 1e-5, 1e-2, "wide"),  # the engines' agreement in bfloat16
     ("torch bfloat16", 1e-5, 1e-2, "odd"),
+    ("torch bfloat16", 1e-5, 1e-2, "ragged"),
 ])
 def test_kernel_bf16_update(likelihood, batch_norm, reference, objective_tol, grad_tol, shape):
     run = (_kernel(False, likelihood) if reference == "kernel float32"
@@ -183,6 +187,26 @@ def test_kernel_bf16_scoring(likelihood, shape):
         # The rows keep their order.
         for m in range(members):
             assert np.corrcoef(b16[m], reference[m])[0, 1] > 0.999
+
+
+@needs_units
+@pytest.mark.parametrize("likelihood", ["gaussian", "rectified"])
+def test_kernel_bf16_row_scores_do_not_depend_on_their_neighbours(likelihood):
+    # The output layer and the likelihood run a block of features at a
+    # time over tiles of many rows: a row's score must be the same bits
+    # whichever rows share its tiles, and near PyTorch's emulation.
+    d, hidden, latent, members, _, _ = SHAPES["ragged"]
+    params, gen = random_parameters(network.Architecture(d, hidden, latent), likelihood,
+                                    False, members, 4)
+    X = torch.rand(300, d, generator=gen)
+    X[X < 0.5] = 0
+    eps = torch.randn(members, 7, 1, latent, generator=gen)
+    every = kernels.score_losses(params, X, eps, likelihood, bf16=True).numpy()
+    for rows in (slice(0, 1), slice(31, 70), slice(250, 300)):
+        alone = kernels.score_losses(params, X[rows], eps, likelihood, bf16=True).numpy()
+        assert_array_equal(alone, every[:, rows])
+    emulated = engines.TorchEngine(likelihood).score(params, X, eps, bf16=True)
+    assert np.abs(every - emulated).max() < 1e-2 * np.abs(emulated).max()
 
 
 @pytest.mark.skipif(not kernels.AVAILABLE, reason="C++ kernels not built")
