@@ -214,13 +214,13 @@ def test_kernel_bf16_row_scores_do_not_depend_on_their_neighbours(likelihood):
 def test_rectified_mass_at_zero_is_log_phi(bf16):
     # With every weight zero, each feature's share of the loss is the
     # rectified Gaussian's -log Phi(-mean / sd) at x = 0 exactly, from
-    # the means in the output layer's bias: u from -12 to 12 crosses the
-    # float32 chain below -8, every piece and the zeros from 8 on.
+    # the means in the output layer's bias: u from -30 to 12 crosses the
+    # float32 chain below -24, every piece and the zeros from 8 on.
     d = D_WIDE
     arch = network.Architecture(d, (128, 64), 32)
     params = network.init_parameters(arch, 1, torch.Generator().manual_seed(0),
                                      torch.device("cpu"), "rectified", False)
-    u = torch.linspace(-12.0, 12.0, d)
+    u = torch.linspace(-30.0, 12.0, d)
     with torch.no_grad():
         for t in params["enc_w"] + params["dec_w"]:
             t.zero_()
