@@ -39,7 +39,10 @@ D_WIDE = defaults.WIDE_FEATURES + 44
 SHAPES = {"wide": (D_WIDE, (128, 64), 32, 3, 64, 3), "odd": (203, (100, 70), 20, 2, 37, 3),
           # 200 padded features: the log-variances start mid-tile, the last
           # block of 32 features is partial.
-          "ragged": (197, (100, 70), 20, 2, 37, 3)}
+          "ragged": (197, (100, 70), 20, 2, 37, 3),
+          # Above the kernels' 6,144 features training runs the output layer
+          # with the likelihood by feature blocks.
+          "very wide": (6151, (64, 32), 16, 2, 9, 2)}
 
 
 def _update_grads(run, likelihood, batch_norm, shape="wide", seed=0):
@@ -89,6 +92,7 @@ def _compared(grads, batch_norm):
     ("torch bfloat16", 1e-5, 1e-2, "wide"),  # the engines' agreement in bfloat16
     ("torch bfloat16", 1e-5, 1e-2, "odd"),
     ("torch bfloat16", 1e-5, 1e-2, "ragged"),
+    ("torch bfloat16", 1e-5, 1e-2, "very wide"),
 ])
 def test_kernel_bf16_update(likelihood, batch_norm, reference, objective_tol, grad_tol, shape):
     run = (_kernel(False, likelihood) if reference == "kernel float32"
