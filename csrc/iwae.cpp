@@ -573,7 +573,8 @@ class PackedEnsemble {
         }
       }
     }
-    layers_[m * layers_per_member() + li] = Layer{w, wt, b, in, in_ld, ld, nullptr, nullptr, nullptr};
+    layers_[m * layers_per_member() + li] =
+        Layer{w, wt, b, in, in_ld, ld, nullptr, nullptr, nullptr};
   }
 
   Shape shape_;
