@@ -221,8 +221,8 @@ class PackedEnsemble {
   // layer's weights to bfloat16 for the tiles (Layer::w16); with transposes
   // (training) the transposes too (Layer::wt16), both straight from
   // PyTorch's layout, and the float32 panels are left out. blocked_output
-  // (scoring with bfloat16 products) adds a two-part output layer's
-  // Layer::w16_blocks.
+  // (scoring with bfloat16 products) gives a two-part output layer
+  // Layer::w16_blocks instead of its w16.
   PackedEnsemble(const Shape& shape, const Params& params, bool fold_norms,
                  bool transposes, bool bf16_weights = false, bool blocked_output = false)
       : shape_(shape) {
@@ -445,9 +445,9 @@ class PackedEnsemble {
 #endif
   }
 
-  // With blocked, each member's output layer also gets its feature-blocked
-  // copy, straight from PyTorch's layout (the output layer has no folded
-  // normalization).
+  // With blocked, each member's output layer gets its feature-blocked copy
+  // instead, straight from PyTorch's layout (the output layer has no folded
+  // normalization): the scores use no other.
   void pack_bf16_weights(const Params& p, bool blocked) {
 #ifdef IWAE_HAVE_AMX_BUILD
     const std::size_t per_member = layers_per_member();
@@ -457,24 +457,24 @@ class PackedEnsemble {
     std::vector<std::size_t> offset(layers_.size() + 1, 0);
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       const Layer& ly = layers_[i];
-      std::size_t size = detail::round32(ly.in) * detail::round32(ly.ld);
-      if (blocked && i % per_member == out_li) size += detail::round32(ly.in) * out_source.size();
-      offset[i + 1] = offset[i] + size + 32;
+      const bool blocks = blocked && i % per_member == out_li;
+      const std::size_t columns = blocks ? out_source.size() : detail::round32(ly.ld);
+      offset[i + 1] = offset[i] + detail::round32(ly.in) * columns + 32;
     }
     store16_.reset(new std::uint16_t[offset.back()]);
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       Layer& ly = layers_[i];
       std::uint16_t* dst = store16_.get() + offset[i];
-      detail::kernel_amx::pack_weight_pairs(ly.w, ly.in, ly.ld, dst);
-      ly.w16 = dst;
       if (blocked && i % per_member == out_li) {
         const std::size_t m = i / per_member, idx = out_li - n_enc_layers_;
         const float* w = p.dec_w[idx] + m * ly.in * maps_[out_li].out;
-        std::uint16_t* blocks = dst + detail::round32(ly.in) * detail::round32(ly.ld);
         detail::kernel_amx::pack_weight_rows(w, ly.in, maps_[out_li].out, out_source.data(),
-                                             out_source.size(), blocks, /*blocked=*/true);
-        ly.w16_blocks = blocks;
+                                             out_source.size(), dst, /*blocked=*/true);
+        ly.w16_blocks = dst;
+        continue;
       }
+      detail::kernel_amx::pack_weight_pairs(ly.w, ly.in, ly.ld, dst);
+      ly.w16 = dst;
     }
     dims_.bf16 = true;
 #else
