@@ -32,10 +32,9 @@ constexpr std::size_t kFeatureBlock = 32;
 // Where blocked column c of such a layer is in its padded layout (halves at
 // 0 and half_ld), or half_ld * 2 for a feature at or beyond half_ld.
 constexpr std::size_t blocked_to_padded(std::size_t c, std::size_t half_ld) {
-  return (c / (2 * kFeatureBlock)) * kFeatureBlock + c % kFeatureBlock >= half_ld
-             ? 2 * half_ld
-             : (c % (2 * kFeatureBlock) < kFeatureBlock ? 0 : half_ld) +
-                   (c / (2 * kFeatureBlock)) * kFeatureBlock + c % kFeatureBlock;
+  const std::size_t feature = c / (2 * kFeatureBlock) * kFeatureBlock + c % kFeatureBlock;
+  if (feature >= half_ld) return 2 * half_ld;
+  return (c % (2 * kFeatureBlock) < kFeatureBlock ? 0 : half_ld) + feature;
 }
 
 // Weight matrices are stored as column panels: the columns [c, c + 16) of
@@ -73,9 +72,11 @@ struct Layer {
   // wt the same way, for a training update with bfloat16 products (whose
   // layers then have neither w nor wt); nullptr otherwise.
   const std::uint16_t* wt16;
-  // A bfloat16 scoring pass's two-part output layer (Gaussian, rectified):
-  // w16 with its columns in feature blocks (iwae_amx.inc), so that the
-  // layer and the likelihood run together; nullptr otherwise.
+  // A two-part output layer (Gaussian, rectified) in a bfloat16 scoring
+  // pass, or in a bfloat16 training update above kBlockedTrainingFeatures
+  // (iwae.cpp): w16 with its columns in feature blocks (iwae_amx.inc), so
+  // that the layer and the likelihood run together; w16 itself is then
+  // left null. nullptr otherwise.
   const std::uint16_t* w16_blocks;
 };
 
