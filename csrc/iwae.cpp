@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <vector>
 
@@ -18,6 +20,7 @@
 #include <cpuid.h>
 #endif
 #if defined(__linux__)
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
@@ -184,11 +187,41 @@ void copy_logical_columns(const ColumnMap& cm, const float* src, float* dst) {
   std::memcpy(dst + cm.half, src + padded(cm.half), (cm.out - cm.half) * sizeof(float));
 }
 
+// Blocks of packed weights and scratch: hundreds of MB at 26,147 features.
+// From 2 MB up they come in the kernel's 2 MB pages where it has them
+// (Linux, transparent huge pages on request): in 4 KB pages, packing a
+// 26,147-feature ensemble for one scoring call took 74,000 page faults,
+// half the call's time on a few rows. Left uninitialized, like new T[].
+struct FreeBlock {
+  void operator()(void* p) const { std::free(p); }
+};
+template <class T>
+using LargeBlock = std::unique_ptr<T[], FreeBlock>;
+
+template <class T>
+LargeBlock<T> large_block(std::size_t count) {
+  constexpr std::size_t kHugePage = std::size_t{2} << 20;
+  std::size_t bytes = std::max<std::size_t>(count * sizeof(T), 64);
+  void* p = nullptr;
+#if defined(__linux__)
+  if (bytes >= kHugePage) {
+    bytes = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+    p = std::aligned_alloc(kHugePage, bytes);
+#if defined(MADV_HUGEPAGE)
+    if (p) madvise(p, bytes, MADV_HUGEPAGE);  // a hint: without it, 4 KB pages
+#endif
+  }
+#endif
+  if (!p) p = std::malloc(bytes);
+  if (!p) throw std::bad_alloc();
+  return LargeBlock<T>(static_cast<T*>(p));
+}
+
 // The bfloat16 weights of a training update, kept by the calling thread from
 // one update to the next (a fresh block would fault its pages in every
 // update); release_scratch frees them.
 struct WeightCache {
-  std::unique_ptr<std::uint16_t[]> block;
+  LargeBlock<std::uint16_t> block;
   std::size_t values = 0;
 };
 thread_local WeightCache training_weights16;
@@ -196,7 +229,7 @@ thread_local WeightCache training_weights16;
 std::uint16_t* cached_weights16(std::size_t values) {
   if (training_weights16.values < values) {
     training_weights16.block.reset();
-    training_weights16.block.reset(new std::uint16_t[values]);
+    training_weights16.block = large_block<std::uint16_t>(values);
     training_weights16.values = values;
   }
   return training_weights16.block.get();
@@ -238,6 +271,13 @@ class PackedEnsemble {
 
     // First pass: sizes and offsets; second: copy.
     const bool panels = !(bf16_weights && transposes);
+    const bool blocked_scores = bf16_weights && !transposes && blocked_output &&
+                                shape.likelihood != Likelihood::kBernoulli;
+    // A blocked output layer is packed straight from PyTorch's layout
+    // (pack_bf16_weights): its float32 panel would go unread.
+    const auto has_panel = [&](std::size_t li) {
+      return panels && !(blocked_scores && li + 1 == per_member);
+    };
     std::size_t total = 0;
     for (std::size_t li = 0; li < per_member; ++li) maps_[li] = column_map(li);
     for (std::size_t m = 0; m < m_count; ++m) {
@@ -246,18 +286,18 @@ class PackedEnsemble {
         const std::size_t ld = maps_[li].ld();
         Offsets& o = offsets_[m * per_member + li];
         o.w = total;
-        if (panels) total += round16(in * ld);
+        if (has_panel(li)) total += round16(in * ld);
         o.b = total;
         total += round16(ld);
         o.wt = total;
-        if (panels && transposes) total += round16(ld * padded(in));
+        if (panels && transposes && has_transpose(li)) total += round16(ld * padded(in));
       }
     }
     // Left uninitialized: pack_layer writes every element a kernel reads.
-    store_.reset(new float[total]);
+    store_ = large_block<float>(total);
     for (std::size_t m = 0; m < m_count; ++m) {
       for (std::size_t li = 0; li < per_member; ++li) {
-        pack_layer(params, m, li, fold_norms, transposes, panels);
+        pack_layer(params, m, li, fold_norms, transposes, has_panel(li));
       }
     }
     if (shape.batch_norm && !fold_norms) {
@@ -275,7 +315,7 @@ class PackedEnsemble {
     if (bf16_weights && !panels) {
       pack_bf16_training(params);
     } else if (bf16_weights) {
-      pack_bf16_weights(params, blocked_output && shape.likelihood != Likelihood::kBernoulli);
+      pack_bf16_weights(params, blocked_scores);
     }
     nets_.resize(m_count);
     for (std::size_t m = 0; m < m_count; ++m) {
@@ -304,6 +344,11 @@ class PackedEnsemble {
   };
 
   static std::size_t round16(std::size_t n) { return (n + 15) / 16 * 16; }
+
+  // Whether training needs layer li's transpose (for its input gradient):
+  // the first layer's input is x, which takes no gradient (at 26,147
+  // features its transpose was a third of the transposes packed per update).
+  static bool has_transpose(std::size_t li) { return li != 0; }
 
   static void check(const Shape& s, const Params& p) {
     if (s.n_members == 0 || s.n_features == 0 || s.latent == 0) {
@@ -414,8 +459,9 @@ class PackedEnsemble {
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       const Layer& ly = layers_[i];
       const std::size_t in32 = detail::round32(ly.in), ld32 = detail::round32(ly.ld);
-      offset[i + 1] = offset[i] + in32 * row_columns(i % per_member) +
-                      ld32 * detail::round32(ly.in_ld) + 64;
+      const std::size_t transpose =
+          has_transpose(i % per_member) ? ld32 * detail::round32(ly.in_ld) : 0;
+      offset[i + 1] = offset[i] + in32 * row_columns(i % per_member) + transpose + 64;
     }
     std::uint16_t* block = cached_weights16(offset.back());
     for (std::size_t li = 0; li < per_member; ++li) {
@@ -432,10 +478,12 @@ class PackedEnsemble {
         std::uint16_t* cols = rows + detail::round32(ly.in) * row_columns(li);
         detail::kernel_amx::pack_weight_rows(w, ly.in, cm.out, row_source.data(),
                                              row_source.size(), rows, blocked(li));
-        detail::kernel_amx::pack_weight_columns(w, ly.in, cm.out, source.data(), ly.ld,
-                                                ly.in_ld, cols);
+        if (has_transpose(li)) {
+          detail::kernel_amx::pack_weight_columns(w, ly.in, cm.out, source.data(), ly.ld,
+                                                  ly.in_ld, cols);
+        }
         (blocked(li) ? ly.w16_blocks : ly.w16) = rows;
-        ly.wt16 = cols;
+        ly.wt16 = has_transpose(li) ? cols : nullptr;
       }
     }
     dims_.bf16 = true;
@@ -461,7 +509,7 @@ class PackedEnsemble {
       const std::size_t columns = blocks ? out_source.size() : detail::round32(ly.ld);
       offset[i + 1] = offset[i] + detail::round32(ly.in) * columns + 32;
     }
-    store16_.reset(new std::uint16_t[offset.back()]);
+    store16_ = large_block<std::uint16_t>(offset.back());
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       Layer& ly = layers_[i];
       std::uint16_t* dst = store16_.get() + offset[i];
@@ -504,7 +552,8 @@ class PackedEnsemble {
     }
   }
 
-  // With panels false (training with bfloat16 products) only the bias.
+  // With panels false (training with bfloat16 products, a blocked output
+  // layer in scoring) only the bias.
   void pack_layer(const Params& p, std::size_t m, std::size_t li, bool fold,
                   bool transposes, bool panels) {
     const bool enc = li < n_enc_layers_;
@@ -558,7 +607,7 @@ class PackedEnsemble {
     float* wt = nullptr;
     const std::size_t in_ld = padded(in);
     if (!panels) w = nullptr;
-    if (panels && transposes) {
+    if (panels && transposes && has_transpose(li)) {
       // In blocks of 16 x 16, which are contiguous in both layouts.
       wt = store_.get() + o.wt;
       for (std::size_t i0 = 0; i0 < in_ld; i0 += kPanel) {
@@ -580,8 +629,8 @@ class PackedEnsemble {
   Shape shape_;
   Dims dims_{};
   std::size_t n_enc_layers_ = 0, n_dec_layers_ = 0;
-  std::unique_ptr<float[]> store_;
-  std::unique_ptr<std::uint16_t[]> store16_;  // Layer::w16 of every layer
+  LargeBlock<float> store_;
+  LargeBlock<std::uint16_t> store16_;  // Layer::w16 of every layer
   std::vector<Offsets> offsets_;
   std::vector<ColumnMap> maps_;
   std::vector<Layer> layers_;
@@ -632,7 +681,7 @@ struct PaddedDraws {
 // needs hundreds of MB, and fresh pages cost a page fault each, every
 // update.
 struct ScratchCache {
-  std::unique_ptr<float[]> block;
+  LargeBlock<float> block;
   std::size_t floats = 0;
 };
 thread_local ScratchCache update_scratch;
@@ -652,17 +701,17 @@ void parallel_tasks(std::size_t count, std::size_t work_floats, int n_threads,
   // aligned relative to it): 16 floats of slack align the first.
   work_floats = (work_floats + 15) / 16 * 16;
   const std::size_t total = static_cast<std::size_t>(threads) * work_floats + 16;
-  std::unique_ptr<float[]> fresh;
+  LargeBlock<float> fresh;
   float* base = nullptr;
   if (cached) {
     if (update_scratch.floats < total) {
       update_scratch.block.reset();  // the old block goes before the new one comes
-      update_scratch.block.reset(new float[total]);
+      update_scratch.block = large_block<float>(total);
       update_scratch.floats = total;
     }
     base = update_scratch.block.get();
   } else {
-    fresh.reset(new float[total]);
+    fresh = large_block<float>(total);
     base = fresh.get();
   }
   base += (64 - reinterpret_cast<std::uintptr_t>(base) % 64) % 64 / sizeof(float);
