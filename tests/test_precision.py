@@ -42,7 +42,12 @@ SHAPES = {"wide": (D_WIDE, (128, 64), 32, 3, 64, 3), "odd": (203, (100, 70), 20,
           "ragged": (197, (100, 70), 20, 2, 37, 3),
           # Above the kernels' 6,144 features training runs the output layer
           # with the likelihood by feature blocks.
-          "very wide": (6151, (64, 32), 16, 2, 9, 2)}
+          "very wide": (6151, (64, 32), 16, 2, 9, 2),
+          # More than 256 decoder rows and 16 MB of output gradients: the
+          # weight gradient goes by column blocks, both backward products
+          # by one pass over the gradients; an odd row count leaves one
+          # row of a 32-row block to go alone beside the pairs.
+          "very wide, many rows": (6151, (64, 32), 16, 1, 121, 3)}
 
 
 def _update_grads(run, likelihood, batch_norm, shape="wide", seed=0):
@@ -93,6 +98,7 @@ def _compared(grads, batch_norm):
     ("torch bfloat16", 1e-5, 1e-2, "odd"),
     ("torch bfloat16", 1e-5, 1e-2, "ragged"),
     ("torch bfloat16", 1e-5, 1e-2, "very wide"),
+    ("torch bfloat16", 1e-5, 1e-2, "very wide, many rows"),
 ])
 def test_kernel_bf16_update(likelihood, batch_norm, reference, objective_tol, grad_tol, shape):
     run = (_kernel(False, likelihood) if reference == "kernel float32"
