@@ -209,7 +209,10 @@ class ODIM(BaseDetector):
 
     history_ : dict
         ``"update"`` (n_checks,), ``"distance"`` and ``"raw_distance"``
-        (n_checks, n_estimators): each member's criterion at each check.
+        (n_checks, n_estimators): each member's criterion at each check
+        scored. The warm-up's checks start ``smoothing - 1`` checks before
+        ``min_updates``: earlier ones could not change the fit and are
+        skipped.
 
     best_update_, best_distance_ : numpy array of shape (n_estimators,)
         Update of each member's kept checkpoint, and its best criterion.

@@ -9,7 +9,8 @@ A fit is a sequence of named steps (:class:`EnsembleFit`):
 3. every ``check_every`` updates, :meth:`~EnsembleFit.check`: the losses of
    the selection set under each member and the criterion (by default the
    GMM-2 distance between the two components of the min-max normalized
-   losses);
+   losses); a warm-up check too early to enter any smoothed criterion
+   after the warm-up is skipped (:meth:`~EnsembleFit.check_can_count`);
 4. :meth:`~EnsembleFit.keep_or_stop`: a member keeps the parameters of its
    largest criterion so far and stops after ``patience`` checks without a
    new maximum (with ``keep_last`` it keeps the state it stops in instead).
@@ -54,6 +55,8 @@ class TrainingConfig(NamedTuple):
     n_threads: int = 1  # CPU threads of the GMM-2 fits
     smoothing: int = 1  # checks averaged in the selection criterion
     keep_last: bool = False  # keep each member's state when it stops, not its best check
+    # Score the early warm-up checks too (only the history changes).
+    every_check: bool = False
 
 
 class TrainingResult(NamedTuple):
@@ -290,6 +293,30 @@ class EnsembleFit:
             torch.cuda.synchronize(self.device)
         self.timings["train"] += time.perf_counter() - t0
 
+    def warming_up(self, update):
+        """Whether a check at ``update`` is part of the warm-up.
+
+        Warm-up checks are recorded but neither kept nor counted against
+        patience; the last check before ``max_updates`` never is one.
+        """
+        config = self.config
+        return update < config.min_updates and update + config.check_every <= config.max_updates
+
+    def check_can_count(self):
+        """Whether the check at this update can change what the fit keeps.
+
+        A warm-up check is read only by the smoothed criterion (the mean of
+        a member's last ``smoothing`` checks) of a check after the warm-up,
+        so only the last ``smoothing - 1`` warm-up checks can count: an
+        earlier one is skipped, which saves its scoring and changes nothing
+        but ``history_``. With ``every_check`` every check is scored.
+        """
+        config = self.config
+        if config.every_check:
+            return True
+        last_in_window = self.n_updates + (max(1, config.smoothing) - 1) * config.check_every
+        return not self.warming_up(min(last_in_window, config.max_updates))
+
     def check(self):
         """Selection-set losses (M_live, m) and criterion (M_live,) of the live members."""
         t0 = time.perf_counter()
@@ -338,9 +365,7 @@ class EnsembleFit:
         # random structure, not memorization); such checks are recorded but
         # neither kept nor counted against patience.
         update = self.n_updates
-        warming_up = (
-            update < config.min_updates and update + config.check_every <= config.max_updates
-        )
+        warming_up = self.warming_up(update)
         # A member whose losses are not finite now cannot be kept now, even
         # if its earlier checks carry the smoothed criterion.
         improved = (
@@ -445,7 +470,8 @@ def train_ensemble(
     X, arch, config, generator, engine, labeled_index, selection_criterion
         See :class:`EnsembleFit`.
     on_check : callable or None
-        Called as ``on_check(update, n_active_members)`` after each check.
+        Called as ``on_check(update, n_active_members)`` every ``check_every``
+        updates (after the check, where one is scored).
 
     Returns
     -------
@@ -455,7 +481,8 @@ def train_ensemble(
     try:
         while not fit.finished():
             fit.train_until_check()
-            fit.keep_or_stop(*fit.check())
+            if fit.check_can_count():
+                fit.keep_or_stop(*fit.check())
             if on_check is not None:
                 on_check(fit.n_updates, int(fit.live.ids.size))
     finally:

@@ -73,9 +73,10 @@ def test_patience_stops_each_member(fitted):
 
 def test_warm_up_checks_are_recorded_not_kept(data):
     X_train = data[0]
-    clf = ODIM(**dict(FAST, min_updates=40)).fit(X_train)
+    clf = ODIM(**dict(FAST, min_updates=40, smoothing=2)).fit(X_train)
     assert (clf.best_update_ >= 40).all()
-    assert clf.history_["update"][0] == 10
+    # Only the warm-up check the first smoothed criterion reads is scored.
+    assert clf.history_["update"][:2].tolist() == [30, 40]
     assert np.isfinite(clf.history_["distance"][0]).all()
     # A warm-up longer than the run still leaves a checkpoint: the last check.
     short = ODIM(**dict(FAST, min_updates=1000, max_updates=30)).fit(X_train)
@@ -275,3 +276,28 @@ def test_cuda_request_without_cuda_fails_clearly(data):
         pytest.skip("CUDA is available here")
     with pytest.raises(ValueError, match="CUDA is not available"):
         ODIM(**dict(FAST, device="cuda")).fit(data[0])
+
+
+def test_skipped_warm_up_checks_change_only_the_history(data, monkeypatch):
+    import pyod_odim.training as training
+
+    real = training.train_ensemble
+
+    def every_check(X, arch, config, *args, **kwargs):
+        return real(X, arch, config._replace(every_check=True), *args, **kwargs)
+
+    params = dict(FAST, min_updates=60, smoothing=3, max_updates=120)
+    skipping = ODIM(**params).fit(data[0])
+    monkeypatch.setattr(training, "train_ensemble", every_check)
+    scoring_all = ODIM(**params).fit(data[0])
+    assert scoring_all.history_["update"][:3].tolist() == [10, 20, 30]
+    assert skipping.history_["update"][0] == 40  # the first smoothed window: 40, 50, 60
+    tail = scoring_all.history_["update"] >= 40
+    assert_array_equal(skipping.history_["update"], scoring_all.history_["update"][tail])
+    assert_array_equal(skipping.history_["raw_distance"],
+                       scoring_all.history_["raw_distance"][tail])
+    counted = skipping.history_["update"] >= 60  # earlier windows held fewer checks
+    assert_array_equal(skipping.history_["distance"][counted],
+                       scoring_all.history_["distance"][tail][counted])
+    assert_array_equal(skipping.best_update_, scoring_all.best_update_)
+    assert_array_equal(skipping.decision_scores_, scoring_all.decision_scores_)
