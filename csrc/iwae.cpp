@@ -686,6 +686,16 @@ struct ScratchCache {
 };
 thread_local ScratchCache update_scratch;
 
+// The calling thread's cached scratch, grown to at least floats.
+float* cached_scratch(std::size_t floats) {
+  if (update_scratch.floats < floats) {
+    update_scratch.block.reset();  // the old block goes before the new one comes
+    update_scratch.block = large_block<float>(floats);
+    update_scratch.floats = floats;
+  }
+  return update_scratch.block.get();
+}
+
 // Calls task(i, work) for every i in [0, count), spread over threads, each
 // thread with its own work_floats of scratch (from update_scratch when
 // cached, else a fresh block). Every task writes its own outputs, so
@@ -704,12 +714,7 @@ void parallel_tasks(std::size_t count, std::size_t work_floats, int n_threads,
   LargeBlock<float> fresh;
   float* base = nullptr;
   if (cached) {
-    if (update_scratch.floats < total) {
-      update_scratch.block.reset();  // the old block goes before the new one comes
-      update_scratch.block = large_block<float>(total);
-      update_scratch.floats = total;
-    }
-    base = update_scratch.block.get();
+    base = cached_scratch(total);
   } else {
     fresh = large_block<float>(total);
     base = fresh.get();
@@ -930,10 +935,14 @@ void bf16_matmul(const float* A, const float* B, std::size_t M, std::size_t K, s
   if (!use_amx()) throw std::invalid_argument("bf16_matmul needs AMX and AVX512-BF16");
 #ifdef IWAE_HAVE_AMX_BUILD
   using detail::round32;
-  // Packing writes every value of both operands' scratch.
-  std::unique_ptr<std::uint16_t[]> a(new std::uint16_t[round32(M) * round32(K)]);
-  std::unique_ptr<std::uint16_t[]> b(new std::uint16_t[round32(K) * round32(N)]);
-  detail::kernel_amx::bf16_matmul(A, B, M, K, N, C, a.get(), b.get());
+  // Packing writes every value of both operands' scratch: the thread's
+  // cached block, so that repeated calls fault in no fresh pages.
+  const std::size_t a_values = round32(M) * round32(K), b_values = round32(K) * round32(N);
+  // Whole 64-byte lines for each operand (32 values), plus alignment slack.
+  std::uint16_t* a = reinterpret_cast<std::uint16_t*>(
+      cached_scratch((a_values + b_values) / 2 + 16));
+  a += (64 - reinterpret_cast<std::uintptr_t>(a) % 64) % 64 / sizeof(std::uint16_t);
+  detail::kernel_amx::bf16_matmul(A, B, M, K, N, C, a, a + a_values);
 #else
   (void)A, (void)B, (void)M, (void)K, (void)N, (void)C;
 #endif
