@@ -686,6 +686,13 @@ struct ScratchCache {
 };
 thread_local ScratchCache update_scratch;
 
+// p moved up to the next 64-byte boundary (a block allocated with 64 bytes
+// of slack holds it).
+template <class T>
+T* aligned64(T* p) {
+  return p + (64 - reinterpret_cast<std::uintptr_t>(p) % 64) % 64 / sizeof(T);
+}
+
 // The calling thread's cached scratch, grown to at least floats.
 float* cached_scratch(std::size_t floats) {
   if (update_scratch.floats < floats) {
@@ -719,7 +726,7 @@ void parallel_tasks(std::size_t count, std::size_t work_floats, int n_threads,
     fresh = large_block<float>(total);
     base = fresh.get();
   }
-  base += (64 - reinterpret_cast<std::uintptr_t>(base) % 64) % 64 / sizeof(float);
+  base = aligned64(base);
 
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
   for (long i = 0; i < static_cast<long>(count); ++i) {
@@ -939,9 +946,8 @@ void bf16_matmul(const float* A, const float* B, std::size_t M, std::size_t K, s
   // cached block, so that repeated calls fault in no fresh pages.
   const std::size_t a_values = round32(M) * round32(K), b_values = round32(K) * round32(N);
   // Whole 64-byte lines for each operand (32 values), plus alignment slack.
-  std::uint16_t* a = reinterpret_cast<std::uint16_t*>(
-      cached_scratch((a_values + b_values) / 2 + 16));
-  a += (64 - reinterpret_cast<std::uintptr_t>(a) % 64) % 64 / sizeof(std::uint16_t);
+  std::uint16_t* a = aligned64(reinterpret_cast<std::uint16_t*>(
+      cached_scratch((a_values + b_values) / 2 + 16)));
   detail::kernel_amx::bf16_matmul(A, B, M, K, N, C, a, a + a_values);
 #else
   (void)A, (void)B, (void)M, (void)K, (void)N, (void)C;
