@@ -50,12 +50,15 @@ commands run back to back. Sections:
   the update counts against them), and PyTorch's batched matmul of the same
   products (forward, weight and input gradients of every layer) in float32
   and in bfloat16 (operands cast beforehand, and with the casts of the
-  operands in and of the results out counted). One thread, subnormals
-  flushed to zero as in a fit; the five alternate, each a median of 20
-  calls, over 3 rounds; the table gives the median of the rounds. A
-  second table repeats the bfloat16 products alone with their operands in
-  the cache (each product called 20 times in a row on its operands), as an
-  update has them.
+  operands in and of the results out counted); the bfloat16 update's own
+  products, timed inside it by the extension's product clock
+  (``kernels.product_seconds``), and the same products one at a time
+  through ``kernels.bf16_matmul``. One thread, subnormals flushed to zero
+  as in a fit; the runs alternate, each a median of 20 calls, over 3
+  rounds; the table gives the median of the rounds. A second table sets
+  the kernels' products against torch's bfloat16 products both from
+  memory and in the cache (torch's and ``bf16_matmul``'s products also
+  called 20 times in a row on their operands).
 * ``precision``: default fits of every shared embedding set with
   ``precision="float32"`` and ``"bfloat16"`` in turn, one pair per seed
   (``--precision-seeds``, default 0,1,2; medians), beside PyOD's VAE at
@@ -343,7 +346,14 @@ def update_products(d=512, members=5, batch=128, samples=5, likelihood="rectifie
     return shapes
 
 
-def section_products(rounds=3, calls=20):
+CLOCKED = "kernels, bfloat16 update: its products"
+ALONE = "kernels, bfloat16 products alone"
+ALONE_CACHED = "kernels, bfloat16 products alone, in the cache"
+TORCH = "torch bmm bfloat16"
+TORCH_CACHED = "torch bmm bfloat16, in the cache"
+
+
+def section_products(rounds=5, calls=20):
     """GFLOP/s of one update's products: the kernels against torch's matmul."""
     shapes = update_products()
     flops = sum(2 * m * a * b * c for m, a, b, c in shapes)
@@ -379,69 +389,85 @@ def section_products(rounds=3, calls=20):
             for a, b in pairs:
                 kernels.bf16_matmul(a, b)
 
-    runs = {"kernels, float32 update": kernel(False)}
+    def clocked_products():
+        # The update's own products, timed by the extension's product clock.
+        return statistics.median(kernels.product_seconds(kernel(True)) for _ in range(calls))
+
+    def repeated(products):
+        # Each product `calls` times in a row on its operands (after one call).
+        def run():
+            total = 0.0
+            for product in products:
+                product()
+                total += median_seconds(product, calls)
+            return total
+        return run
+
+    def wall(run):
+        return lambda: median_seconds(run, calls)
+
+    # Every figure is timed by its own callable, all of them in turn in
+    # every round, so that the machine's changing speed touches them alike.
+    timers = {"kernels, float32 update": wall(kernel(False))}
     if kernels.bf16_units():
-        runs["kernels, bfloat16 update"] = kernel(True)
-        runs["kernels, bfloat16 products alone"] = kernel_products
-    runs.update({"torch bmm float32": matmuls(f32), "torch bmm bfloat16": matmuls(b16),
-                 "torch bmm bfloat16 with casts": matmuls(f32, cast=True)})
-    seconds = {label: [] for label in runs}
+        timers["kernels, bfloat16 update"] = wall(kernel(True))
+        timers[CLOCKED] = clocked_products
+        timers[ALONE] = wall(kernel_products)
+    timers.update({"torch bmm float32": wall(matmuls(f32)), TORCH: wall(matmuls(b16)),
+                   "torch bmm bfloat16 with casts": wall(matmuls(f32, cast=True))})
+    if kernels.bf16_units():
+        timers[ALONE_CACHED] = repeated(
+            [functools.partial(kernels.bf16_matmul, a, b) for pairs in members for a, b in pairs])
+        timers[TORCH_CACHED] = repeated([functools.partial(torch.bmm, a, b) for a, b in b16])
+    seconds = {label: [] for label in timers}
     # Subnormals flushed, as in a fit (pyod_odim._device.cpu_fast_math).
     with torch_threads(1), cpu_fast_math(torch.device("cpu")):
-        for run in runs.values():
-            run()
+        for timer in timers.values():
+            timer()
         for _ in range(rounds):
-            for label, run in runs.items():
-                seconds[label].append(median_seconds(run, calls))
+            for label, timer in timers.items():
+                seconds[label].append(timer())
     best = {label: statistics.median(v) for label, v in seconds.items()}
-    bf16_torch = best["torch bmm bfloat16"]
-    rows = [[label, f"{1e3 * t:.2f}", f"{flops / t / 1e9:.0f}", f"{t / bf16_torch:.2f}x"]
-            for label, t in best.items()]
+    rows = [[label, f"{1e3 * t:.2f}", f"{flops / t / 1e9:.0f}", f"{t / best[TORCH]:.2f}x"]
+            for label, t in best.items() if label not in (ALONE_CACHED, TORCH_CACHED)]
     note = (f"{len(shapes)} products, {flops / 1e9:.2f} GFLOP per update. An update's time "
-            "is the whole update (products and everything else); \"products alone\" runs "
-            "the update's products one member at a time through the kernels' bfloat16 "
-            "product (operand rounding and packing included, from float32 row-major "
-            "operands, one call each).\n\n")
-    table = markdown_table(["what", "ms (median of 3 rounds)", "GFLOP/s",
+            "is the whole update (products and everything else); \"its products\" is the "
+            "part of the bfloat16 update spent in its products, as they run in it "
+            "(`kernels.product_seconds`: the rounding and packing of their operands "
+            "included, the likelihood and the rest of the update not); \"products alone\" "
+            "runs the same products one member at a time through the kernels' standalone "
+            "bfloat16 product, `bf16_matmul` (operand rounding and packing included, from "
+            "float32 row-major operands, one call each, each writing its whole float32 "
+            f"result). Every row is the median of {rounds} rounds, all rows timed in turn "
+            "in each round.\n\n")
+    table = markdown_table(["what", f"ms (median of {rounds} rounds)", "GFLOP/s",
                             "time / torch bf16 bmm"], rows)
     if not kernels.bf16_units():
         return note + table
-    return note + table + "\n\n" + _products_in_cache(members, b16, best, rounds, calls)
+    return note + table + "\n\n" + _products_against_torch(best, calls)
 
 
-def _products_in_cache(members, b16, best, rounds, calls):
-    """The products alone with their operands in the cache, as an update has them.
+def _products_against_torch(best, calls):
+    """The kernels' bfloat16 products against torch's, from memory and in the cache.
 
-    Above, every product runs once per round, so its operands (49 MB of
-    float32 for the kernels, half that pre-cast for PyTorch) come from
-    memory; in an update each layer's operands were just written. Here
-    each product is called ``calls`` times in a row on the same operands
-    (after one call) and the medians are added up.
+    "From memory": each product once per call of the whole set, so that
+    its operands (49 MB of float32 for the kernels, half that pre-cast for
+    PyTorch) come from memory; "in the cache": each product ``calls``
+    times in a row on the same operands, the medians added up. In an
+    update each layer's operands were just written; its own products (the
+    product clock) are set against both of torch's figures.
     """
-    ours = [functools.partial(kernels.bf16_matmul, a, b) for pairs in members for a, b in pairs]
-    theirs = [functools.partial(torch.bmm, a, b) for a, b in b16]
-
-    def repeated(products):
-        total = 0.0
-        for product in products:
-            product()
-            total += median_seconds(product, calls)
-        return total
-
-    cached = {"kernels": [], "torch": []}
-    with torch_threads(1), cpu_fast_math(torch.device("cpu")):
-        for _ in range(rounds):
-            cached["kernels"].append(repeated(ours))
-            cached["torch"].append(repeated(theirs))
-    kernel_s, torch_s = (statistics.median(cached[k]) for k in ("kernels", "torch"))
-    from_memory = (best["kernels, bfloat16 products alone"], best["torch bmm bfloat16"])
-    rows = [["from memory (each product once per round, as above)",
-             f"{1e3 * from_memory[0]:.2f}", f"{1e3 * from_memory[1]:.2f}",
-             f"{from_memory[0] / from_memory[1]:.2f}x"],
-            [f"in the cache (each product {calls} times in a row on its operands)",
-             f"{1e3 * kernel_s:.2f}", f"{1e3 * torch_s:.2f}", f"{kernel_s / torch_s:.2f}x"]]
-    return markdown_table(["operands", "kernels' products alone ms", "torch bmm bfloat16 ms",
-                           "kernels / torch"], rows)
+    torch_memory, torch_cache = best[TORCH], best[TORCH_CACHED]
+    rows = [[name, f"{1e3 * t:.2f}", f"{t / torch_memory:.2f}x", f"{t / torch_cache:.2f}x"]
+            for name, t in (
+                ("the update's own (product clock, as they run in the update)", best[CLOCKED]),
+                ("`bf16_matmul`, operands from memory", best[ALONE]),
+                (f"`bf16_matmul`, operands in the cache (each product {calls} times in a row)",
+                 best[ALONE_CACHED]))]
+    return markdown_table(["kernels' bfloat16 products", "ms",
+                           f"/ torch bmm bfloat16 from memory ({1e3 * torch_memory:.2f} ms)",
+                           f"/ torch bmm bfloat16 in the cache ({1e3 * torch_cache:.2f} ms)"],
+                          rows)
 
 
 def section_precision(names, seeds=(0, 1, 2)):

@@ -306,6 +306,11 @@ PYBIND11_MODULE(_iwae, m) {
   m.def("bf16_matmul", &bf16_matmul, py::arg("a"), py::arg("b"),
         "a @ b with the training updates' bfloat16 products: operands rounded "
         "to bfloat16, float32 accumulation on the AMX tiles.");
+  m.def("start_product_clock", &iwae::start_product_clock,
+        "Set the product clock to zero and start it: every bfloat16 product on "
+        "the tiles (operand packing included) adds its time to it.");
+  m.def("stop_product_clock", &iwae::stop_product_clock,
+        "Stop the product clock; return the seconds it counted since it started.");
   m.def("release_scratch", &iwae::release_scratch,
         "Free the scratch train_step keeps in this thread between updates.");
   m.def("bf16_available", &iwae::bf16_available,

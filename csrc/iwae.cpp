@@ -4,6 +4,8 @@
 #include "iwae.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -924,6 +926,53 @@ int default_threads() { return odim_openmp::default_threads(); }
 const char* isa() {
   if (use_avx512()) return "avx512+amx";
   return use_avx2() ? "avx2+fma" : "generic";
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::atomic<bool> product_clock_running{false};
+std::atomic<std::int64_t> product_clock_ns{0};
+
+// The calling thread's open product scopes, and when the outermost one
+// opened while the clock ran.
+struct ProductClockThread {
+  int depth = 0;
+  bool timing = false;
+  Clock::time_point start;
+};
+thread_local ProductClockThread product_clock_thread;
+
+}  // namespace
+
+namespace detail {
+
+void product_clock_enter() {
+  ProductClockThread& t = product_clock_thread;
+  if (t.depth++ > 0 || !product_clock_running.load(std::memory_order_relaxed)) return;
+  t.timing = true;
+  t.start = Clock::now();
+}
+
+void product_clock_leave() {
+  ProductClockThread& t = product_clock_thread;
+  if (--t.depth > 0 || !t.timing) return;
+  t.timing = false;
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t.start);
+  product_clock_ns.fetch_add(ns.count(), std::memory_order_relaxed);
+}
+
+}  // namespace detail
+
+void start_product_clock() {
+  product_clock_ns.store(0);
+  product_clock_running.store(true);
+}
+
+double stop_product_clock() {
+  product_clock_running.store(false);
+  return static_cast<double>(product_clock_ns.load()) * 1e-9;
 }
 
 void allow_avx2(bool allowed) { avx2_allowed = allowed; }

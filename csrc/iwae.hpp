@@ -144,6 +144,16 @@ bool bf16_available();
 // update to the next (call it when the updates are done).
 void release_scratch();
 
+// The product clock, for benchmarks: start_product_clock() sets it to zero
+// and starts it; stop_product_clock() stops it and returns the seconds that
+// bfloat16 products on the tiles took meanwhile, in any thread (their
+// operands' rounding and packing included, the rest of an update not). A
+// training update's output layer forms its outputs a block at a time
+// between likelihood steps, and the clock times each block's products
+// alone, so they no longer overlap those steps while it runs.
+void start_product_clock();
+double stop_product_clock();
+
 // C (M x N) = A (M x K) B (K x N), row-major float32, with the products of
 // bf16_products (operands rounded to bfloat16, float32 accumulation on the
 // AMX tiles); for tests and the benchmarks. Needs bf16_available().

@@ -203,6 +203,21 @@ inline ContribBuffers carve_contrib(const Dims& dm, Arena& a, std::size_t rows,
   return c;
 }
 
+// The product clock (iwae.cpp; benchmarks only): while it runs, every
+// bfloat16 product on the tiles (its operands' rounding and packing
+// included) adds its time to it. A product marks itself with a
+// ProductClockScope; a scope inside another counts once. Plain calls into
+// iwae.cpp, so that the kernel builds compile no library code for it.
+void product_clock_enter();
+void product_clock_leave();
+
+struct ProductClockScope {
+  ProductClockScope() { product_clock_enter(); }
+  ~ProductClockScope() { product_clock_leave(); }
+  ProductClockScope(const ProductClockScope&) = delete;
+  ProductClockScope& operator=(const ProductClockScope&) = delete;
+};
+
 // Rows per chunk of a weight-gradient product: each chunk reads and writes
 // the whole gradient G once, so larger chunks pass over it fewer times.
 constexpr std::size_t kGradChunk = 256;

@@ -78,6 +78,35 @@ def release_scratch():
         _ext.release_scratch()
 
 
+def product_seconds(run):
+    """Call ``run()`` and return the seconds its bfloat16 tile products took.
+
+    A clock in the extension adds up the time of every product on the AMX
+    tiles while ``run`` runs (in any thread), the rounding and packing of
+    their operands included and nothing else: with ``run`` a
+    ``bf16=True`` :func:`train_step`, the update's own products as they
+    run in it, for benchmarks. While the clock runs, the output layer's
+    products no longer overlap the likelihood (each block of outputs is
+    timed alone), so an update takes longer than without it; float32
+    products are not counted.
+
+    Parameters
+    ----------
+    run : callable
+        Called once, with no arguments.
+
+    Returns
+    -------
+    seconds : float
+    """
+    _ext.start_product_clock()
+    try:
+        run()
+    finally:
+        seconds = _ext.stop_product_clock()
+    return seconds
+
+
 def bf16_matmul(a, b):
     """``a @ b`` with the training updates' bfloat16 products (AMX tiles).
 

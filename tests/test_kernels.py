@@ -1,5 +1,7 @@
 """The fused C++ kernels against the PyTorch network they replace."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -162,6 +164,31 @@ def test_training_step_does_not_read_stale_memory(bf16, with_labels):
         assert_array_equal(first[0], run[0])
         for a, b in zip(first[1], run[1]):
             assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(not kernels.bf16_units(), reason="no AMX with AVX512-BF16")
+def test_product_clock_times_only_the_bfloat16_products():
+    # The benchmarks' product clock: a share of a bfloat16 update, nothing
+    # for float32 products or outside the call, and no bit changed.
+    params, latent, gen = _network(300, "rectified", True)
+    batch = (_rows((3, 40, 300), "rectified", gen), torch.randn((3, 5, 40, latent), generator=gen))
+
+    def update(bf16):
+        p = {k: [t.clone() for t in v] for k, v in params.items()}
+        objectives = kernels.train_step(p, *batch, "rectified", bf16=bf16)
+        return [objectives] + [t.grad.numpy().copy() for t in network.flat_parameters(p)]
+
+    plain = update(True)
+    timed = []
+    started = time.perf_counter()
+    seconds = kernels.product_seconds(lambda: timed.extend(update(True)))
+    wall = time.perf_counter() - started
+    assert 0.0 < seconds < wall
+    for a, b in zip(plain, timed):
+        assert_array_equal(a, b)
+    assert kernels.product_seconds(lambda: update(False)) == 0.0
+    update(True)  # with the clock stopped
+    assert kernels.product_seconds(lambda: None) == 0.0
 
 
 @pytest.mark.skipif(not kernels.bf16_units(), reason="no AMX with AVX512-BF16")
