@@ -587,6 +587,8 @@ def median_ms(fn, repeats):
 
 def section_gmm(quick=False):
     """The GMM-2 selector: scikit-learn against the NumPy fallback and the C++ kernel."""
+    if gmm.BACKEND == "cpp":
+        from pyod_odim import _gmm
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         rows = []
@@ -597,8 +599,6 @@ def section_gmm(quick=False):
             npy = median_ms(lambda: gmm.fit_gmm2(losses, backend="numpy"), slow)
             row = [n, m, f"{sk:.2f}", f"{npy:.2f}"]
             if gmm.BACKEND == "cpp":
-                from pyod_odim import _gmm
-
                 fast = gmm_repeats(n, m, False, quick)
                 cpp = median_ms(lambda: gmm.fit_gmm2(losses, backend="cpp"), fast)
                 cpp1 = median_ms(lambda: _gmm.fit(losses, 1e-3, 100, 1e-6, "sigma", 1), fast)
@@ -609,8 +609,6 @@ def section_gmm(quick=False):
             print(" ".join(map(str, row)), flush=True)
     header = f"backend {gmm.BACKEND}"
     if gmm.BACKEND == "cpp":
-        from pyod_odim import _gmm
-
         header += (f", OpenMP {_gmm.openmp} ({_gmm.default_threads()} threads), "
                    f"E-step {_gmm.pack_kind()}")
     return header + "; median ms\n\n" + markdown_table(
