@@ -5,9 +5,11 @@
                                      [--seeds 0,1] [--cover-caps 20000,none]
                                      [--synth-caps 50000,none] [--sparse-updates N]
                                      [--sparse-precisions float32,bfloat16]
+                                     [--sparse-threads 1,2]
 
 Every measurement runs in a fresh child process, one at a time, single
-threaded (``n_jobs=1``, one torch thread), so its peak RSS
+threaded (``n_jobs=1``, one torch thread; the sparse section's
+``--sparse-threads`` can ask for more), so its peak RSS
 (``resource.getrusage``) is its own. Sections:
 
 * ``sample``: how training AUC and fit time change with ``max_fit_rows``:
@@ -23,7 +25,9 @@ threaded (``n_jobs=1``, one torch thread), so its peak RSS
   paper's Reuters shape (1,800 x 26,147, :func:`synthetic_text`): fit time,
   its parts, peak RSS and the NumPy peak (``tracemalloc``), AUC, once per
   ``precision`` of ``--sparse-precisions`` (``--sparse-updates N`` caps the
-  fits for a quicker reading).
+  fits for a quicker reading), on each thread count of ``--sparse-threads``
+  (``n_jobs``; default 1), with a fingerprint of the scores to show that
+  the thread count changes none of them.
 * ``throughput``: rows per second of scoring 200k synthetic rows with a
   fitted model, in-process and on a ``distributed.LocalCluster`` of 2
   worker processes x 1 thread (data generated and held on the workers
@@ -273,8 +277,9 @@ def distributed_wait(collection):
     wait(collection)
 
 
-def job_sparse_fit(seed, **params):
+def job_sparse_fit(seed, n_jobs=1, **params):
     """A default fit on the synthetic TF-IDF matrix: seconds, parts, AUC, memory."""
+    import hashlib
     import tracemalloc
 
     import torch
@@ -284,7 +289,7 @@ def job_sparse_fit(seed, **params):
 
     torch.set_num_threads(1)
     X, y = synthetic_text(seed=seed)
-    clf = ODIM(random_state=seed, n_jobs=1, **params)
+    clf = ODIM(random_state=seed, n_jobs=n_jobs, **params)
     data_mb = peak_rss_mb()
     tracemalloc.start()
     t0 = time.perf_counter()
@@ -303,6 +308,7 @@ def job_sparse_fit(seed, **params):
             (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 2**20),
         dense_mb=dense_mb, data_mb=data_mb, peak_mb=peak_rss_mb(),
         numpy_peak_mb=numpy_peak_mb, outliers=int(y.sum()), isa=kernels.ISA,
+        scores_sha=hashlib.sha256(clf.decision_scores_.tobytes()).hexdigest()[:12],
     )
 
 
@@ -415,12 +421,13 @@ def sparse_caps(value, precisions):
 def section_sparse(args, cache):
     """The paper's Reuters shape as synthetic sparse TF-IDF (docs/results.md, "scale-sparse")."""
     precisions = args.sparse_precisions.split(",")
+    threads = [int(v) for v in args.sparse_threads.split(",")]
     caps = sparse_caps(args.sparse_updates, precisions)
-    runs = [(precision, cache("sparse_fit", seed=0, precision=precision,
-                              **({} if caps[precision] is None
-                                 else dict(max_updates=caps[precision]))))
-            for precision in precisions]
-    first = runs[0][1]
+    runs = [(precision, n_jobs, cache("sparse_fit", seed=0, precision=precision, n_jobs=n_jobs,
+                                      **({} if caps[precision] is None
+                                         else dict(max_updates=caps[precision]))))
+            for precision in precisions for n_jobs in threads]
+    first = runs[0][2]
     how = "; ".join(f"{p}: " + ("the default fit" if caps[p] is None else
                                 f"capped at max_updates={caps[p]}, NOT the default fit")
                     for p in precisions)
@@ -434,19 +441,24 @@ def section_sparse(args, cache):
         f"scikit-learn's TF-IDF (L2 rows), {first['nnz_per_row']:.0f} non-zeros per row "
         f"({first['nnz_per_row'] / TEXT_FEATURES:.2%}); CSR float64, "
         f"{first['sparse_mb']:.1f} MB (its dense copy: {first['dense_mb']:.0f} MB). ODIM's "
-        f"defaults but `precision`, seed 0, one thread, kernels {first.get('isa', '?')}; "
+        f"defaults but `precision` and `n_jobs` (the threads), seed 0, kernels "
+        f"{first.get('isa', '?')}; "
         f"likelihood {first['likelihood']!r}, {first['members']} members. `precision` sets "
         f"the products of the training updates, of their checks and of the final scoring "
-        f"(\"final\" also holds the feature contributions' reference, in the same precision).\n")
+        f"(\"final\" also holds the feature contributions' reference, in the same precision); "
+        f"\"scores\" is the start of the SHA-256 of `decision_scores_`, equal where the scores "
+        f"are equal bit for bit.\n")
     SPARSE_REPORT.add(markdown_table(
-        ["precision", "updates", "fit s", "updates s", "s per update", "checks s",
+        ["precision", "threads", "updates", "fit s", "updates s", "s per update", "checks s",
          "final scoring s", "RSS after loading MB", "peak RSS MB",
-         "NumPy peak (tracemalloc) MB", "AUC"],
-        [[precision, res["updates"], f"{res['fit_s']:.0f}", f"{res['train_s']:.0f}",
+         "NumPy peak (tracemalloc) MB", "AUC", "scores"],
+        [[precision, n_jobs, res["updates"], f"{res['fit_s']:.0f}", f"{res['train_s']:.0f}",
           f"{res['train_s'] / max(1, res['updates']):.2f}", f"{res['checks_s']:.0f}",
           f"{res['final_s']:.0f}", f"{res['data_mb']:.0f}", f"{res['peak_mb']:.0f}",
-          f"{res['numpy_peak_mb']:.0f}", f"{res['auc']:.3f}"] for precision, res in runs]))
-    capped = [(precision, res) for precision, res in runs if caps[precision] is not None]
+          f"{res['numpy_peak_mb']:.0f}", f"{res['auc']:.3f}", res.get("scores_sha", "-")]
+         for precision, n_jobs, res in runs]))
+    capped = [(precision, res) for precision, n_jobs, res in runs
+              if caps[precision] is not None and n_jobs == 1]
     if capped:
         # A default fit runs at least the warm-up and `patience` checks after it.
         from pyod_odim.defaults import WIDE_DEFAULTS
@@ -474,6 +486,8 @@ def main():
                              "(float32=10,bfloat16=none) (default: none, the default fit)")
     parser.add_argument("--sparse-precisions", default="float32,bfloat16",
                         help="precisions of the sparse section's fits (comma-separated)")
+    parser.add_argument("--sparse-threads", default="1",
+                        help="n_jobs of the sparse section's fits (comma-separated)")
     parser.add_argument("--cap", type=int, default=200_000,
                         help="max_fit_rows of the growth section")
     parser.add_argument("--quick", action="store_true",
@@ -517,7 +531,8 @@ def main():
     setup = (f"pyod-odim {pyod_odim.__version__}, torch {torch.__version__}, "
              f"numpy {np.__version__}, python {platform.python_version()}, "
              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
-             f"{datetime.date.today().isoformat()}; every job in its own process, 1 thread")
+             f"{datetime.date.today().isoformat()}; every job in its own process, 1 thread "
+             f"unless its table says otherwise")
     print(f"{setup} ({os.path.dirname(pyod_odim.__file__)})", flush=True)
     results = {}
 
