@@ -932,14 +932,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::atomic<bool> product_clock_running{false};
 std::atomic<std::int64_t> product_clock_ns{0};
 
-// The calling thread's open product scopes, and when the outermost one
-// opened while the clock ran.
+// The calling thread's open product scopes that entered the clock, and when
+// the outermost one opened.
 struct ProductClockThread {
   int depth = 0;
-  bool timing = false;
   Clock::time_point start;
 };
 thread_local ProductClockThread product_clock_thread;
@@ -948,17 +946,16 @@ thread_local ProductClockThread product_clock_thread;
 
 namespace detail {
 
+bool product_clock_running = false;
+
 void product_clock_enter() {
   ProductClockThread& t = product_clock_thread;
-  if (t.depth++ > 0 || !product_clock_running.load(std::memory_order_relaxed)) return;
-  t.timing = true;
-  t.start = Clock::now();
+  if (t.depth++ == 0) t.start = Clock::now();
 }
 
 void product_clock_leave() {
   ProductClockThread& t = product_clock_thread;
-  if (--t.depth > 0 || !t.timing) return;
-  t.timing = false;
+  if (--t.depth > 0) return;
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t.start);
   product_clock_ns.fetch_add(ns.count(), std::memory_order_relaxed);
 }
@@ -967,11 +964,11 @@ void product_clock_leave() {
 
 void start_product_clock() {
   product_clock_ns.store(0);
-  product_clock_running.store(true);
+  __atomic_store_n(&detail::product_clock_running, true, __ATOMIC_SEQ_CST);
 }
 
 double stop_product_clock() {
-  product_clock_running.store(false);
+  __atomic_store_n(&detail::product_clock_running, false, __ATOMIC_SEQ_CST);
   return static_cast<double>(product_clock_ns.load()) * 1e-9;
 }
 

@@ -206,16 +206,26 @@ inline ContribBuffers carve_contrib(const Dims& dm, Arena& a, std::size_t rows,
 // The product clock (iwae.cpp; benchmarks only): while it runs, every
 // bfloat16 product on the tiles (its operands' rounding and packing
 // included) adds its time to it. A product marks itself with a
-// ProductClockScope; a scope inside another counts once. Plain calls into
-// iwae.cpp, so that the kernel builds compile no library code for it.
+// ProductClockScope; a scope inside another counts once. Stopped, a scope
+// costs one load of the flag; running, plain calls into iwae.cpp, so that
+// the kernel builds compile no library code for it.
+extern bool product_clock_running;  // read and written with __atomic builtins
 void product_clock_enter();
 void product_clock_leave();
 
-struct ProductClockScope {
-  ProductClockScope() { product_clock_enter(); }
-  ~ProductClockScope() { product_clock_leave(); }
+class ProductClockScope {
+ public:
+  ProductClockScope() : timing_(__atomic_load_n(&product_clock_running, __ATOMIC_RELAXED)) {
+    if (timing_) product_clock_enter();
+  }
+  ~ProductClockScope() {
+    if (timing_) product_clock_leave();
+  }
   ProductClockScope(const ProductClockScope&) = delete;
   ProductClockScope& operator=(const ProductClockScope&) = delete;
+
+ private:
+  const bool timing_;
 };
 
 // Rows per chunk of a weight-gradient product: each chunk reads and writes
