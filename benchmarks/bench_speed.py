@@ -54,7 +54,7 @@ commands run back to back. Sections:
   products, timed inside it by the extension's product clock
   (``kernels.product_seconds``), and the same products one at a time
   through ``kernels.bf16_matmul``. One thread, subnormals flushed to zero
-  as in a fit; the runs alternate, each a median of 20 calls, over 3
+  as in a fit; the runs alternate, each a median of 20 calls, over 5
   rounds; the table gives the median of the rounds. A second table sets
   the kernels' products against torch's bfloat16 products both from
   memory and in the cache (torch's and ``bf16_matmul``'s products also
