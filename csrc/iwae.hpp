@@ -147,10 +147,10 @@ void release_scratch();
 // The product clock, for benchmarks: start_product_clock() sets it to zero
 // and starts it; stop_product_clock() stops it and returns the seconds that
 // bfloat16 products on the tiles took meanwhile, in any thread (their
-// operands' rounding and packing included, the rest of an update not). A
-// training update's output layer forms its outputs a block at a time
-// between likelihood steps, and the clock times each block's products
-// alone, so they no longer overlap those steps while it runs.
+// operands' rounding and packing included, the rest of an update not).
+// Above 6,144 features a training update's output layer forms its outputs
+// a block at a time between likelihood steps; the clock times each block's
+// products alone, so they no longer overlap those steps while it runs.
 void start_product_clock();
 double stop_product_clock();
 

@@ -85,10 +85,11 @@ def product_seconds(run):
     tiles while ``run`` runs (in any thread), the rounding and packing of
     their operands included and nothing else: with ``run`` a
     ``bf16=True`` :func:`train_step`, the update's own products as they
-    run in it, for benchmarks. While the clock runs, the output layer's
-    products no longer overlap the likelihood (each block of outputs is
-    timed alone), so an update takes longer than without it; float32
-    products are not counted.
+    run in it, for benchmarks. Above 6,144 features, where the output
+    layer forms its outputs a block at a time between likelihood steps,
+    the running clock times each block's products alone, so they no
+    longer overlap the likelihood and an update takes longer than without
+    it. float32 products are not counted.
 
     Parameters
     ----------
